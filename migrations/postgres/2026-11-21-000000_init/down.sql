@@ -1,0 +1,3 @@
+DROP TABLE outbox;
+DROP TABLE jobs;
+DROP TABLE sites;

@@ -1,0 +1,93 @@
+//! Admin authentication: `Authorization: Bearer <token>` against the global admin token or a
+//! tenant's token, compared in constant time. A tenant token sees only its tenant.
+
+use std::future::{ready, Ready};
+
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+
+use crate::error::ApiError;
+use crate::routes::AppState;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Global,
+    Tenant(String),
+}
+
+/// An authenticated admin caller.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub scope: Scope,
+}
+
+impl Admin {
+    /// `Ok` when the caller may act on `tenant`'s resources.
+    pub fn require(&self, tenant: &str) -> Result<(), ApiError> {
+        match &self.scope {
+            Scope::Global => Ok(()),
+            Scope::Tenant(own) if own == tenant => Ok(()),
+            Scope::Tenant(_) => Err(ApiError::Forbidden(
+                "this token belongs to another tenant".into(),
+            )),
+        }
+    }
+
+    pub fn require_global(&self) -> Result<(), ApiError> {
+        match self.scope {
+            Scope::Global => Ok(()),
+            Scope::Tenant(_) => Err(ApiError::Forbidden(
+                "this needs the global admin token".into(),
+            )),
+        }
+    }
+
+    /// The tenant a listing is limited to: the asked-for one (if allowed) or the token's own.
+    pub fn tenant_filter(&self, asked: Option<&str>) -> Result<Option<String>, ApiError> {
+        match (&self.scope, asked) {
+            (_, Some(tenant)) => self.require(tenant).map(|()| Some(tenant.to_owned())),
+            (Scope::Tenant(own), None) => Ok(Some(own.clone())),
+            (Scope::Global, None) => Ok(None),
+        }
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Admin, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))?;
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <admin token>".into()))?;
+    // Check every token so the time taken does not tell which one matched.
+    let mut scope = None;
+    if state.settings.server.admin_token.matches(token) {
+        scope = Some(Scope::Global);
+    }
+    for tenant in &state.settings.tenants {
+        if tenant.admin_token.matches(token) && scope.is_none() {
+            scope = Some(Scope::Tenant(tenant.name.clone()));
+        }
+    }
+    let scope =
+        scope.ok_or_else(|| ApiError::Unauthorized("the admin token is not valid".into()))?;
+    let key = match &scope {
+        Scope::Global => "global".to_owned(),
+        Scope::Tenant(name) => format!("tenant:{name}"),
+    };
+    state.limits.admin_per_token.check(&key)?;
+    Ok(Admin { scope })
+}
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}

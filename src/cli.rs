@@ -1,0 +1,144 @@
+//! The command line: `berth [--config FILE] <command>`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::configuration::Settings;
+use crate::startup::{Application, Mode};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "Turns a signup or a Stripe payment into a live, isolated customer site."
+)]
+pub struct Cli {
+    /// The TOML configuration file. Without one, berth runs the embedded default.
+    #[arg(long, global = true, env = "BERTH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API and the job worker (migrates the database first).
+    Serve {
+        /// Serve the API only; another process runs the jobs.
+        #[arg(long, conflicts_with = "worker_only")]
+        no_worker: bool,
+        /// Run jobs only (plus /healthz, /readyz and /metrics for probes).
+        #[arg(long)]
+        worker_only: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (file + environment), secrets redacted.
+    Check,
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::Config {
+        command: ConfigCommand::Check,
+    } = cli.command
+    {
+        print!("{}", settings.redacted_toml());
+        eprintln!("configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    crate::telemetry::init(&settings.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve {
+                no_worker,
+                worker_only,
+            } => {
+                let mode = Mode {
+                    api: !worker_only,
+                    worker: !no_worker,
+                };
+                serve(settings, mode).await
+            }
+            Command::Migrate => migrate(settings).await,
+            Command::Config { .. } => unreachable!("handled above"),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "berth stopped with an error");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings, mode: Mode) -> anyhow::Result<()> {
+    let app = Application::build(settings, mode).await?;
+    let shutdown = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        shutdown.cancel();
+    });
+    app.run_until_stopped().await
+}
+
+async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    let db = crate::db::Db::connect(&settings.database)?;
+    let applied = db.migrate().await?;
+    if applied.is_empty() {
+        println!("database is up to date");
+    } else {
+        for migration in applied {
+            println!("applied {migration}");
+        }
+    }
+    Ok(())
+}
+
+/// SIGTERM (from an orchestrator) or Ctrl-C.
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("can listen for SIGTERM");
+        tokio::select! {
+            _ = ctrl_c => tracing::info!("received Ctrl-C"),
+            _ = term.recv() => tracing::info!("received SIGTERM"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

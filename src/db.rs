@@ -1,0 +1,244 @@
+//! Storage: one diesel code path over SQLite (the embedded default) and PostgreSQL.
+//!
+//! Durability rules: SQLite runs in WAL mode with `synchronous=FULL` and a busy timeout, and every
+//! write goes through [`write_tx`], which opens the transaction with `BEGIN IMMEDIATE` so writers
+//! queue on the lock instead of failing on a stale snapshot. PostgreSQL keeps its durable
+//! defaults. A function here returning `Ok` after a write means the write is on disk.
+
+pub mod jobs;
+pub mod outbox;
+pub mod schema;
+pub mod sites;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{self, ManageConnection, Pool};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::configuration::DatabaseSettings;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to either backend. Queries written once with diesel's DSL run on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Opens connections from a `sqlite://PATH` or `postgres://…` URL, setting SQLite's pragmas on
+/// each new connection.
+#[derive(Debug)]
+struct Manager {
+    backend: Backend,
+    /// The URL or path handed to the driver. Never logged: it can hold a password.
+    target: String,
+    busy_timeout_ms: u32,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        match self.backend {
+            Backend::Postgres => PgConnection::establish(&self.target)
+                .map(DbConnection::Postgresql)
+                .map_err(r2d2::Error::ConnectionError),
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(&self.target)
+                    .map_err(r2d2::Error::ConnectionError)?;
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {};
+                     PRAGMA journal_mode = WAL;
+                     PRAGMA synchronous = FULL;
+                     PRAGMA foreign_keys = ON;",
+                    self.busy_timeout_ms
+                ))
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// The connection pool. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<Manager>,
+    backend: Backend,
+}
+
+impl Db {
+    pub fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        let url = settings.url.expose();
+        let (backend, target) = if let Some(path) = url.strip_prefix("sqlite://") {
+            anyhow::ensure!(
+                !path.is_empty(),
+                "database.url: sqlite:// needs a file path"
+            );
+            (Backend::Sqlite, path.to_owned())
+        } else {
+            (Backend::Postgres, url.to_owned())
+        };
+        let manager = Manager {
+            backend,
+            target,
+            busy_timeout_ms: settings.busy_timeout_ms,
+        };
+        let pool = Pool::builder()
+            .max_size(settings.max_connections)
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .context("failed to connect to the database")?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs blocking diesel work on the blocking pool with a pooled connection.
+    pub async fn run<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        F: FnOnce(&mut DbConnection) -> anyhow::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().context("no database connection available")?;
+            f(&mut conn)
+        })
+        .await
+        .context("database task panicked")?
+    }
+
+    /// Applies pending migrations; safe when several processes start at once.
+    pub async fn migrate(&self) -> anyhow::Result<Vec<String>> {
+        self.run(|conn| {
+            let applied = match conn {
+                DbConnection::Postgresql(pg) => {
+                    // Serialise concurrent starts: only one process migrates at a time.
+                    pg.batch_execute("SELECT pg_advisory_lock(7363746)")?;
+                    let result = pg
+                        .run_pending_migrations(POSTGRES_MIGRATIONS)
+                        .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>());
+                    pg.batch_execute("SELECT pg_advisory_unlock(7363746)")?;
+                    result
+                }
+                DbConnection::Sqlite(lite) => {
+                    let result = lite
+                        .run_pending_migrations(SQLITE_MIGRATIONS)
+                        .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>())
+                        .map_err(|e| e.to_string());
+                    match result {
+                        Ok(applied) => Ok(applied),
+                        // Another process may have applied them under our feet.
+                        Err(_)
+                            if !lite
+                                .has_pending_migration(SQLITE_MIGRATIONS)
+                                .unwrap_or(true) =>
+                        {
+                            Ok(Vec::new())
+                        }
+                        Err(e) => Err(e.into()),
+                    }
+                }
+            };
+            applied.map_err(|e| anyhow::anyhow!("failed to apply migrations: {e}"))
+        })
+        .await
+    }
+
+    /// True when the database answers and has every migration applied.
+    pub async fn is_ready(&self) -> bool {
+        self.run(|conn| {
+            let pending = match conn {
+                DbConnection::Postgresql(pg) => pg.has_pending_migration(POSTGRES_MIGRATIONS),
+                DbConnection::Sqlite(lite) => lite.has_pending_migration(SQLITE_MIGRATIONS),
+            };
+            pending.map_err(|e| anyhow::anyhow!("{e}"))
+        })
+        .await
+        .is_ok_and(|pending| !pending)
+    }
+}
+
+/// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (take the write lock up front,
+/// waiting up to the busy timeout), a normal transaction on PostgreSQL. Commits when `f` returns
+/// `Ok`, rolls back otherwise (and when `f` panics).
+pub fn write_tx<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    match conn {
+        DbConnection::Postgresql(_) => conn.transaction(f),
+        DbConnection::Sqlite(_) => {
+            conn.batch_execute("BEGIN IMMEDIATE")
+                .context("failed to begin a write transaction")?;
+            let mut guard = RollbackGuard { conn, done: false };
+            let value = f(guard.conn)?;
+            guard
+                .conn
+                .batch_execute("COMMIT")
+                .context("failed to commit")?;
+            guard.done = true;
+            Ok(value)
+        }
+    }
+}
+
+/// Rolls an open SQLite transaction back unless it was committed, so a pooled connection never
+/// goes back to the pool mid-transaction.
+struct RollbackGuard<'a> {
+    conn: &'a mut DbConnection,
+    done: bool,
+}
+
+impl Drop for RollbackGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.conn.batch_execute("ROLLBACK");
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, the unit of every timestamp column.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// True when `error` (anywhere in its chain) is a unique-constraint violation.
+pub fn is_unique_violation(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<diesel::result::Error>(),
+            Some(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    })
+}

@@ -1,0 +1,267 @@
+//! Job rows: enqueue, claim under a lease, heartbeat, finish.
+//!
+//! A job is `queued` until a worker claims it: the claim sets `running`, the worker as lease
+//! owner, a lease expiry, and counts the attempt, in one statement (PostgreSQL: `FOR UPDATE SKIP
+//! LOCKED`, so concurrent workers never take the same row; SQLite: inside `BEGIN IMMEDIATE`, so
+//! claims are serialised). A `running` job whose lease expired (its worker died) is claimable
+//! again. Every finishing write checks the lease owner, so a worker that lost its lease cannot
+//! overwrite the outcome of the one that took over.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use serde::Serialize;
+
+use super::schema::jobs;
+use super::{now_ms, write_tx, DbConnection};
+
+pub const QUEUED: &str = "queued";
+pub const RUNNING: &str = "running";
+pub const SUCCEEDED: &str = "succeeded";
+pub const FAILED: &str = "failed";
+pub const STATES: [&str; 4] = [QUEUED, RUNNING, SUCCEEDED, FAILED];
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = jobs)]
+pub struct NewJob {
+    pub id: String,
+    pub kind: String,
+    pub payload: String,
+    pub site_id: Option<String>,
+    pub state: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Serialize)]
+#[diesel(table_name = jobs)]
+pub struct JobRow {
+    pub id: String,
+    pub kind: String,
+    #[serde(skip)]
+    pub payload: String,
+    pub site_id: Option<String>,
+    pub state: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: i64,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub fn insert(conn: &mut DbConnection, job: &NewJob) -> anyhow::Result<()> {
+    diesel::insert_into(jobs::table).values(job).execute(conn)?;
+    Ok(())
+}
+
+const CLAIM_POSTGRES: &str = "
+UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2,
+       attempts = attempts + 1, updated_at = $3
+WHERE id = (
+    SELECT id FROM jobs
+    WHERE (state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_expires_at <= $3)
+    ORDER BY run_at, id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING *";
+
+const CLAIM_SQLITE: &str = "
+UPDATE jobs SET state = 'running', lease_owner = ?1, lease_expires_at = ?2,
+       attempts = attempts + 1, updated_at = ?3
+WHERE id = (
+    SELECT id FROM jobs
+    WHERE (state = 'queued' AND run_at <= ?3) OR (state = 'running' AND lease_expires_at <= ?3)
+    ORDER BY run_at, id
+    LIMIT 1
+)
+RETURNING *";
+
+/// Claims the next due job (or one whose lease expired) for `owner` until `now + lease_ms`.
+pub fn claim(
+    conn: &mut DbConnection,
+    owner: &str,
+    lease_ms: i64,
+) -> anyhow::Result<Option<JobRow>> {
+    write_tx(conn, |conn| {
+        let now = now_ms();
+        let sql = match conn {
+            DbConnection::Postgresql(_) => CLAIM_POSTGRES,
+            DbConnection::Sqlite(_) => CLAIM_SQLITE,
+        };
+        Ok(diesel::sql_query(sql)
+            .bind::<Text, _>(owner)
+            .bind::<BigInt, _>(now + lease_ms)
+            .bind::<BigInt, _>(now)
+            .get_result::<JobRow>(conn)
+            .optional()?)
+    })
+}
+
+/// The rows of this job that `owner` still holds.
+macro_rules! held {
+    ($id:expr, $owner:expr) => {
+        jobs::table
+            .find($id)
+            .filter(jobs::lease_owner.eq($owner))
+            .filter(jobs::state.eq(RUNNING))
+    };
+}
+
+/// Extends the lease; `false` means the lease was lost to another worker.
+pub fn heartbeat(
+    conn: &mut DbConnection,
+    id: &str,
+    owner: &str,
+    lease_ms: i64,
+) -> anyhow::Result<bool> {
+    write_tx(conn, |conn| {
+        let now = now_ms();
+        let n = diesel::update(held!(id, owner))
+            .set((
+                jobs::lease_expires_at.eq(now + lease_ms),
+                jobs::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(n == 1)
+    })
+}
+
+/// Marks the job done; `false` means the lease was lost and nothing was written.
+pub fn succeed(conn: &mut DbConnection, id: &str, owner: &str) -> anyhow::Result<bool> {
+    finish(conn, id, owner, SUCCEEDED, None, None)
+}
+
+/// Puts the job back in the queue to run at `run_at`, keeping the error.
+pub fn retry_at(
+    conn: &mut DbConnection,
+    id: &str,
+    owner: &str,
+    run_at: i64,
+    error: &str,
+) -> anyhow::Result<bool> {
+    finish(conn, id, owner, QUEUED, Some(run_at), Some(error))
+}
+
+/// Marks the job failed for good, keeping the error.
+pub fn fail(conn: &mut DbConnection, id: &str, owner: &str, error: &str) -> anyhow::Result<bool> {
+    finish(conn, id, owner, FAILED, None, Some(error))
+}
+
+fn finish(
+    conn: &mut DbConnection,
+    id: &str,
+    owner: &str,
+    state: &str,
+    run_at: Option<i64>,
+    error: Option<&str>,
+) -> anyhow::Result<bool> {
+    write_tx(conn, |conn| {
+        let now = now_ms();
+        let target = held!(id, owner);
+        let n = match run_at {
+            Some(run_at) => diesel::update(target)
+                .set((
+                    jobs::state.eq(state),
+                    jobs::run_at.eq(run_at),
+                    jobs::lease_owner.eq(None::<String>),
+                    jobs::lease_expires_at.eq(None::<i64>),
+                    jobs::last_error.eq(error),
+                    jobs::updated_at.eq(now),
+                ))
+                .execute(conn)?,
+            None => diesel::update(target)
+                .set((
+                    jobs::state.eq(state),
+                    jobs::lease_owner.eq(None::<String>),
+                    jobs::lease_expires_at.eq(None::<i64>),
+                    jobs::last_error.eq(error),
+                    jobs::updated_at.eq(now),
+                ))
+                .execute(conn)?,
+        };
+        Ok(n == 1)
+    })
+}
+
+/// Gives back every lease `owner` holds (graceful shutdown): the jobs are due at once and the
+/// interrupted attempt is not counted.
+pub fn release_all(conn: &mut DbConnection, owner: &str) -> anyhow::Result<usize> {
+    write_tx(conn, |conn| {
+        let now = now_ms();
+        Ok(diesel::update(
+            jobs::table
+                .filter(jobs::lease_owner.eq(owner))
+                .filter(jobs::state.eq(RUNNING)),
+        )
+        .set((
+            jobs::state.eq(QUEUED),
+            jobs::run_at.eq(now),
+            jobs::attempts.eq(jobs::attempts - 1),
+            jobs::lease_owner.eq(None::<String>),
+            jobs::lease_expires_at.eq(None::<i64>),
+            jobs::updated_at.eq(now),
+        ))
+        .execute(conn)?)
+    })
+}
+
+pub fn get(conn: &mut DbConnection, id: &str) -> anyhow::Result<Option<JobRow>> {
+    Ok(jobs::table
+        .find(id)
+        .select(JobRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Jobs newest first, optionally in one state and/or of one site.
+pub fn list(
+    conn: &mut DbConnection,
+    state: Option<&str>,
+    site_id: Option<&str>,
+    limit: i64,
+) -> anyhow::Result<Vec<JobRow>> {
+    let mut query = jobs::table.select(JobRow::as_select()).into_boxed();
+    if let Some(state) = state {
+        query = query.filter(jobs::state.eq(state.to_owned()));
+    }
+    if let Some(site_id) = site_id {
+        query = query.filter(jobs::site_id.eq(site_id.to_owned()));
+    }
+    Ok(query
+        .order((jobs::created_at.desc(), jobs::id.desc()))
+        .limit(limit)
+        .load(conn)?)
+}
+
+/// Puts a failed job back in the queue with a fresh attempt budget. `false` if it is not failed.
+pub fn requeue_failed(conn: &mut DbConnection, id: &str) -> anyhow::Result<bool> {
+    write_tx(conn, |conn| {
+        let now = now_ms();
+        let n = diesel::update(jobs::table.find(id).filter(jobs::state.eq(FAILED)))
+            .set((
+                jobs::state.eq(QUEUED),
+                jobs::attempts.eq(0),
+                jobs::run_at.eq(now),
+                jobs::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(n == 1)
+    })
+}
+
+/// The age of the oldest due job, in milliseconds (0 when none is waiting): the queue's lag.
+pub fn oldest_due_age_ms(conn: &mut DbConnection) -> anyhow::Result<i64> {
+    let now = now_ms();
+    let oldest: Option<i64> = jobs::table
+        .filter(jobs::state.eq(QUEUED))
+        .filter(jobs::run_at.le(now))
+        .select(diesel::dsl::min(jobs::run_at))
+        .first(conn)?;
+    Ok(oldest.map_or(0, |t| now - t))
+}

@@ -1,0 +1,12 @@
+//! Domain types. Each has a private field and one fallible constructor: once a value has one of
+//! these types it is valid, and nothing downstream checks it again.
+
+mod email_address;
+mod ids;
+mod names;
+mod site_state;
+
+pub use email_address::EmailAddress;
+pub use ids::{JobId, SiteId};
+pub use names::{validate_base_domain, Hostname, SiteName, TenantName};
+pub use site_state::SiteState;

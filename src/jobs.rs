@@ -1,0 +1,164 @@
+//! Durable background jobs.
+//!
+//! A job kind is a type implementing [`BackgroundJob`]: a name, a serialisable payload and an
+//! idempotent `run`. New kinds are added by implementing the trait and listing the type in
+//! [`registry`]; the queue and the worker need no change.
+
+mod deprovision;
+mod provision;
+mod runner;
+mod send_email;
+mod suspend;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::Notify;
+
+pub use deprovision::Deprovision;
+pub use provision::Provision;
+pub use runner::Worker;
+pub use send_email::SendEmail;
+pub use suspend::Suspend;
+
+use crate::configuration::{JobSettings, Settings};
+use crate::db::jobs::NewJob;
+use crate::db::{now_ms, Db};
+use crate::domain::JobId;
+use crate::mailer::Mailer;
+use crate::tenants::Tenants;
+
+/// What every job can reach.
+pub struct JobContext {
+    pub db: Db,
+    pub settings: Arc<Settings>,
+    pub tenants: Arc<Tenants>,
+    pub mailer: Arc<Mailer>,
+    /// Wakes this process's worker when a job is enqueued.
+    pub wake: Arc<Notify>,
+}
+
+/// A kind of background work. `run` must be idempotent: it can run more than once (a retry
+/// after an error, or a second worker after the first one died mid-run).
+pub trait BackgroundJob: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The stable name stored in the `kind` column.
+    const KIND: &'static str;
+
+    /// The site the job is about, stored beside it for the admin API.
+    fn site_id(&self) -> Option<&str> {
+        None
+    }
+
+    fn run(&self, ctx: &JobContext) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Called once when the last attempt failed, before the job is marked `failed`.
+    fn exhausted(
+        &self,
+        _ctx: &JobContext,
+        _error: &str,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
+    }
+
+    /// A row that enqueues this job, to insert in the transaction that calls for it.
+    fn to_new_job(&self, settings: &JobSettings) -> NewJob {
+        let now = now_ms();
+        NewJob {
+            id: JobId::generate().to_string(),
+            kind: Self::KIND.to_owned(),
+            payload: serde_json::to_string(self).expect("job payloads serialise"),
+            site_id: self.site_id().map(str::to_owned),
+            state: crate::db::jobs::QUEUED.to_owned(),
+            attempts: 0,
+            max_attempts: settings.max_attempts,
+            run_at: now,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+type Erased = fn(Arc<JobContext>, String, Option<String>) -> BoxFuture<'static, anyhow::Result<()>>;
+
+/// Runs a job from its stored payload: `run` when `error` is `None`, else `exhausted`.
+fn erased<J: BackgroundJob>(
+    ctx: Arc<JobContext>,
+    payload: String,
+    error: Option<String>,
+) -> BoxFuture<'static, anyhow::Result<()>> {
+    Box::pin(async move {
+        let job: J = serde_json::from_str(&payload)
+            .map_err(|e| anyhow::anyhow!("cannot decode {} payload: {e}", J::KIND))?;
+        match error {
+            None => job.run(&ctx).await,
+            Some(error) => job.exhausted(&ctx, &error).await,
+        }
+    })
+}
+
+/// The job kinds a worker knows, by name.
+#[derive(Default, Clone)]
+pub struct Registry {
+    kinds: HashMap<&'static str, Erased>,
+}
+
+impl Registry {
+    pub fn register<J: BackgroundJob>(mut self) -> Self {
+        self.kinds.insert(J::KIND, erased::<J>);
+        self
+    }
+
+    fn get(&self, kind: &str) -> Option<Erased> {
+        self.kinds.get(kind).copied()
+    }
+}
+
+/// Every job kind berth runs.
+pub fn registry() -> Registry {
+    Registry::default()
+        .register::<Provision>()
+        .register::<Deprovision>()
+        .register::<Suspend>()
+        .register::<SendEmail>()
+}
+
+/// The delay before attempt `attempt + 1`: `base * 2^(attempt-1)`, capped, with equal jitter
+/// (between half and all of it) so that failed jobs do not retry in lockstep.
+pub fn backoff(settings: &JobSettings, attempt: i32) -> std::time::Duration {
+    let exp = attempt.saturating_sub(1).clamp(0, 30) as u32;
+    let full = settings
+        .base_delay_secs
+        .saturating_mul(1u64 << exp)
+        .min(settings.max_delay_secs)
+        .max(1);
+    let full_ms = full * 1000;
+    let half = full_ms / 2;
+    let jitter = rand::random_range(0..=half);
+    std::time::Duration::from_millis(half + jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let settings = JobSettings {
+            base_delay_secs: 5,
+            max_delay_secs: 60,
+            ..Default::default()
+        };
+        for _ in 0..100 {
+            let first = backoff(&settings, 1).as_millis();
+            assert!((2500..=5000).contains(&first), "{first}");
+            let third = backoff(&settings, 3).as_millis();
+            assert!((10_000..=20_000).contains(&third), "{third}");
+            let late = backoff(&settings, 20).as_millis();
+            assert!((30_000..=60_000).contains(&late), "{late}");
+        }
+    }
+}

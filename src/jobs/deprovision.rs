@@ -1,0 +1,60 @@
+//! Deprovision: delete the workload and the DNS record berth owns, then mark the site `deleted`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{BackgroundJob, JobContext};
+use crate::db::{sites, write_tx};
+use crate::domain::SiteState;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Deprovision {
+    pub site_id: String,
+    pub version: i64,
+}
+
+impl BackgroundJob for Deprovision {
+    const KIND: &'static str = "deprovision";
+
+    fn site_id(&self) -> Option<&str> {
+        Some(&self.site_id)
+    }
+
+    async fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
+        let id = self.site_id.clone();
+        let Some(site) = ctx.db.run(move |c| sites::get(c, &id)).await? else {
+            return Ok(());
+        };
+        if site.version != self.version || site.state() != SiteState::Deprovisioning {
+            tracing::info!(site.id = %site.id, site.state = %site.state, "site moved on; deprovisioning stands down");
+            return Ok(());
+        }
+        let tenant = ctx.tenants.get(&site.tenant)?;
+        let spec = tenant.site_spec(&site);
+        tenant.runtime.delete(&spec).await?;
+        let target = tenant.dns_target(None).unwrap_or_default();
+        tenant.dns.delete(&spec.dns_record(target)).await?;
+        let (id, version) = (self.site_id.clone(), self.version);
+        ctx.db
+            .run(move |c| {
+                write_tx(c, |c| {
+                    sites::advance(
+                        c,
+                        &id,
+                        version,
+                        SiteState::Deprovisioning,
+                        SiteState::Deleted,
+                    )
+                })
+            })
+            .await?;
+        tracing::info!(site.id = %site.id, tenant = %site.tenant, site.hostname = %site.hostname, "site deleted");
+        Ok(())
+    }
+
+    async fn exhausted(&self, ctx: &JobContext, error: &str) -> anyhow::Result<()> {
+        let (id, version, error) = (self.site_id.clone(), self.version, error.to_owned());
+        ctx.db
+            .run(move |c| write_tx(c, |c| sites::note(c, &id, version, None, Some(&error))))
+            .await
+    }
+}

@@ -1,0 +1,134 @@
+//! Provision (and resume): apply the workload, wait until it is ready, point DNS at it, then
+//! mark the site `ready` and enqueue its readiness email in the same transaction.
+
+use serde::{Deserialize, Serialize};
+
+use super::{BackgroundJob, JobContext, SendEmail};
+use crate::db::{self, sites, write_tx};
+use crate::domain::SiteState;
+use crate::faults;
+use crate::mailer;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Provision {
+    pub site_id: String,
+    /// The site version this job was enqueued for; a newer action makes it stand down.
+    pub version: i64,
+}
+
+impl BackgroundJob for Provision {
+    const KIND: &'static str = "provision";
+
+    fn site_id(&self) -> Option<&str> {
+        Some(&self.site_id)
+    }
+
+    async fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
+        let result = self.provision(ctx).await;
+        if let Err(error) = &result {
+            let (id, version, message) = (self.site_id.clone(), self.version, format!("{error:#}"));
+            ctx.db
+                .run(move |c| write_tx(c, |c| sites::note(c, &id, version, None, Some(&message))))
+                .await?;
+        }
+        result
+    }
+
+    async fn exhausted(&self, ctx: &JobContext, error: &str) -> anyhow::Result<()> {
+        let (id, version, error) = (self.site_id.clone(), self.version, error.to_owned());
+        let failed = ctx
+            .db
+            .run(move |c| {
+                write_tx(c, |c| {
+                    let moved = sites::advance(
+                        c,
+                        &id,
+                        version,
+                        SiteState::Provisioning,
+                        SiteState::Failed,
+                    )?;
+                    sites::note(c, &id, version, None, Some(&error))?;
+                    Ok(moved)
+                })
+            })
+            .await?;
+        if failed {
+            tracing::error!(site.id = %self.site_id, "provisioning failed for good; an operator can retry it");
+        }
+        Ok(())
+    }
+}
+
+impl Provision {
+    async fn provision(&self, ctx: &JobContext) -> anyhow::Result<()> {
+        let id = self.site_id.clone();
+        let Some(site) = ctx.db.run(move |c| sites::get(c, &id)).await? else {
+            tracing::warn!(site.id = %self.site_id, "site is gone; nothing to provision");
+            return Ok(());
+        };
+        if site.version != self.version || site.state() != SiteState::Provisioning {
+            tracing::info!(site.id = %site.id, site.state = %site.state, "site moved on; provisioning stands down");
+            return Ok(());
+        }
+        let tenant = ctx.tenants.get(&site.tenant)?;
+        let spec = tenant.site_spec(&site);
+        let started = std::time::Instant::now();
+
+        self.step(ctx, "applying the workload").await?;
+        tenant.runtime.apply(&spec).await?;
+        faults::pause("provision.after_apply").await;
+
+        self.step(ctx, "waiting for the workload to be ready")
+            .await?;
+        let timeout = std::time::Duration::from_secs(ctx.settings.jobs.ready_timeout_secs);
+        let runtime_target = tenant.runtime.wait_ready(&spec, timeout).await?;
+
+        self.step(ctx, "pointing DNS at the site").await?;
+        let target = tenant.dns_target(runtime_target)?;
+        tenant.dns.upsert(&spec.dns_record(target)).await?;
+
+        let (id, version) = (self.site_id.clone(), self.version);
+        let email = SendEmail {
+            site_id: site.id.clone(),
+            notice: mailer::SITE_READY.to_owned(),
+        }
+        .to_new_job(&ctx.settings.jobs);
+        let message_id = ctx.mailer.message_id(mailer::SITE_READY, &site.id);
+        let became_ready = ctx
+            .db
+            .run(move |c| {
+                write_tx(c, |c| {
+                    if !sites::advance(c, &id, version, SiteState::Provisioning, SiteState::Ready)?
+                    {
+                        return Ok(false);
+                    }
+                    if db::outbox::add(c, &id, mailer::SITE_READY, &message_id)? {
+                        db::jobs::insert(c, &email)?;
+                    }
+                    Ok(true)
+                })
+            })
+            .await?;
+        if became_ready {
+            ctx.wake.notify_one();
+            metrics::histogram!("berth_provision_duration_seconds", "tenant" => site.tenant.clone())
+                .record(started.elapsed().as_secs_f64());
+            tracing::info!(
+                site.id = %site.id,
+                tenant = %site.tenant,
+                site.hostname = %site.hostname,
+                duration_ms = started.elapsed().as_millis() as u64,
+                "site is ready"
+            );
+        }
+        Ok(())
+    }
+
+    async fn step(&self, ctx: &JobContext, step: &'static str) -> anyhow::Result<()> {
+        tracing::info!(site.id = %self.site_id, step, "provisioning");
+        let (id, version) = (self.site_id.clone(), self.version);
+        ctx.db
+            .run(move |c| write_tx(c, |c| sites::note(c, &id, version, Some(step), None)))
+            .await
+    }
+}

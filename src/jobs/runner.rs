@@ -1,0 +1,295 @@
+//! The worker: claims due jobs under a lease, runs them with a heartbeat, and records the outcome
+//! (done, retry later with backoff, or failed for good). On shutdown it stops claiming, gives
+//! running jobs a grace period, and releases the leases of those that did not finish.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{backoff, JobContext, Registry};
+use crate::db::{jobs, now_ms, Db};
+
+pub struct Worker {
+    ctx: Arc<JobContext>,
+    registry: Arc<Registry>,
+    /// This process's lease-owner name: host, pid and a random suffix.
+    owner: Arc<str>,
+}
+
+impl Worker {
+    pub fn new(ctx: Arc<JobContext>, registry: Registry) -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "berth".into());
+        let owner = format!(
+            "{host}-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        Self {
+            ctx,
+            registry: Arc::new(registry),
+            owner: owner.into(),
+        }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        let settings = &self.ctx.settings.jobs;
+        let slots = Arc::new(Semaphore::new(settings.concurrency));
+        let poll = Duration::from_millis(settings.poll_interval_ms);
+        let lease_ms = (settings.lease_secs * 1000) as i64;
+        let mut running = JoinSet::new();
+        tracing::info!(worker = %self.owner, concurrency = settings.concurrency, "job worker started");
+
+        loop {
+            while running.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                permit = slots.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+                _ = shutdown.cancelled() => break,
+            };
+            let owner = self.owner.clone();
+            match self
+                .ctx
+                .db
+                .run(move |c| jobs::claim(c, &owner, lease_ms))
+                .await
+            {
+                Ok(Some(job)) => {
+                    let execution = Execution {
+                        ctx: self.ctx.clone(),
+                        registry: self.registry.clone(),
+                        owner: self.owner.clone(),
+                        job,
+                    };
+                    running.spawn(execution.run(permit));
+                }
+                Ok(None) => {
+                    drop(permit);
+                    tokio::select! {
+                        _ = tokio::time::sleep(poll) => {}
+                        _ = self.ctx.wake.notified() => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+                Err(error) => {
+                    drop(permit);
+                    tracing::error!(
+                        error = format!("{error:#}"),
+                        "failed to claim a job; retrying"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(poll * 4) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+            }
+        }
+
+        let grace = Duration::from_secs(settings.shutdown_grace_secs);
+        let in_flight = running.len();
+        if in_flight > 0 {
+            tracing::info!(
+                jobs = in_flight,
+                grace_secs = grace.as_secs(),
+                "waiting for running jobs"
+            );
+        }
+        let drained = tokio::time::timeout(grace, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            running.abort_all();
+            while running.join_next().await.is_some() {}
+        }
+        let owner = self.owner.clone();
+        match self.ctx.db.run(move |c| jobs::release_all(c, &owner)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "released the leases of unfinished jobs"),
+            Err(error) => tracing::error!(
+                error = format!("{error:#}"),
+                "failed to release job leases; they will expire"
+            ),
+        }
+        tracing::info!(worker = %self.owner, "job worker stopped");
+    }
+}
+
+/// One claimed job on its way to an outcome.
+struct Execution {
+    ctx: Arc<JobContext>,
+    registry: Arc<Registry>,
+    owner: Arc<str>,
+    job: jobs::JobRow,
+}
+
+impl Execution {
+    async fn run(self, _permit: OwnedSemaphorePermit) {
+        let span = tracing::info_span!(
+            "job",
+            job.id = %self.job.id,
+            job.kind = %self.job.kind,
+            site.id = self.job.site_id.as_deref().unwrap_or(""),
+            attempt = self.job.attempts,
+        );
+        self.execute().instrument(span).await
+    }
+
+    async fn execute(self) {
+        let job = &self.job;
+        let lag_ms = (now_ms() - job.run_at).max(0);
+        metrics::histogram!("berth_job_lag_seconds", "kind" => job.kind.clone())
+            .record(lag_ms as f64 / 1000.0);
+
+        let Some(handler) = self.registry.get(&job.kind) else {
+            let error = format!("no handler for job kind {:?}", job.kind);
+            tracing::error!(error, "job cannot run");
+            self.finish(Outcome::Failed(error)).await;
+            return;
+        };
+        if job.attempts > job.max_attempts {
+            let error = "the last attempt was cut off (the worker stopped or crashed)".to_owned();
+            self.exhaust(handler, error).await;
+            return;
+        }
+
+        let heartbeat = AbortOnDrop(self.heartbeat());
+        let started = Instant::now();
+        let result = AssertUnwindSafe(handler(self.ctx.clone(), job.payload.clone(), None))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the job panicked")));
+        drop(heartbeat);
+        let duration = started.elapsed();
+        metrics::histogram!("berth_job_duration_seconds", "kind" => job.kind.clone())
+            .record(duration.as_secs_f64());
+
+        match result {
+            Ok(()) => {
+                tracing::info!(duration_ms = duration.as_millis() as u64, "job done");
+                self.finish(Outcome::Succeeded).await;
+            }
+            Err(error) => {
+                let error = format!("{error:#}");
+                if job.attempts >= job.max_attempts {
+                    self.exhaust(handler, error).await;
+                } else {
+                    let delay = backoff(&self.ctx.settings.jobs, job.attempts);
+                    tracing::warn!(
+                        error,
+                        retry_in_ms = delay.as_millis() as u64,
+                        attempts_left = job.max_attempts - job.attempts,
+                        "job failed; will retry"
+                    );
+                    self.finish(Outcome::Retry(now_ms() + delay.as_millis() as i64, error))
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn exhaust(&self, handler: super::Erased, error: String) {
+        tracing::error!(error, attempts = self.job.attempts, "job failed for good");
+        if let Err(hook) = handler(
+            self.ctx.clone(),
+            self.job.payload.clone(),
+            Some(error.clone()),
+        )
+        .await
+        {
+            tracing::error!(
+                error = format!("{hook:#}"),
+                "the job's failure hook failed too"
+            );
+        }
+        self.finish(Outcome::Failed(error)).await;
+    }
+
+    async fn finish(&self, outcome: Outcome) {
+        let label = outcome.label();
+        metrics::counter!("berth_jobs_total", "kind" => self.job.kind.clone(), "outcome" => label)
+            .increment(1);
+        let (id, owner) = (self.job.id.clone(), self.owner.clone());
+        let recorded = self
+            .ctx
+            .db
+            .run(move |c| match outcome {
+                Outcome::Succeeded => jobs::succeed(c, &id, &owner),
+                Outcome::Retry(at, error) => jobs::retry_at(c, &id, &owner, at, &error),
+                Outcome::Failed(error) => jobs::fail(c, &id, &owner, &error),
+            })
+            .await;
+        match recorded {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                outcome = label,
+                "lease was lost before the outcome was recorded; another worker owns the job"
+            ),
+            Err(error) => tracing::error!(
+                error = format!("{error:#}"),
+                outcome = label,
+                "failed to record the job's outcome; its lease will expire and it will run again"
+            ),
+        }
+    }
+
+    /// Extends the lease every third of its length while the job runs.
+    fn heartbeat(&self) -> tokio::task::JoinHandle<()> {
+        let db: Db = self.ctx.db.clone();
+        let lease_ms = (self.ctx.settings.jobs.lease_secs * 1000) as i64;
+        let (id, owner) = (self.job.id.clone(), self.owner.clone());
+        tokio::spawn(
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_millis((lease_ms / 3) as u64));
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let (id, owner) = (id.clone(), owner.clone());
+                    match db
+                        .run(move |c| jobs::heartbeat(c, &id, &owner, lease_ms))
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!("job lease lost to another worker");
+                            return;
+                        }
+                        Err(error) => {
+                            tracing::warn!(error = format!("{error:#}"), "lease heartbeat failed")
+                        }
+                    }
+                }
+            }
+            .in_current_span(),
+        )
+    }
+}
+
+enum Outcome {
+    Succeeded,
+    Retry(i64, String),
+    Failed(String),
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Retry(..) => "retried",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+}
+
+/// Stops the heartbeat when the job ends, including when the job itself is aborted.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,48 @@
+//! Sends one notice for one site, once: the outbox row says whether it went out, and the
+//! Message-ID is derived from the site and notice, so a resend after a crash is recognisable.
+
+use serde::{Deserialize, Serialize};
+
+use super::{BackgroundJob, JobContext};
+use crate::db::{outbox, sites, write_tx};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SendEmail {
+    pub site_id: String,
+    pub notice: String,
+}
+
+impl BackgroundJob for SendEmail {
+    const KIND: &'static str = "send_email";
+
+    fn site_id(&self) -> Option<&str> {
+        Some(&self.site_id)
+    }
+
+    async fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
+        let (id, notice) = (self.site_id.clone(), self.notice.clone());
+        let (row, site) = ctx
+            .db
+            .run(move |c| Ok((outbox::get(c, &id, &notice)?, sites::get(c, &id)?)))
+            .await?;
+        let (Some(row), Some(site)) = (row, site) else {
+            tracing::warn!(site.id = %self.site_id, notice = %self.notice, "no outbox row; nothing to send");
+            return Ok(());
+        };
+        if row.sent_at.is_some() {
+            return Ok(());
+        }
+        let tenant = ctx.tenants.get(&site.tenant)?;
+        let email = ctx
+            .mailer
+            .render(&self.notice, &tenant, &site, &row.message_id)?;
+        ctx.mailer.send(&email).await?;
+        let (id, notice) = (self.site_id.clone(), self.notice.clone());
+        ctx.db
+            .run(move |c| write_tx(c, |c| outbox::mark_sent(c, &id, &notice)))
+            .await?;
+        metrics::counter!("berth_emails_sent_total", "notice" => self.notice.clone()).increment(1);
+        tracing::info!(site.id = %site.id, notice = %self.notice, message_id = %row.message_id, "email sent");
+        Ok(())
+    }
+}

@@ -1,0 +1,22 @@
+//! berth: turns a signup or a Stripe payment into a live, isolated customer site.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod cli;
+pub mod client_ip;
+pub mod configuration;
+pub mod db;
+pub mod dns;
+pub mod domain;
+pub mod error;
+pub mod faults;
+pub mod jobs;
+pub mod mailer;
+pub mod policy;
+pub mod rate_limit;
+pub mod routes;
+pub mod runtime;
+pub mod secret;
+pub mod startup;
+pub mod telemetry;
+pub mod tenants;

@@ -1,0 +1,5 @@
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    berth::cli::run(berth::cli::Cli::parse())
+}

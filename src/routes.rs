@@ -1,0 +1,121 @@
+//! HTTP routes of the API listener. The sites listener (customer sites) lives in
+//! `runtime::local` and never shares this origin.
+
+mod admin;
+mod health;
+mod metrics;
+mod signup;
+mod status;
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use tokio::sync::Notify;
+
+use crate::configuration::Settings;
+use crate::db::Db;
+use crate::error::{extractor_error, ApiError};
+use crate::policy::PolicyEngine;
+use crate::rate_limit::RateLimits;
+use crate::tenants::{Tenant, Tenants};
+
+/// What handlers share.
+pub struct AppState {
+    pub db: Db,
+    pub settings: Arc<Settings>,
+    pub tenants: Arc<Tenants>,
+    pub limits: Arc<RateLimits>,
+    pub policies: Arc<PolicyEngine>,
+    /// Wakes the worker when a handler enqueues a job.
+    pub wake: Arc<Notify>,
+}
+
+impl AppState {
+    pub fn tenant(&self, name: &str) -> Result<Arc<Tenant>, ApiError> {
+        self.tenants.find(name).ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_tenant",
+                format!("there is no tenant named {name:?}"),
+            )
+        })
+    }
+}
+
+/// Every API route, plus JSON errors for actix's extractors and unknown paths.
+pub fn api(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::PathConfig::default().error_handler(|e, _| extractor_error(e.to_string())))
+        .app_data(web::QueryConfig::default().error_handler(|e, _| extractor_error(e.to_string())))
+        .app_data(web::JsonConfig::default().error_handler(|e, _| extractor_error(e.to_string())))
+        .configure(health::routes)
+        .configure(metrics::routes)
+        .configure(signup::routes)
+        .configure(status::routes)
+        .configure(admin::routes);
+}
+
+/// The routes a `--worker-only` process still serves: probes and metrics.
+pub fn probes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(health::routes).configure(metrics::routes);
+}
+
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("not_found", "no such endpoint"))
+}
+
+/// True when the client would rather have HTML than JSON (a browser).
+pub fn prefers_html(req: &HttpRequest) -> bool {
+    let Some(accept) = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let quality = |wanted: &str| -> f32 {
+        accept
+            .split(',')
+            .filter_map(|part| {
+                let mut pieces = part.split(';').map(str::trim);
+                let media = pieces.next()?;
+                let q = pieces
+                    .find_map(|p| p.strip_prefix("q="))
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                (media.eq_ignore_ascii_case(wanted)).then_some(q)
+            })
+            .fold(0.0, f32::max)
+    };
+    let html = quality("text/html");
+    html > 0.0 && html >= quality("application/json")
+}
+
+pub fn json_ok<T: serde::Serialize>(status: actix_web::http::StatusCode, body: &T) -> HttpResponse {
+    HttpResponse::build(status).json(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn browsers_prefer_html_and_api_clients_json() {
+        let browser = TestRequest::default()
+            .insert_header((
+                header::ACCEPT,
+                "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            ))
+            .to_http_request();
+        assert!(prefers_html(&browser));
+        let api = TestRequest::default()
+            .insert_header((header::ACCEPT, "application/json"))
+            .to_http_request();
+        assert!(!prefers_html(&api));
+        let both = TestRequest::default()
+            .insert_header((header::ACCEPT, "text/html;q=0.5, application/json"))
+            .to_http_request();
+        assert!(!prefers_html(&both));
+        assert!(!prefers_html(&TestRequest::default().to_http_request()));
+    }
+}

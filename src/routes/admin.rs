@@ -1,0 +1,15 @@
+//! The admin API (bearer token; see `auth`).
+
+mod jobs;
+mod sites;
+
+use actix_web::web;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(sites::routes).configure(jobs::routes);
+}
+
+/// `limit` query parameter: default 100, at most 1000.
+fn limit(asked: Option<i64>) -> i64 {
+    asked.unwrap_or(100).clamp(1, 1000)
+}

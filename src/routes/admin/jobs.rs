@@ -1,0 +1,85 @@
+//! `/admin/jobs`: the durable queue as operators see it (global admin token only: jobs span
+//! tenants).
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpResponse};
+use serde::Deserialize;
+
+use crate::auth::Admin;
+use crate::db::jobs;
+use crate::error::ApiError;
+use crate::routes::{json_ok, AppState};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(list).service(retry);
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    limit: Option<i64>,
+}
+
+#[get("/admin/jobs")]
+async fn list(
+    admin: Admin,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin.require_global()?;
+    let query = query.into_inner();
+    if let Some(wanted) = &query.state {
+        if !jobs::STATES.contains(&wanted.as_str()) {
+            return Err(ApiError::bad_request(
+                "invalid_state",
+                format!(
+                    "unknown job state {wanted:?}; known: {}",
+                    jobs::STATES.join(", ")
+                ),
+            ));
+        }
+    }
+    let limit = super::limit(query.limit);
+    let rows = state
+        .db
+        .run(move |c| jobs::list(c, query.state.as_deref(), None, limit))
+        .await?;
+    Ok(json_ok(
+        StatusCode::OK,
+        &serde_json::json!({ "jobs": rows }),
+    ))
+}
+
+/// Puts a failed job back in the queue with a fresh attempt budget.
+#[post("/admin/jobs/{id}/retry")]
+async fn retry(
+    admin: Admin,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin.require_global()?;
+    let id = id.into_inner();
+    let lookup = id.clone();
+    let Some(job) = state.db.run(move |c| jobs::get(c, &lookup)).await? else {
+        return Err(ApiError::not_found(
+            "job_not_found",
+            format!("no job with id {id:?}"),
+        ));
+    };
+    let requeue = id.clone();
+    if !state
+        .db
+        .run(move |c| jobs::requeue_failed(c, &requeue))
+        .await?
+    {
+        return Err(ApiError::conflict(
+            "invalid_state",
+            format!("job {id} is {}; only failed jobs can be retried", job.state),
+        ));
+    }
+    state.wake.notify_one();
+    tracing::info!(job.id = %id, job.kind = %job.kind, "failed job requeued by an operator");
+    let job = state.db.run(move |c| jobs::get(c, &id)).await?;
+    Ok(json_ok(StatusCode::ACCEPTED, &job))
+}

@@ -1,0 +1,269 @@
+//! `/admin/sites`: list, get, retry, suspend, resume, delete.
+
+use actix_web::http::StatusCode;
+use actix_web::{delete, get, post, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Admin;
+use crate::configuration::JobSettings;
+use crate::db::jobs::{JobRow, NewJob};
+use crate::db::sites::{self, SiteRow, Transition};
+use crate::db::{jobs, DbConnection};
+use crate::domain::{SiteId, SiteState};
+use crate::error::ApiError;
+use crate::jobs::{BackgroundJob, Deprovision, Provision, Suspend};
+use crate::routes::{json_ok, AppState};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(list)
+        .service(get)
+        .service(retry)
+        .service(suspend)
+        .service(resume)
+        .service(remove);
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    tenant: Option<String>,
+    state: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct SiteOut {
+    #[serde(flatten)]
+    site: SiteRow,
+    url: String,
+    status_url: String,
+}
+
+fn site_out(state: &AppState, site: SiteRow) -> SiteOut {
+    let (url, status_url) = match state.tenants.find(&site.tenant) {
+        Some(tenant) => (tenant.site_url(&site.hostname), tenant.status_url(&site.id)),
+        None => (String::new(), String::new()),
+    };
+    SiteOut {
+        site,
+        url,
+        status_url,
+    }
+}
+
+#[get("/admin/sites")]
+async fn list(
+    admin: Admin,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let tenant = admin.tenant_filter(query.tenant.as_deref())?;
+    if let Some(site_state) = &query.state {
+        site_state
+            .parse::<SiteState>()
+            .map_err(|e| ApiError::bad_request("invalid_state", e))?;
+    }
+    let limit = super::limit(query.limit);
+    let rows = state
+        .db
+        .run(move |c| sites::list(c, tenant.as_deref(), query.state.as_deref(), limit))
+        .await?;
+    let sites: Vec<_> = rows.into_iter().map(|s| site_out(&state, s)).collect();
+    Ok(json_ok(
+        StatusCode::OK,
+        &serde_json::json!({ "sites": sites }),
+    ))
+}
+
+/// Loads a site the caller may see: `404` for an unknown id, `403` for another tenant's site.
+async fn load(admin: &Admin, state: &AppState, id: &str) -> Result<SiteRow, ApiError> {
+    let not_found = || ApiError::not_found("site_not_found", format!("no site with id {id:?}"));
+    let id = SiteId::parse(id).map_err(|_| not_found())?;
+    let site = state
+        .db
+        .run(move |c| sites::get(c, id.as_str()))
+        .await?
+        .ok_or_else(not_found)?;
+    admin.require(&site.tenant)?;
+    Ok(site)
+}
+
+#[derive(Serialize)]
+struct SiteDetail {
+    #[serde(flatten)]
+    site: SiteOut,
+    email: String,
+    jobs: Vec<JobRow>,
+}
+
+#[get("/admin/sites/{id}")]
+async fn get(
+    admin: Admin,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let site = load(&admin, &state, &id).await?;
+    let site_id = site.id.clone();
+    let jobs = state
+        .db
+        .run(move |c| jobs::list(c, None, Some(&site_id), 50))
+        .await?;
+    let email = site.email.clone();
+    Ok(json_ok(
+        StatusCode::OK,
+        &SiteDetail {
+            site: site_out(&state, site),
+            email,
+            jobs,
+        },
+    ))
+}
+
+/// Runs an admin action as one transaction: state change, version bump and job.
+async fn act(
+    admin: Admin,
+    state: &AppState,
+    id: &str,
+    action: &'static str,
+    from: &'static [SiteState],
+    to: SiteState,
+    job: fn(&SiteRow, &JobSettings) -> Option<NewJob>,
+) -> Result<HttpResponse, ApiError> {
+    let site = load(&admin, state, id).await?;
+    let settings = state.settings.jobs.clone();
+    let result = state
+        .db
+        .run(move |c: &mut DbConnection| sites::act(c, &site.id, from, to, |s| job(s, &settings)))
+        .await?;
+    match result {
+        Transition::Done(site) => {
+            state.wake.notify_one();
+            tracing::info!(site.id = %site.id, tenant = %site.tenant, action, site.state = %site.state, "admin action");
+            Ok(json_ok(StatusCode::ACCEPTED, &site_out(state, site)))
+        }
+        Transition::NotFound => Err(ApiError::not_found("site_not_found", "no such site")),
+        Transition::WrongState(current) => {
+            let allowed: Vec<_> = from.iter().map(|s| s.as_str()).collect();
+            Err(ApiError::conflict(
+                "invalid_state",
+                format!(
+                    "cannot {action} a site that is {current}; it must be {}",
+                    allowed.join(" or ")
+                ),
+            ))
+        }
+    }
+}
+
+fn provision(site: &SiteRow, settings: &JobSettings) -> Option<NewJob> {
+    Some(
+        Provision {
+            site_id: site.id.clone(),
+            version: site.version,
+        }
+        .to_new_job(settings),
+    )
+}
+
+/// A failed site starts provisioning again.
+#[post("/admin/sites/{id}/retry")]
+async fn retry(
+    admin: Admin,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    act(
+        admin,
+        &state,
+        &id,
+        "retry",
+        &[SiteState::Failed],
+        SiteState::Provisioning,
+        provision,
+    )
+    .await
+}
+
+/// Stops serving at once; the job then scales the workload to zero.
+#[post("/admin/sites/{id}/suspend")]
+async fn suspend(
+    admin: Admin,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    act(
+        admin,
+        &state,
+        &id,
+        "suspend",
+        &[SiteState::Ready, SiteState::Provisioning],
+        SiteState::Suspended,
+        |site, settings| {
+            Some(
+                Suspend {
+                    site_id: site.id.clone(),
+                    version: site.version,
+                }
+                .to_new_job(settings),
+            )
+        },
+    )
+    .await
+}
+
+/// Brings a suspended site back through provisioning (applying scales it back up).
+#[post("/admin/sites/{id}/resume")]
+async fn resume(
+    admin: Admin,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    act(
+        admin,
+        &state,
+        &id,
+        "resume",
+        &[SiteState::Suspended],
+        SiteState::Provisioning,
+        provision,
+    )
+    .await
+}
+
+const DELETABLE: &[SiteState] = &[
+    SiteState::PendingPayment,
+    SiteState::Provisioning,
+    SiteState::Ready,
+    SiteState::Rejected,
+    SiteState::Suspended,
+    SiteState::Deprovisioning,
+    SiteState::Failed,
+];
+
+/// Deprovisions the site: workload, then the DNS record berth owns, then `deleted`.
+#[delete("/admin/sites/{id}")]
+async fn remove(
+    admin: Admin,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    act(
+        admin,
+        &state,
+        &id,
+        "delete",
+        DELETABLE,
+        SiteState::Deprovisioning,
+        |site, settings| {
+            Some(
+                Deprovision {
+                    site_id: site.id.clone(),
+                    version: site.version,
+                }
+                .to_new_job(settings),
+            )
+        },
+    )
+    .await
+}

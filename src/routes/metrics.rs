@@ -1,0 +1,37 @@
+use actix_web::{get, web, HttpResponse};
+
+use super::AppState;
+use crate::db::{jobs, sites};
+use crate::telemetry::metrics_handle;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(render);
+}
+
+/// Prometheus text format. Gauges that describe stored state are read at scrape time.
+#[get("/metrics")]
+async fn render(state: web::Data<AppState>) -> HttpResponse {
+    let counts = state
+        .db
+        .run(|c| Ok((sites::count_by_state(c)?, jobs::oldest_due_age_ms(c)?)))
+        .await;
+    match counts {
+        Ok((by_state, lag_ms)) => {
+            for site_state in crate::domain::SiteState::ALL {
+                let n = by_state
+                    .iter()
+                    .find(|(s, _)| s == site_state.as_str())
+                    .map_or(0, |(_, n)| *n);
+                metrics::gauge!("berth_sites", "state" => site_state.as_str()).set(n as f64);
+            }
+            metrics::gauge!("berth_job_queue_lag_seconds").set(lag_ms as f64 / 1000.0);
+        }
+        Err(error) => tracing::warn!(
+            error = format!("{error:#}"),
+            "metrics: cannot read site counts"
+        ),
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics_handle().render())
+}

@@ -1,0 +1,148 @@
+//! `GET /t/{tenant}/sites/{id}`: the customer's status page. HTML that refreshes itself while
+//! something is happening, or JSON with `Accept: application/json`. Never shows the email.
+
+use actix_web::http::header;
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use maud::{html, Markup, DOCTYPE};
+use serde::Serialize;
+
+use super::AppState;
+use crate::db::sites::{self, SiteRow};
+use crate::domain::{SiteId, SiteState};
+use crate::error::ApiError;
+use crate::tenants::Tenant;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(status);
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    id: &'a str,
+    tenant: &'a str,
+    name: &'a str,
+    hostname: &'a str,
+    state: &'a str,
+    step: Option<&'a str>,
+    /// The site's address, once it is live.
+    url: Option<String>,
+    /// Where to pay, while the site waits for payment.
+    checkout_url: Option<String>,
+    status_url: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+#[get("/t/{tenant}/sites/{id}")]
+async fn status(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = path.into_inner();
+    let tenant = state.tenant(&tenant)?;
+    let not_found = || ApiError::not_found("site_not_found", "no such site");
+    let id = SiteId::parse(&id).map_err(|_| not_found())?;
+    let site = state
+        .db
+        .run(move |c| sites::get(c, id.as_str()))
+        .await?
+        .filter(|site| site.tenant == tenant.name.as_str())
+        .ok_or_else(not_found)?;
+    let site_state = site.state();
+    let body = Status {
+        id: &site.id,
+        tenant: &site.tenant,
+        name: &site.name,
+        hostname: &site.hostname,
+        state: &site.state,
+        step: site.step.as_deref(),
+        url: (site_state == SiteState::Ready).then(|| tenant.site_url(&site.hostname)),
+        checkout_url: (site_state == SiteState::PendingPayment)
+            .then(|| checkout_link(&tenant, &site.id))
+            .flatten(),
+        status_url: tenant.status_url(&site.id),
+        created_at: site.created_at,
+        updated_at: site.updated_at,
+    };
+    let wants_json = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/json") && !super::prefers_html(&req));
+    if wants_json {
+        return Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(body));
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'",
+        ))
+        .body(page(&site, &body).into_string()))
+}
+
+/// The tenant's checkout link carrying the site id as `client_reference_id`.
+fn checkout_link(tenant: &Tenant, site_id: &str) -> Option<String> {
+    let base = &tenant.settings.checkout_url;
+    if base.is_empty() {
+        return None;
+    }
+    let separator = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{separator}client_reference_id={site_id}"))
+}
+
+fn headline(state: SiteState) -> &'static str {
+    match state {
+        SiteState::PendingPayment => "Waiting for payment",
+        SiteState::Provisioning => "Setting up your site",
+        SiteState::Ready => "Your site is live",
+        SiteState::Rejected => "This site was not accepted",
+        SiteState::Suspended => "This site is suspended",
+        SiteState::Deprovisioning => "This site is being removed",
+        SiteState::Deleted => "This site was removed",
+        SiteState::Failed => "Setting up this site failed",
+    }
+}
+
+fn page(site: &SiteRow, view: &Status<'_>) -> Markup {
+    let state = site.state();
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                @if !state.is_settled() || state == SiteState::PendingPayment {
+                    meta http-equiv="refresh" content="3";
+                }
+                title { (site.name) " — " (headline(state)) }
+                style { "body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#222}
+                        .state{display:inline-block;padding:.2rem .6rem;border-radius:1rem;background:#eee;font-size:.9rem}
+                        .ready{background:#d4f5dd}.failed,.rejected{background:#fadbd8}" }
+            }
+            body {
+                h1 { (headline(state)) }
+                p { "Site " strong { (site.hostname) } " " span class={"state " (site.state)} { (site.state) } }
+                @if let Some(step) = view.step {
+                    p { "Now: " (step) "…" }
+                }
+                @if let Some(url) = &view.url {
+                    p { a href=(url) { (url) } }
+                }
+                @if let Some(pay) = &view.checkout_url {
+                    p { "Your site will be set up as soon as the payment goes through. " a href=(pay) { "Pay now" } }
+                }
+                @if state == SiteState::Failed {
+                    p { "We could not finish setting it up. Our team has been told and will retry." }
+                }
+                @if !state.is_settled() {
+                    p { small { "This page refreshes by itself." } }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The application: API listener, sites listener (local runtime) and job worker, built from
+//! settings and run side by side until shutdown.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, Service};
+use actix_web::http::header;
+use actix_web::{web, App, HttpMessage, HttpServer};
+use anyhow::Context;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::configuration::{RuntimeKind, Settings};
+use crate::db::Db;
+use crate::jobs::{self, JobContext, Worker};
+use crate::mailer::Mailer;
+use crate::policy::PolicyEngine;
+use crate::rate_limit::RateLimits;
+use crate::routes::{self, AppState};
+use crate::runtime::local::serve_site;
+use crate::telemetry::metrics_handle;
+use crate::tenants::Tenants;
+
+/// Which parts of berth this process runs (`serve`, `--no-worker`, `--worker-only`).
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    /// The public and admin API (and, for local-runtime tenants, the sites listener).
+    pub api: bool,
+    pub worker: bool,
+}
+
+impl Mode {
+    pub const ALL: Mode = Mode {
+        api: true,
+        worker: true,
+    };
+}
+
+pub struct Application {
+    api_port: u16,
+    sites_port: Option<u16>,
+    servers: Vec<Server>,
+    worker: Option<Worker>,
+    job_context: Arc<JobContext>,
+    limits: Arc<RateLimits>,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    pub async fn build(mut settings: Settings, mode: Mode) -> anyhow::Result<Self> {
+        metrics_handle();
+        let db = Db::connect(&settings.database)?;
+        let applied = db.migrate().await?;
+        if !applied.is_empty() {
+            tracing::info!(migrations = ?applied, "database migrated");
+        }
+
+        let api_listener = TcpListener::bind(settings.server.listen).with_context(|| {
+            format!(
+                "cannot listen on server.listen = {}",
+                settings.server.listen
+            )
+        })?;
+        settings.server.listen = api_listener.local_addr()?;
+        let serves_sites = mode.api
+            && settings
+                .tenants
+                .iter()
+                .any(|t| t.runtime == RuntimeKind::Local);
+        let sites_listener = if serves_sites {
+            let listener = TcpListener::bind(settings.server.sites_listen).with_context(|| {
+                format!(
+                    "cannot listen on server.sites_listen = {}",
+                    settings.server.sites_listen
+                )
+            })?;
+            settings.server.sites_listen = listener.local_addr()?;
+            Some(listener)
+        } else {
+            None
+        };
+
+        let settings = Arc::new(settings);
+        let tenants = Arc::new(Tenants::build(&settings)?);
+        let limits = Arc::new(RateLimits::new(&settings.rate_limits));
+        let wake = Arc::new(Notify::new());
+        let job_context = Arc::new(JobContext {
+            db: db.clone(),
+            settings: settings.clone(),
+            tenants: tenants.clone(),
+            mailer: Arc::new(Mailer::new(&settings.email)?),
+            wake: wake.clone(),
+        });
+        let state = web::Data::new(AppState {
+            db: db.clone(),
+            settings: settings.clone(),
+            tenants,
+            limits: limits.clone(),
+            policies: Arc::new(PolicyEngine),
+            wake,
+        });
+
+        let api_port = settings.server.listen.port();
+        let mut servers = Vec::new();
+        let api = HttpServer::new(move || {
+            App::new()
+                .wrap_fn(|req, srv| {
+                    let request_id = req.extensions().get::<RequestId>().copied();
+                    let response = srv.call(req);
+                    async move {
+                        let mut response = response.await?;
+                        if let Some(id) = request_id {
+                            if let Ok(value) = header::HeaderValue::from_str(&id.to_string()) {
+                                response
+                                    .headers_mut()
+                                    .insert(header::HeaderName::from_static("x-request-id"), value);
+                            }
+                        }
+                        Ok(response)
+                    }
+                })
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .configure(if mode.api {
+                    routes::api
+                } else {
+                    routes::probes
+                })
+                .default_service(web::to(routes::not_found))
+        })
+        .listen(api_listener)?
+        .disable_signals()
+        .shutdown_timeout(30)
+        .run();
+        servers.push(api);
+        tracing::info!(listen = %settings.server.listen, public_url = %settings.public_url(), "API listening");
+
+        let sites_port = match sites_listener {
+            Some(listener) => {
+                let port = listener.local_addr()?.port();
+                let db = web::Data::new(db.clone());
+                let sites = HttpServer::new(move || {
+                    App::new()
+                        .wrap(TracingLogger::default())
+                        .app_data(db.clone())
+                        .default_service(web::to(serve_site))
+                })
+                .listen(listener)?
+                .disable_signals()
+                .shutdown_timeout(10)
+                .run();
+                servers.push(sites);
+                tracing::info!(listen = %settings.server.sites_listen, "serving ready sites (local runtime)");
+                Some(port)
+            }
+            None => None,
+        };
+
+        let worker = mode
+            .worker
+            .then(|| Worker::new(job_context.clone(), jobs::registry()));
+        Ok(Self {
+            api_port,
+            sites_port,
+            servers,
+            worker,
+            job_context,
+            limits,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn api_port(&self) -> u16 {
+        self.api_port
+    }
+
+    pub fn sites_port(&self) -> Option<u16> {
+        self.sites_port
+    }
+
+    /// Cancelling this token starts a graceful shutdown.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// What jobs run with; tests use it to drain the queue in step.
+    pub fn job_context(&self) -> Arc<JobContext> {
+        self.job_context.clone()
+    }
+
+    /// Runs until the shutdown token is cancelled (or a listener fails), then stops gracefully:
+    /// in-flight requests finish, running jobs get their grace period, leases are released.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let handles: Vec<_> = self.servers.iter().map(Server::handle).collect();
+        let mut server_tasks = tokio::task::JoinSet::new();
+        for server in self.servers {
+            server_tasks.spawn(server);
+        }
+        let worker = self
+            .worker
+            .map(|worker| tokio::spawn(worker.run(self.shutdown.clone())));
+        let limits = self.limits.clone();
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                limits.sweep();
+            }
+        });
+
+        let outcome = tokio::select! {
+            _ = self.shutdown.cancelled() => Ok(()),
+            Some(result) = server_tasks.join_next() => match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(anyhow::Error::from(e).context("a listener failed")),
+                Err(e) => Err(anyhow::Error::from(e).context("a listener panicked")),
+            },
+        };
+        tracing::info!("shutting down: finishing in-flight requests and jobs");
+        self.shutdown.cancel();
+        for handle in handles {
+            handle.stop(true).await;
+        }
+        while server_tasks.join_next().await.is_some() {}
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
+        sweeper.abort();
+        tracing::info!("stopped");
+        outcome
+    }
+}
