@@ -1,23 +1,86 @@
-//! Test-only fault injection. With the `failpoints` feature, `BERTH_FAILPOINTS=name=ms[,…]`
-//! pauses the named point for that many milliseconds, so tests can kill the process at a known
-//! place. Without the feature every point compiles to nothing.
+//! Test-only fault injection. With the `failpoints` feature, named points in jobs can pause or
+//! fail on demand: from `BERTH_FAILPOINTS=name=pause(ms),other=error` when the process starts
+//! (so tests can kill a real process at a known place), or set in-process by tests. Without the
+//! feature every point compiles to nothing.
 
 #[cfg(feature = "failpoints")]
-pub async fn pause(name: &str) {
-    let Ok(spec) = std::env::var("BERTH_FAILPOINTS") else {
-        return;
-    };
-    for entry in spec.split(',') {
-        if let Some((point, ms)) = entry.split_once('=') {
-            if point.trim() == name {
-                if let Ok(ms) = ms.trim().parse::<u64>() {
+mod enabled {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Fault {
+        Pause(u64),
+        Error,
+    }
+
+    #[derive(Debug, Default)]
+    pub struct Faults {
+        points: Mutex<HashMap<String, Fault>>,
+    }
+
+    impl Faults {
+        pub fn from_env() -> Self {
+            let faults = Self::default();
+            for entry in std::env::var("BERTH_FAILPOINTS")
+                .unwrap_or_default()
+                .split(',')
+            {
+                let Some((name, action)) = entry.split_once('=') else {
+                    continue;
+                };
+                let fault = match action.trim() {
+                    "error" => Fault::Error,
+                    other => match other
+                        .strip_prefix("pause(")
+                        .and_then(|r| r.strip_suffix(')'))
+                    {
+                        Some(ms) => Fault::Pause(ms.parse().unwrap_or(0)),
+                        None => continue,
+                    },
+                };
+                faults.set(name.trim(), Some(fault));
+            }
+            faults
+        }
+
+        pub fn set(&self, name: &str, fault: Option<Fault>) {
+            let mut points = self.points.lock().expect("faults lock");
+            match fault {
+                Some(fault) => points.insert(name.to_owned(), fault),
+                None => points.remove(name),
+            };
+        }
+
+        pub async fn hit(&self, name: &str) -> anyhow::Result<()> {
+            let fault = self.points.lock().expect("faults lock").get(name).cloned();
+            match fault {
+                None => Ok(()),
+                Some(Fault::Pause(ms)) => {
                     tracing::warn!(failpoint = name, pause_ms = ms, "failpoint pausing");
                     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    Ok(())
                 }
+                Some(Fault::Error) => anyhow::bail!("failpoint {name} injected an error"),
             }
         }
     }
 }
 
+#[cfg(feature = "failpoints")]
+pub use enabled::{Fault, Faults};
+
 #[cfg(not(feature = "failpoints"))]
-pub async fn pause(_name: &str) {}
+#[derive(Debug, Default)]
+pub struct Faults;
+
+#[cfg(not(feature = "failpoints"))]
+impl Faults {
+    pub fn from_env() -> Self {
+        Self
+    }
+
+    pub async fn hit(&self, _name: &str) -> anyhow::Result<()> {
+        Ok(())
+    }
+}

@@ -40,6 +40,8 @@ pub struct JobContext {
     pub mailer: Arc<Mailer>,
     /// Wakes this process's worker when a job is enqueued.
     pub wake: Arc<Notify>,
+    /// Test-only fault injection; empty in normal builds.
+    pub faults: crate::faults::Faults,
 }
 
 /// A kind of background work. `run` must be idempotent: it can run more than once (a retry
@@ -133,8 +135,7 @@ pub fn backoff(settings: &JobSettings, attempt: i32) -> std::time::Duration {
     let full = settings
         .base_delay_secs
         .saturating_mul(1u64 << exp)
-        .min(settings.max_delay_secs)
-        .max(1);
+        .min(settings.max_delay_secs);
     let full_ms = full * 1000;
     let half = full_ms / 2;
     let jitter = rand::random_range(0..=half);

@@ -93,6 +93,7 @@ impl Application {
             tenants: tenants.clone(),
             mailer: Arc::new(Mailer::new(&settings.email)?),
             wake: wake.clone(),
+            faults: crate::faults::Faults::from_env(),
         });
         let state = web::Data::new(AppState {
             db: db.clone(),

@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use super::{BackgroundJob, JobContext, SendEmail};
 use crate::db::{self, sites, write_tx};
 use crate::domain::SiteState;
-use crate::faults;
 use crate::mailer;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -75,8 +74,9 @@ impl Provision {
         let started = std::time::Instant::now();
 
         self.step(ctx, "applying the workload").await?;
+        ctx.faults.hit("provision.apply").await?;
         tenant.runtime.apply(&spec).await?;
-        faults::pause("provision.after_apply").await;
+        ctx.faults.hit("provision.after_apply").await?;
 
         self.step(ctx, "waiting for the workload to be ready")
             .await?;

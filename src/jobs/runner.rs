@@ -37,6 +37,37 @@ impl Worker {
         }
     }
 
+    /// Runs every job that is due now, one at a time, until none is left; returns how many ran.
+    /// Tests use it to step the queue deterministically.
+    pub async fn drain(&self) -> anyhow::Result<usize> {
+        let lease_ms = (self.ctx.settings.jobs.lease_secs * 1000) as i64;
+        let slot = Arc::new(Semaphore::new(1));
+        let mut ran = 0;
+        loop {
+            let owner = self.owner.clone();
+            let job = match self
+                .ctx
+                .db
+                .run(move |c| jobs::claim(c, &owner, lease_ms))
+                .await
+            {
+                Ok(Some(job)) => job,
+                Ok(None) => return Ok(ran),
+                Err(error) => return Err(error.context("claiming a job failed")),
+            };
+            let execution = Execution {
+                ctx: self.ctx.clone(),
+                registry: self.registry.clone(),
+                owner: self.owner.clone(),
+                job,
+            };
+            execution
+                .run(slot.clone().acquire_owned().await.expect("open"))
+                .await;
+            ran += 1;
+        }
+    }
+
     pub async fn run(self, shutdown: CancellationToken) {
         let settings = &self.ctx.settings.jobs;
         let slots = Arc::new(Semaphore::new(settings.concurrency));

@@ -37,6 +37,7 @@ impl BackgroundJob for SendEmail {
             .mailer
             .render(&self.notice, &tenant, &site, &row.message_id)?;
         ctx.mailer.send(&email).await?;
+        ctx.faults.hit("send_email.after_send").await?;
         let (id, notice) = (self.site_id.clone(), self.notice.clone());
         ctx.db
             .run(move |c| write_tx(c, |c| outbox::mark_sent(c, &id, &notice)))

@@ -1,0 +1,193 @@
+use reqwest::Method;
+
+use crate::helpers::{TestApp, ACME_TOKEN, ADMIN_TOKEN};
+
+#[tokio::test]
+async fn the_admin_api_needs_a_valid_bearer_token() {
+    let app = TestApp::spawn().await;
+    let none = app
+        .client
+        .get(app.url("/admin/sites"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 401);
+    assert_eq!(none.headers()["www-authenticate"], "Bearer");
+    let body: serde_json::Value = none.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    assert_eq!(
+        app.admin(Method::GET, "/admin/sites", "wrong")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.admin(Method::GET, "/admin/sites", "").await.status(),
+        401
+    );
+    assert_eq!(
+        app.admin(Method::GET, "/admin/sites", ADMIN_TOKEN)
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_global_token_lists_and_filters_every_tenant() {
+    let app = TestApp::spawn().await;
+    app.signup("one-shop").await;
+    app.post_json(
+        "/t/acme/signup",
+        &serde_json::json!({"name": "two-shop", "email": "a@b.co", "html": "x"}),
+    )
+    .await;
+    let all: serde_json::Value = app
+        .admin(Method::GET, "/admin/sites", ADMIN_TOKEN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["sites"].as_array().unwrap().len(), 2);
+    let acme: serde_json::Value = app
+        .admin(Method::GET, "/admin/sites?tenant=acme", ADMIN_TOKEN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(acme["sites"].as_array().unwrap().len(), 1);
+    assert_eq!(acme["sites"][0]["name"], "two-shop");
+    let ready: serde_json::Value = app
+        .admin(Method::GET, "/admin/sites?state=ready", ADMIN_TOKEN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(ready["sites"].as_array().unwrap().is_empty());
+    let bad = app
+        .admin(Method::GET, "/admin/sites?state=bogus", ADMIN_TOKEN)
+        .await;
+    assert_eq!(bad.status(), 400);
+    let unknown_param = app
+        .admin(Method::GET, "/admin/sites?colour=red", ADMIN_TOKEN)
+        .await;
+    assert_eq!(unknown_param.status(), 400);
+}
+
+#[tokio::test]
+async fn a_tenant_token_sees_only_its_tenant() {
+    let app = TestApp::spawn().await;
+    let default_site = app.signup("default-shop").await;
+    let response = app
+        .post_json(
+            "/t/acme/signup",
+            &serde_json::json!({"name": "acme-shop", "email": "a@b.co", "html": "x"}),
+        )
+        .await;
+    let acme_site: serde_json::Value = response.json().await.unwrap();
+
+    let listed: serde_json::Value = app
+        .admin(Method::GET, "/admin/sites", ACME_TOKEN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<_> = listed["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["acme-shop"]);
+    assert_eq!(
+        app.admin(Method::GET, "/admin/sites?tenant=default", ACME_TOKEN)
+            .await
+            .status(),
+        403
+    );
+
+    let own = app
+        .admin(
+            Method::GET,
+            &format!("/admin/sites/{}", acme_site["id"].as_str().unwrap()),
+            ACME_TOKEN,
+        )
+        .await;
+    assert_eq!(own.status(), 200);
+    let own: serde_json::Value = own.json().await.unwrap();
+    assert_eq!(own["email"], "a@b.co", "operators see the customer's email");
+
+    let foreign_id = default_site["id"].as_str().unwrap();
+    for (method, path) in [
+        (Method::GET, format!("/admin/sites/{foreign_id}")),
+        (Method::POST, format!("/admin/sites/{foreign_id}/suspend")),
+        (Method::DELETE, format!("/admin/sites/{foreign_id}")),
+        (Method::GET, "/admin/jobs".to_owned()),
+    ] {
+        let response = app.admin(method.clone(), &path, ACME_TOKEN).await;
+        assert_eq!(response.status(), 403, "{method} {path}");
+    }
+    assert_eq!(
+        app.status("default", foreign_id).await["state"],
+        "provisioning",
+        "nothing changed"
+    );
+}
+
+#[tokio::test]
+async fn unknown_sites_are_404s() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/admin/sites/site_00000000000000000000000000",
+        "/admin/sites/nonsense",
+    ] {
+        let response = app.admin(Method::GET, path, ADMIN_TOKEN).await;
+        assert_eq!(response.status(), 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn failed_jobs_are_listed_and_can_be_retried() {
+    let app = TestApp::spawn().await;
+    app.context()
+        .faults
+        .set("send_email.after_send", Some(berth::faults::Fault::Error));
+    let site = app.signup("job-shop").await;
+    app.drain_jobs().await;
+    let failed: serde_json::Value = app
+        .admin(Method::GET, "/admin/jobs?state=failed", ADMIN_TOKEN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let jobs = failed["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{failed}");
+    assert_eq!(jobs[0]["kind"], "send_email");
+    assert_eq!(jobs[0]["site_id"], site["id"]);
+    // The message went out before the injected error, so retrying sends nothing new.
+    let job_id = jobs[0]["id"].as_str().unwrap();
+    app.context().faults.set("send_email.after_send", None);
+    let retried = app
+        .admin(
+            Method::POST,
+            &format!("/admin/jobs/{job_id}/retry"),
+            ADMIN_TOKEN,
+        )
+        .await;
+    assert_eq!(retried.status(), 202);
+    assert_eq!(app.drain_jobs().await, 1);
+    let again = app
+        .admin(
+            Method::POST,
+            &format!("/admin/jobs/{job_id}/retry"),
+            ADMIN_TOKEN,
+        )
+        .await;
+    assert_eq!(again.status(), 409);
+    assert_eq!(
+        app.admin(Method::GET, "/admin/jobs?state=bogus", ADMIN_TOKEN)
+            .await
+            .status(),
+        400
+    );
+}

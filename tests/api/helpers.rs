@@ -1,0 +1,344 @@
+//! The test harness: a real `Application` on port 0 against a fresh database (a temporary SQLite
+//! file, or a new PostgreSQL database when `BERTH_TEST_DATABASE_URL` is set), a real SMTP server
+//! process, and a job queue stepped by hand.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth::configuration::{EmailTransport, Rate, Settings, TenantSettings};
+use berth::jobs::{self, JobContext, Worker};
+use berth::secret::Secret;
+use berth::startup::{Application, Mode};
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use tempfile::TempDir;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const ACME_TOKEN: &str = "test-acme-token";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh database URL: a new SQLite file under `dir`, or a new PostgreSQL database.
+pub fn fresh_database_url(dir: &Path) -> String {
+    match std::env::var("BERTH_TEST_DATABASE_URL") {
+        Ok(base) if !base.is_empty() => {
+            let name = format!("berth_test_{}", rand_suffix());
+            let mut admin =
+                PgConnection::establish(&base).expect("BERTH_TEST_DATABASE_URL must be reachable");
+            diesel::sql_query(format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .unwrap();
+            let (prefix, _) = base
+                .rsplit_once('/')
+                .expect("a postgres URL ends with /dbname");
+            format!("{prefix}/{name}")
+        }
+        _ => format!("sqlite://{}", dir.join("berth.db").display()),
+    }
+}
+
+fn rand_suffix() -> String {
+    berth::domain::JobId::generate().as_str()[4..].to_owned()
+}
+
+/// Settings for tests: loopback on port 0, generous rate limits, fast retries.
+pub fn test_settings(dir: &Path) -> Settings {
+    let mut settings = Settings::default();
+    settings.server.listen = "127.0.0.1:0".parse().unwrap();
+    settings.server.sites_listen = "127.0.0.1:0".parse().unwrap();
+    settings.server.admin_token = Secret::new(ADMIN_TOKEN);
+    settings.database.url = Secret::new(fresh_database_url(dir));
+    settings.email.transport = EmailTransport::File;
+    settings.email.dir = dir.join("outbox");
+    let lots = Rate::per_second(10_000, 10_000);
+    settings.rate_limits.signup_per_ip = lots;
+    settings.rate_limits.signup_per_email = lots;
+    settings.rate_limits.signup_per_tenant = lots;
+    settings.rate_limits.admin_per_token = lots;
+    settings.jobs.base_delay_secs = 0;
+    settings.jobs.max_attempts = 3;
+    settings.jobs.lease_secs = 5;
+    settings.jobs.poll_interval_ms = 50;
+    let acme = TenantSettings {
+        name: "acme".into(),
+        base_domain: "acme.test".into(),
+        admin_token: Secret::new(ACME_TOKEN),
+        allowed_origins: vec!["https://shop.acme.test".into()],
+        ..TenantSettings::default()
+    };
+    settings.tenants.push(acme);
+    settings
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub sites_port: u16,
+    pub client: reqwest::Client,
+    pub dir: TempDir,
+    pub outbox: PathBuf,
+    pub settings: Settings,
+    ctx: Arc<JobContext>,
+    worker: Worker,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts the API (worker off: tests step jobs with `drain_jobs`) after `tweak`.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = test_settings(dir.path());
+        tweak(&mut settings);
+        let app = Application::build(
+            settings.clone(),
+            Mode {
+                api: true,
+                worker: false,
+            },
+        )
+        .await
+        .expect("the application builds");
+        let address = format!("http://127.0.0.1:{}", app.api_port());
+        let sites_port = app.sites_port().expect("local runtime serves sites");
+        let ctx = app.job_context();
+        let shutdown = app.shutdown_token();
+        tokio::spawn(app.run_until_stopped());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self {
+            address,
+            sites_port,
+            client,
+            outbox: settings.email.dir.clone(),
+            dir,
+            settings,
+            worker: Worker::new(ctx.clone(), jobs::registry()),
+            ctx,
+            shutdown,
+        }
+    }
+
+    pub fn context(&self) -> &JobContext {
+        &self.ctx
+    }
+
+    /// Runs every due job until none is left.
+    pub async fn drain_jobs(&self) -> usize {
+        self.worker.drain().await.expect("draining jobs works")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A valid signup of `name` for tenant default; returns the created site's JSON.
+    pub async fn signup(&self, name: &str) -> serde_json::Value {
+        let response = self
+            .post_form(
+                "/signup",
+                &[
+                    ("name", name),
+                    ("email", "ann@example.com"),
+                    ("html", "<h1>Hello</h1>"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), 201, "signup of {name} failed");
+        response.json().await.unwrap()
+    }
+
+    pub async fn status(&self, tenant: &str, id: &str) -> serde_json::Value {
+        let response = self
+            .client
+            .get(self.url(&format!("/t/{tenant}/sites/{id}")))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET on the sites listener with the given Host header.
+    pub async fn get_site(&self, host: &str) -> reqwest::Response {
+        self.client
+            .get(format!("http://127.0.0.1:{}/", self.sites_port))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub fn outbox_files(&self) -> Vec<PathBuf> {
+        eml_files(&self.outbox)
+    }
+
+    pub async fn count_sites(&self) -> i64 {
+        self.ctx
+            .db
+            .run(|c| {
+                Ok(berth::db::sites::count_by_state(c)?
+                    .iter()
+                    .map(|(_, n)| n)
+                    .sum())
+            })
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Undoes quoted-printable soft line breaks and `=3D`, so tests can search message bodies.
+pub fn unfold_qp(raw: &str) -> String {
+    raw.replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=")
+}
+
+pub fn eml_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A real SMTP server: `python3 -m aiosmtpd` storing messages in a Maildir.
+pub struct SmtpServer {
+    pub port: u16,
+    pub maildir: PathBuf,
+    child: Option<Child>,
+}
+
+impl SmtpServer {
+    /// A server that will listen on a free port once started.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            port: free_port(),
+            maildir: dir.join("maildir"),
+            child: None,
+        }
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&self.maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m aiosmtpd must be installed (python3-aiosmtpd)");
+        self.child = Some(child);
+        wait_for_port(self.port);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The raw messages received so far.
+    pub fn messages(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,10 @@
+//! Black-box tests: HTTP against the real application on loopback.
+
+mod helpers;
+
+mod admin;
+mod email;
+mod health;
+mod provisioning;
+mod rate_limits;
+mod signup;
