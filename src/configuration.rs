@@ -59,8 +59,6 @@ pub struct ServerSettings {
     pub admin_token: Secret,
     /// Base of the links berth hands out (status pages, emails). Empty: `http://<listen>`.
     pub public_url: String,
-    /// Largest request body accepted on any route except plugin uploads, in bytes.
-    pub max_body_bytes: usize,
 }
 
 impl Default for ServerSettings {
@@ -71,7 +69,6 @@ impl Default for ServerSettings {
             trusted_proxies: Vec::new(),
             admin_token: Secret::default(),
             public_url: String::new(),
-            max_body_bytes: 256 * 1024,
         }
     }
 }
@@ -577,10 +574,9 @@ impl Settings {
                 ));
             }
         }
-        if !self.server.public_url.is_empty()
-            && !(self.server.public_url.starts_with("http://")
-                || self.server.public_url.starts_with("https://"))
-        {
+        let public_url = &self.server.public_url;
+        let is_http = public_url.starts_with("http://") || public_url.starts_with("https://");
+        if !public_url.is_empty() && !is_http {
             return Err(invalid(
                 "server.public_url",
                 "must start with http:// or https://",
@@ -624,14 +620,8 @@ impl Settings {
             if tenant.html_max_bytes == 0 {
                 return Err(invalid(key("html_max_bytes"), "must be at least 1"));
             }
-            if tenant.html_max_bytes + 16 * 1024 > self.server.max_body_bytes {
-                return Err(invalid(
-                    key("html_max_bytes"),
-                    format!(
-                        "must stay 16384 bytes below server.max_body_bytes ({})",
-                        self.server.max_body_bytes
-                    ),
-                ));
+            if tenant.html_max_bytes > 8 * 1024 * 1024 {
+                return Err(invalid(key("html_max_bytes"), "must be at most 8 MiB"));
             }
             if tenant.honeypot_field.is_empty() {
                 return Err(invalid(key("honeypot_field"), "must not be empty"));

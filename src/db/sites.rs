@@ -125,7 +125,7 @@ pub fn ready_html(conn: &mut DbConnection, hostname: &str) -> anyhow::Result<Opt
 /// The result of asking for a state change.
 #[derive(Debug)]
 pub enum Transition {
-    Done(SiteRow),
+    Done(Box<SiteRow>),
     NotFound,
     /// The site is in a state the change does not start from.
     WrongState(SiteState),
@@ -164,7 +164,7 @@ pub fn act(
         if let Some(job) = job_for(&site) {
             super::jobs::insert(conn, &job)?;
         }
-        Ok(Transition::Done(site))
+        Ok(Transition::Done(Box::new(site)))
     })
 }
 

@@ -65,9 +65,33 @@ impl Provision {
             tracing::warn!(site.id = %self.site_id, "site is gone; nothing to provision");
             return Ok(());
         };
-        if site.version != self.version || site.state() != SiteState::Provisioning {
+        if site.version != self.version {
             tracing::info!(site.id = %site.id, site.state = %site.state, "site moved on; provisioning stands down");
             return Ok(());
+        }
+        match site.state() {
+            SiteState::Provisioning => {}
+            // An operator re-ran this job after it failed for good: same intent, try again.
+            SiteState::Failed => {
+                let (id, version) = (self.site_id.clone(), self.version);
+                ctx.db
+                    .run(move |c| {
+                        write_tx(c, |c| {
+                            sites::advance(
+                                c,
+                                &id,
+                                version,
+                                SiteState::Failed,
+                                SiteState::Provisioning,
+                            )
+                        })
+                    })
+                    .await?;
+            }
+            _ => {
+                tracing::info!(site.id = %site.id, site.state = %site.state, "site moved on; provisioning stands down");
+                return Ok(());
+            }
         }
         let tenant = ctx.tenants.get(&site.tenant)?;
         let spec = tenant.site_spec(&site);

@@ -195,3 +195,37 @@ async fn deleting_a_site_frees_its_name() {
     assert_eq!(again.status(), 409);
     app.signup("gone-shop").await;
 }
+
+#[tokio::test]
+async fn re_running_a_failed_provision_job_provisions_the_site() {
+    let app = TestApp::spawn().await;
+    app.context()
+        .faults
+        .set("provision.apply", Some(Fault::Error));
+    let site = app.signup("rerun-shop").await;
+    let id = site["id"].as_str().unwrap();
+    app.drain_jobs().await;
+    assert_eq!(app.status("default", id).await["state"], "failed");
+    let failed: serde_json::Value = app
+        .admin(Method::GET, "/admin/jobs?state=failed", ADMIN_TOKEN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let job_id = failed["jobs"][0]["id"].as_str().unwrap().to_owned();
+
+    app.context().faults.set("provision.apply", None);
+    assert_eq!(
+        app.admin(
+            Method::POST,
+            &format!("/admin/jobs/{job_id}/retry"),
+            ADMIN_TOKEN
+        )
+        .await
+        .status(),
+        202
+    );
+    app.drain_jobs().await;
+    assert_eq!(app.status("default", id).await["state"], "ready");
+    assert_eq!(app.outbox_files().len(), 1);
+}

@@ -140,7 +140,7 @@ async fn act(
         Transition::Done(site) => {
             state.wake.notify_one();
             tracing::info!(site.id = %site.id, tenant = %site.tenant, action, site.state = %site.state, "admin action");
-            Ok(json_ok(StatusCode::ACCEPTED, &site_out(state, site)))
+            Ok(json_ok(StatusCode::ACCEPTED, &site_out(state, *site)))
         }
         Transition::NotFound => Err(ApiError::not_found("site_not_found", "no such site")),
         Transition::WrongState(current) => {

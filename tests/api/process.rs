@@ -1,0 +1,428 @@
+//! Tests against the real `berth` binary: SIGKILL mid-provisioning, graceful SIGTERM, two
+//! workers sharing one database, and the command line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{
+    eml_files, eventually, free_port, fresh_database_url, wait_for_port, ADMIN_TOKEN,
+};
+
+struct Berth {
+    child: Option<Child>,
+    api: String,
+    log: PathBuf,
+}
+
+/// A config file for a `berth serve` process on fixed free ports.
+fn write_config(dir: &Path, database_url: &str, name: &str, extra: &str) -> (PathBuf, u16) {
+    let port = free_port();
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+sites_listen = "127.0.0.1:{sites}"
+
+[database]
+url = "{database_url}"
+
+[email]
+dir = "{outbox}"
+
+[rate_limits]
+signup_per_ip = {{ per_second = 1000, burst = 1000 }}
+signup_per_email = {{ per_second = 1000, burst = 1000 }}
+
+[jobs]
+lease_secs = 5
+poll_interval_ms = 100
+base_delay_secs = 1
+{extra}
+"#,
+        sites = free_port(),
+        outbox = dir.join("outbox").display(),
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, config).unwrap();
+    (path, port)
+}
+
+impl Berth {
+    fn start(config: &Path, port: u16, log: PathBuf, env: &[(&str, &str)]) -> Self {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("--config")
+            .arg(config)
+            .arg("serve")
+            .env("BERTH_SERVER__ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("BERTH_LOG__FORMAT", "json")
+            .env_remove("BERTH_FAILPOINTS")
+            .envs(env.iter().copied())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port);
+        Self {
+            child: Some(child),
+            api: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    fn kill_9(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berth did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn signup(client: &reqwest::Client, api: &str, name: &str) -> String {
+    let response = client
+        .post(format!("{api}/signup"))
+        .form(&[
+            ("name", name),
+            ("email", "ann@example.com"),
+            ("html", "<p>hi</p>"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn site(client: &reqwest::Client, api: &str, id: &str) -> serde_json::Value {
+    let response = client
+        .get(format!("{api}/admin/sites/{id}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn wait_for_state(
+    client: &reqwest::Client,
+    api: &str,
+    id: &str,
+    state: &str,
+) -> serde_json::Value {
+    eventually(60, &format!("site {id} to be {state}"), || async {
+        let site = site(client, api, id).await;
+        (site["state"] == state).then_some(site)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_site_killed_mid_provisioning_is_ready_after_a_restart_with_one_email() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path());
+    let (config, port) = write_config(dir.path(), &url, "berth", "");
+    let client = fresh_client();
+    let log = dir.path().join("berth.log");
+
+    let mut first = Berth::start(
+        &config,
+        port,
+        log.clone(),
+        &[("BERTH_FAILPOINTS", "provision.after_apply=pause(60000)")],
+    );
+    let id = signup(&client, &first.api, "crash-shop").await;
+    eventually(30, "provisioning to be under way", || async {
+        let site = site(&client, &first.api, &id).await;
+        (site["step"] == "applying the workload").then_some(())
+    })
+    .await;
+    first.kill_9();
+
+    let second = Berth::start(&config, port, log.clone(), &[]);
+    let ready = wait_for_state(&client, &second.api, &id, "ready").await;
+    let provision = ready["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["kind"] == "provision")
+        .unwrap()
+        .clone();
+    assert_eq!(provision["state"], "succeeded");
+    assert_eq!(
+        provision["attempts"], 2,
+        "the killed attempt counts, then the job ran again"
+    );
+    eventually(30, "the readiness email", || async {
+        (!eml_files(&dir.path().join("outbox")).is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        eml_files(&dir.path().join("outbox")).len(),
+        1,
+        "exactly one email"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_between_sending_and_recording_an_email_does_not_duplicate_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path());
+    let (config, port) = write_config(dir.path(), &url, "berth", "");
+    let client = fresh_client();
+    let log = dir.path().join("berth.log");
+    let outbox = dir.path().join("outbox");
+
+    let mut first = Berth::start(
+        &config,
+        port,
+        log.clone(),
+        &[("BERTH_FAILPOINTS", "send_email.after_send=pause(60000)")],
+    );
+    let id = signup(&client, &first.api, "twice-shop").await;
+    eventually(30, "the email to be written", || async {
+        (!eml_files(&outbox).is_empty()).then_some(())
+    })
+    .await;
+    first.kill_9();
+
+    let second = Berth::start(&config, port, log, &[]);
+    eventually(60, "the email job to finish", || async {
+        let site = site(&client, &second.api, &id).await;
+        let jobs = site["jobs"].as_array().unwrap().clone();
+        jobs.iter()
+            .any(|j| j["kind"] == "send_email" && j["state"] == "succeeded")
+            .then_some(())
+    })
+    .await;
+    let files = eml_files(&outbox);
+    assert_eq!(
+        files.len(),
+        1,
+        "the resend rewrote the same message: {files:?}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_gracefully_and_releases_unfinished_leases() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path());
+    let (config, port) = write_config(dir.path(), &url, "berth", "shutdown_grace_secs = 1\n");
+    let client = fresh_client();
+    let log = dir.path().join("berth.log");
+
+    let mut first = Berth::start(
+        &config,
+        port,
+        log.clone(),
+        &[("BERTH_FAILPOINTS", "provision.after_apply=pause(60000)")],
+    );
+    let id = signup(&client, &first.api, "term-shop").await;
+    eventually(30, "provisioning to be under way", || async {
+        (site(&client, &first.api, &id).await["step"] == "applying the workload").then_some(())
+    })
+    .await;
+    let status = first.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let text = first.log_text();
+    assert!(
+        text.contains("released the leases of unfinished jobs"),
+        "{text}"
+    );
+
+    let second = Berth::start(&config, port, log, &[]);
+    let ready = wait_for_state(&client, &second.api, &id, "ready").await;
+    let provision = ready["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["kind"] == "provision")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        provision["attempts"], 1,
+        "a released lease does not count as an attempt"
+    );
+}
+
+#[tokio::test]
+async fn two_processes_sharing_a_database_never_run_the_same_job_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path());
+    let (config_a, port_a) = write_config(dir.path(), &url, "a", "concurrency = 4\n");
+    let (config_b, port_b) = write_config(dir.path(), &url, "b", "concurrency = 4\n");
+    let migrate = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--config")
+        .arg(&config_a)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    let a = Berth::start(&config_a, port_a, dir.path().join("a.log"), &[]);
+    let b = Berth::start(&config_b, port_b, dir.path().join("b.log"), &[]);
+    let client = fresh_client();
+
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        let api = if i % 2 == 0 { &a.api } else { &b.api };
+        ids.push(signup(&client, api, &format!("shared-{i}")).await);
+    }
+    for id in &ids {
+        wait_for_state(&client, &a.api, id, "ready").await;
+    }
+    let outbox = dir.path().join("outbox");
+    eventually(60, "every email", || async {
+        (eml_files(&outbox).len() == ids.len()).then_some(())
+    })
+    .await;
+    let jobs: serde_json::Value = client
+        .get(format!("{}/admin/jobs?limit=1000", a.api))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jobs = jobs["jobs"].as_array().unwrap();
+    assert_eq!(
+        jobs.len(),
+        ids.len() * 2,
+        "one provision and one email job per site"
+    );
+    for job in jobs {
+        assert_eq!(job["state"], "succeeded", "{job}");
+        assert_eq!(job["attempts"], 1, "claimed more than once: {job}");
+    }
+    let (log_a, log_b) = (a.log_text(), b.log_text());
+    assert!(log_a.contains("job done") || log_b.contains("job done"));
+}
+
+/// No pooled connections: a process is killed and restarted on the same port.
+fn fresh_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+fn berth_cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn config_check_prints_the_effective_config_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.toml");
+    std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:9999\"\n[[tenants]]\nname = \"default\"\nadmin_token = \"file-secret\"\n").unwrap();
+    let out = berth_cli(
+        &["--config", path.to_str().unwrap(), "config", "check"],
+        &[("BERTH_SERVER__ADMIN_TOKEN", "env-secret")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("listen = \"127.0.0.1:9999\""), "{stdout}");
+    assert!(stdout.contains("[redacted]"));
+    assert!(
+        !stdout.contains("file-secret") && !stdout.contains("env-secret"),
+        "{stdout}"
+    );
+
+    let empty = berth_cli(&["config", "check"], &[]);
+    assert!(
+        empty.status.success(),
+        "no file at all is the embedded default"
+    );
+}
+
+#[test]
+fn a_wrong_key_or_value_is_reported_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.toml");
+    std::fs::write(&path, "[email]\ntransprot = \"smtp\"\n").unwrap();
+    let out = berth_cli(
+        &["--config", path.to_str().unwrap(), "config", "check"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("email.transprot: unknown key"), "{stderr}");
+
+    let out = berth_cli(&["config", "check"], &[("BERTH_JOBS__CONCURRENCY", "many")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("jobs.concurrency"));
+}
+
+#[test]
+fn migrate_applies_migrations_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path());
+    let first = berth_cli(&["migrate"], &[("BERTH_DATABASE__URL", &url)]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8(first.stdout).unwrap().contains("applied"));
+    let second = berth_cli(&["migrate"], &[("BERTH_DATABASE__URL", &url)]);
+    assert!(String::from_utf8(second.stdout)
+        .unwrap()
+        .contains("up to date"));
+}
