@@ -12,6 +12,8 @@ mod enabled {
     pub enum Fault {
         Pause(u64),
         Error,
+        /// An error retrying cannot fix.
+        Permanent,
     }
 
     #[derive(Debug, Default)]
@@ -62,6 +64,10 @@ mod enabled {
                     Ok(())
                 }
                 Some(Fault::Error) => anyhow::bail!("failpoint {name} injected an error"),
+                Some(Fault::Permanent) => Err(crate::jobs::Permanent::new(format!(
+                    "failpoint {name} injected a permanent error"
+                ))
+                .into()),
             }
         }
     }

@@ -84,6 +84,24 @@ pub trait BackgroundJob: Serialize + DeserializeOwned + Send + Sync + 'static {
     }
 }
 
+/// A job error that retrying cannot fix (refused credentials, a conflict an operator must
+/// resolve): the job fails at once instead of using up its attempts. Wrap it in `anyhow`:
+/// `Err(Permanent::new("…").into())`; context added on top keeps it permanent.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Permanent(String);
+
+impl Permanent {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// True when `error` or any of its causes is [`Permanent`].
+pub fn is_permanent(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.is::<Permanent>())
+}
+
 type Erased = fn(Arc<JobContext>, String, Option<String>) -> BoxFuture<'static, anyhow::Result<()>>;
 
 /// Runs a job from its stored payload: `run` when `error` is `None`, else `exhausted`.
@@ -126,6 +144,30 @@ pub fn registry() -> Registry {
         .register::<Deprovision>()
         .register::<Suspend>()
         .register::<SendEmail>()
+}
+
+/// The site a site job is about, when it is still at the job's `version` and in `state`; `None`
+/// (logged) when it is gone or has moved on, so the job has nothing left to do.
+async fn current_site(
+    ctx: &JobContext,
+    kind: &str,
+    site_id: &str,
+    version: i64,
+    state: crate::domain::SiteState,
+) -> anyhow::Result<Option<crate::db::sites::SiteRow>> {
+    let id = site_id.to_owned();
+    let site = ctx.db.run(move |c| crate::db::sites::get(c, &id)).await?;
+    match site {
+        Some(site) if site.version == version && site.state() == state => Ok(Some(site)),
+        Some(site) => {
+            tracing::info!(site.id = %site.id, site.state = %site.state, job.kind = kind, "site moved on; the job stands down");
+            Ok(None)
+        }
+        None => {
+            tracing::warn!(site.id = %site_id, job.kind = kind, "site is gone; nothing to do");
+            Ok(None)
+        }
+    }
 }
 
 /// The delay before attempt `attempt + 1`: `base * 2^(attempt-1)`, capped, with equal jitter

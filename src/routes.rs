@@ -4,6 +4,7 @@
 mod admin;
 mod health;
 mod metrics;
+pub(crate) mod openapi;
 mod signup;
 mod status;
 
@@ -51,7 +52,8 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .configure(metrics::routes)
         .configure(signup::routes)
         .configure(status::routes)
-        .configure(admin::routes);
+        .configure(admin::routes)
+        .configure(openapi::routes);
 }
 
 /// The routes a `--worker-only` process still serves: probes and metrics.

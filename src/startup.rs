@@ -39,6 +39,24 @@ impl Mode {
     };
 }
 
+/// One line per request; probes and scrapes only at debug level.
+fn log_request(
+    method: &actix_web::http::Method,
+    path: &str,
+    status: actix_web::http::StatusCode,
+    took: Duration,
+) {
+    let duration_ms = took.as_secs_f64() * 1000.0;
+    let status = status.as_u16();
+    if matches!(path, "/healthz" | "/readyz" | "/metrics") {
+        tracing::debug!(http.method = %method, http.path = path, http.status = status, duration_ms, "request handled");
+    } else if status >= 500 {
+        tracing::error!(http.method = %method, http.path = path, http.status = status, duration_ms, "request failed");
+    } else {
+        tracing::info!(http.method = %method, http.path = path, http.status = status, duration_ms, "request handled");
+    }
+}
+
 pub struct Application {
     api_port: u16,
     sites_port: Option<u16>,
@@ -110,6 +128,8 @@ impl Application {
             App::new()
                 .wrap_fn(|req, srv| {
                     let request_id = req.extensions().get::<RequestId>().copied();
+                    let started = std::time::Instant::now();
+                    let (method, path) = (req.method().clone(), req.path().to_owned());
                     let response = srv.call(req);
                     async move {
                         let mut response = response.await?;
@@ -120,6 +140,7 @@ impl Application {
                                     .insert(header::HeaderName::from_static("x-request-id"), value);
                             }
                         }
+                        log_request(&method, &path, response.status(), started.elapsed());
                         Ok(response)
                     }
                 })

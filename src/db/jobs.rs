@@ -35,7 +35,7 @@ pub struct NewJob {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = jobs)]
 pub struct JobRow {
     pub id: String,
@@ -163,28 +163,17 @@ fn finish(
 ) -> anyhow::Result<bool> {
     write_tx(conn, |conn| {
         let now = now_ms();
-        let target = held!(id, owner);
-        let n = match run_at {
-            Some(run_at) => diesel::update(target)
-                .set((
-                    jobs::state.eq(state),
-                    jobs::run_at.eq(run_at),
-                    jobs::lease_owner.eq(None::<String>),
-                    jobs::lease_expires_at.eq(None::<i64>),
-                    jobs::last_error.eq(error),
-                    jobs::updated_at.eq(now),
-                ))
-                .execute(conn)?,
-            None => diesel::update(target)
-                .set((
-                    jobs::state.eq(state),
-                    jobs::lease_owner.eq(None::<String>),
-                    jobs::lease_expires_at.eq(None::<i64>),
-                    jobs::last_error.eq(error),
-                    jobs::updated_at.eq(now),
-                ))
-                .execute(conn)?,
-        };
+        // A finished job's `run_at` becomes the time it finished.
+        let n = diesel::update(held!(id, owner))
+            .set((
+                jobs::state.eq(state),
+                jobs::run_at.eq(run_at.unwrap_or(now)),
+                jobs::lease_owner.eq(None::<String>),
+                jobs::lease_expires_at.eq(None::<i64>),
+                jobs::last_error.eq(error),
+                jobs::updated_at.eq(now),
+            ))
+            .execute(conn)?;
         Ok(n == 1)
     })
 }

@@ -8,7 +8,7 @@ use super::{jobs::NewJob, now_ms, write_tx, DbConnection};
 use crate::domain::SiteState;
 
 /// A stored site. `email` is personal data: it never reaches logs or the public status page.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = sites)]
 pub struct SiteRow {
     pub id: String,

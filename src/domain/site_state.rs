@@ -3,7 +3,9 @@ use std::str::FromStr;
 
 /// Where a site is in its life. See SPEC §1: a state never moves backwards because of a stale
 /// event; operators move sites with explicit actions (retry, suspend, resume, delete).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SiteState {
     PendingPayment,

@@ -20,14 +20,17 @@ impl BackgroundJob for Deprovision {
     }
 
     async fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
-        let id = self.site_id.clone();
-        let Some(site) = ctx.db.run(move |c| sites::get(c, &id)).await? else {
+        let Some(site) = super::current_site(
+            ctx,
+            Self::KIND,
+            &self.site_id,
+            self.version,
+            SiteState::Deprovisioning,
+        )
+        .await?
+        else {
             return Ok(());
         };
-        if site.version != self.version || site.state() != SiteState::Deprovisioning {
-            tracing::info!(site.id = %site.id, site.state = %site.state, "site moved on; deprovisioning stands down");
-            return Ok(());
-        }
         let tenant = ctx.tenants.get(&site.tenant)?;
         let spec = tenant.site_spec(&site);
         tenant.runtime.delete(&spec).await?;

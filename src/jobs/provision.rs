@@ -60,39 +60,26 @@ impl BackgroundJob for Provision {
 
 impl Provision {
     async fn provision(&self, ctx: &JobContext) -> anyhow::Result<()> {
-        let id = self.site_id.clone();
-        let Some(site) = ctx.db.run(move |c| sites::get(c, &id)).await? else {
-            tracing::warn!(site.id = %self.site_id, "site is gone; nothing to provision");
+        // An operator re-ran this job after it failed for good: same intent, so start over.
+        let (id, version) = (self.site_id.clone(), self.version);
+        ctx.db
+            .run(move |c| {
+                write_tx(c, |c| {
+                    sites::advance(c, &id, version, SiteState::Failed, SiteState::Provisioning)
+                })
+            })
+            .await?;
+        let Some(site) = super::current_site(
+            ctx,
+            Self::KIND,
+            &self.site_id,
+            self.version,
+            SiteState::Provisioning,
+        )
+        .await?
+        else {
             return Ok(());
         };
-        if site.version != self.version {
-            tracing::info!(site.id = %site.id, site.state = %site.state, "site moved on; provisioning stands down");
-            return Ok(());
-        }
-        match site.state() {
-            SiteState::Provisioning => {}
-            // An operator re-ran this job after it failed for good: same intent, try again.
-            SiteState::Failed => {
-                let (id, version) = (self.site_id.clone(), self.version);
-                ctx.db
-                    .run(move |c| {
-                        write_tx(c, |c| {
-                            sites::advance(
-                                c,
-                                &id,
-                                version,
-                                SiteState::Failed,
-                                SiteState::Provisioning,
-                            )
-                        })
-                    })
-                    .await?;
-            }
-            _ => {
-                tracing::info!(site.id = %site.id, site.state = %site.state, "site moved on; provisioning stands down");
-                return Ok(());
-            }
-        }
         let tenant = ctx.tenants.get(&site.tenant)?;
         let spec = tenant.site_spec(&site);
         let started = std::time::Instant::now();

@@ -205,8 +205,9 @@ impl Execution {
                 self.finish(Outcome::Succeeded).await;
             }
             Err(error) => {
+                let permanent = super::is_permanent(&error);
                 let error = format!("{error:#}");
-                if job.attempts >= job.max_attempts {
+                if permanent || job.attempts >= job.max_attempts {
                     self.exhaust(handler, error).await;
                 } else {
                     let delay = backoff(&self.ctx.settings.jobs, job.attempts);

@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::{BackgroundJob, JobContext};
-use crate::db::sites;
 use crate::domain::SiteState;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -21,13 +20,17 @@ impl BackgroundJob for Suspend {
     }
 
     async fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
-        let id = self.site_id.clone();
-        let Some(site) = ctx.db.run(move |c| sites::get(c, &id)).await? else {
+        let Some(site) = super::current_site(
+            ctx,
+            Self::KIND,
+            &self.site_id,
+            self.version,
+            SiteState::Suspended,
+        )
+        .await?
+        else {
             return Ok(());
         };
-        if site.version != self.version || site.state() != SiteState::Suspended {
-            return Ok(());
-        }
         let tenant = ctx.tenants.get(&site.tenant)?;
         tenant.runtime.suspend(&tenant.site_spec(&site)).await?;
         tracing::info!(site.id = %site.id, tenant = %site.tenant, "site suspended");

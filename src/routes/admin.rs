@@ -1,12 +1,15 @@
 //! The admin API (bearer token; see `auth`).
 
-mod jobs;
-mod sites;
+mod dashboard;
+pub(crate) mod jobs;
+pub(crate) mod sites;
 
 use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.configure(sites::routes).configure(jobs::routes);
+    cfg.configure(sites::routes)
+        .configure(jobs::routes)
+        .configure(dashboard::routes);
 }
 
 /// `limit` query parameter: default 100, at most 1000.

@@ -8,14 +8,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up")))]
 #[get("/healthz")]
-async fn healthz() -> HttpResponse {
+pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
 /// The database answers and every migration is applied.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "The database answers and is migrated"), (status = 503, description = "Not ready", body = crate::routes::openapi::ErrorBody)))]
 #[get("/readyz")]
-async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.db.is_ready().await {
         Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
     } else {

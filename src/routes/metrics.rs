@@ -9,8 +9,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Prometheus text format. Gauges that describe stored state are read at scrape time.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 #[get("/metrics")]
-async fn render(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn render(state: web::Data<AppState>) -> HttpResponse {
     let counts = state
         .db
         .run(|c| Ok((sites::count_by_state(c)?, jobs::oldest_due_age_ms(c)?)))

@@ -34,7 +34,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn signup_default(
+/// Sign up on tenant `default`.
+#[utoipa::path(post, path = "/signup", tag = "signup", request_body(content((crate::routes::openapi::SignupIn = "application/x-www-form-urlencoded"), (crate::routes::openapi::SignupIn = "multipart/form-data"), (crate::routes::openapi::SignupIn = "application/json"))), responses((status = 201, description = "Site created", body = Created), (status = 303, description = "A browser form post: see the status page"), (status = 400, description = "Malformed body, missing or duplicated field", body = crate::routes::openapi::ErrorBody), (status = 404, description = "Unknown tenant", body = crate::routes::openapi::ErrorBody), (status = 409, description = "Name taken", body = crate::routes::openapi::ErrorBody), (status = 413, description = "Body over the limit", body = crate::routes::openapi::ErrorBody), (status = 415, description = "Unsupported content type", body = crate::routes::openapi::ErrorBody), (status = 422, description = "invalid_fields or policy_rejected", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = crate::routes::openapi::ErrorBody)))]
+pub(crate) async fn signup_default(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
@@ -42,7 +44,9 @@ async fn signup_default(
     signup(req, payload, state, "default").await
 }
 
-async fn signup_tenant(
+/// Sign up on a tenant.
+#[utoipa::path(post, path = "/t/{tenant}/signup", tag = "signup", params(("tenant" = String, Path, description = "Tenant name")), request_body(content((crate::routes::openapi::SignupIn = "application/x-www-form-urlencoded"), (crate::routes::openapi::SignupIn = "multipart/form-data"), (crate::routes::openapi::SignupIn = "application/json"))), responses((status = 201, description = "Site created", body = Created), (status = 303, description = "A browser form post: see the status page"), (status = 400, description = "Malformed body, missing or duplicated field", body = crate::routes::openapi::ErrorBody), (status = 404, description = "Unknown tenant", body = crate::routes::openapi::ErrorBody), (status = 409, description = "Name taken", body = crate::routes::openapi::ErrorBody), (status = 413, description = "Body over the limit", body = crate::routes::openapi::ErrorBody), (status = 415, description = "Unsupported content type", body = crate::routes::openapi::ErrorBody), (status = 422, description = "invalid_fields or policy_rejected", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = crate::routes::openapi::ErrorBody)))]
+pub(crate) async fn signup_tenant(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
@@ -51,8 +55,8 @@ async fn signup_tenant(
     signup(req, payload, state, &tenant).await
 }
 
-#[derive(Debug, Serialize)]
-struct Created {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Created {
     id: String,
     tenant: String,
     name: String,

@@ -16,8 +16,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(status);
 }
 
-#[derive(Serialize)]
-struct Status<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Status<'a> {
     id: &'a str,
     tenant: &'a str,
     name: &'a str,
@@ -33,8 +33,10 @@ struct Status<'a> {
     updated_at: i64,
 }
 
+/// The customer's status page: HTML that refreshes itself, or JSON with `Accept: application/json`.
+#[utoipa::path(get, path = "/t/{tenant}/sites/{id}", tag = "signup", params(("tenant" = String, Path), ("id" = String, Path, description = "Site id")), responses((status = 200, description = "The site's state (never the email)", body = Status), (status = 404, description = "Unknown tenant or site", body = crate::routes::openapi::ErrorBody)))]
 #[get("/t/{tenant}/sites/{id}")]
-async fn status(
+pub(crate) async fn status(
     req: HttpRequest,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,

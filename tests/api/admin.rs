@@ -191,3 +191,30 @@ async fn failed_jobs_are_listed_and_can_be_retried() {
         400
     );
 }
+
+#[tokio::test]
+async fn the_dashboard_page_holds_no_data_and_locks_down_scripts() {
+    let app = TestApp::spawn().await;
+    app.signup("secret-shop").await;
+    let page = app.client.get(app.url("/admin")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("/admin/dashboard.js"));
+    assert!(
+        !html.contains("secret-shop"),
+        "data only comes through the token-protected API"
+    );
+    let script = app
+        .client
+        .get(app.url("/admin/dashboard.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    assert!(script.text().await.unwrap().contains("Authorization"));
+}

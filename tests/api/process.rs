@@ -205,6 +205,15 @@ async fn a_site_killed_mid_provisioning_is_ready_after_a_restart_with_one_email(
         1,
         "exactly one email"
     );
+
+    let log = second.log_text();
+    assert!(
+        log.contains("\"request_id\""),
+        "JSON logs carry the request id"
+    );
+    for private in [ADMIN_TOKEN, "ann@example.com", "<p>hi</p>"] {
+        assert!(!log.contains(private), "{private} reached the logs");
+    }
 }
 
 #[tokio::test]

@@ -229,3 +229,26 @@ async fn re_running_a_failed_provision_job_provisions_the_site() {
     assert_eq!(app.status("default", id).await["state"], "ready");
     assert_eq!(app.outbox_files().len(), 1);
 }
+
+#[tokio::test]
+async fn a_permanent_error_fails_the_job_at_once() {
+    let app = TestApp::spawn().await;
+    app.context()
+        .faults
+        .set("provision.apply", Some(Fault::Permanent));
+    let site = app.signup("doomed-shop").await;
+    let id = site["id"].as_str().unwrap();
+    assert_eq!(app.drain_jobs().await, 1, "no retries");
+    let detail: serde_json::Value = app
+        .admin(Method::GET, &format!("/admin/sites/{id}"), ADMIN_TOKEN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["state"], "failed");
+    assert_eq!(detail["jobs"][0]["attempts"], 1);
+    assert!(
+        detail["last_error"].as_str().unwrap().contains("permanent"),
+        "{detail}"
+    );
+}

@@ -14,15 +14,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(list).service(retry);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     state: Option<String>,
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/admin/jobs", tag = "admin", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "Jobs, newest first (global token only)", body = crate::routes::openapi::JobList), (status = 400, description = "Bad filter", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[get("/admin/jobs")]
-async fn list(
+pub(crate) async fn list(
     admin: Admin,
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
@@ -52,8 +53,9 @@ async fn list(
 }
 
 /// Puts a failed job back in the queue with a fresh attempt budget.
+#[utoipa::path(post, path = "/admin/jobs/{id}/retry", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "Requeued with a fresh attempt budget", body = crate::db::jobs::JobRow), (status = 404, description = "No such job", body = crate::routes::openapi::ErrorBody), (status = 409, description = "The job is not failed", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[post("/admin/jobs/{id}/retry")]
-async fn retry(
+pub(crate) async fn retry(
     admin: Admin,
     id: web::Path<String>,
     state: web::Data<AppState>,

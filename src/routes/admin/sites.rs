@@ -23,7 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(remove);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     tenant: Option<String>,
@@ -31,8 +31,8 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct SiteOut {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SiteOut {
     #[serde(flatten)]
     site: SiteRow,
     url: String,
@@ -51,8 +51,9 @@ fn site_out(state: &AppState, site: SiteRow) -> SiteOut {
     }
 }
 
+#[utoipa::path(get, path = "/admin/sites", tag = "admin", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "Sites, newest first", body = crate::routes::openapi::SiteList), (status = 400, description = "Bad filter", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[get("/admin/sites")]
-async fn list(
+pub(crate) async fn list(
     admin: Admin,
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
@@ -89,16 +90,17 @@ async fn load(admin: &Admin, state: &AppState, id: &str) -> Result<SiteRow, ApiE
     Ok(site)
 }
 
-#[derive(Serialize)]
-struct SiteDetail {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SiteDetail {
     #[serde(flatten)]
     site: SiteOut,
     email: String,
     jobs: Vec<JobRow>,
 }
 
+#[utoipa::path(get, path = "/admin/sites/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "The site, its email and its recent jobs", body = SiteDetail), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[get("/admin/sites/{id}")]
-async fn get(
+pub(crate) async fn get(
     admin: Admin,
     id: web::Path<String>,
     state: web::Data<AppState>,
@@ -167,8 +169,9 @@ fn provision(site: &SiteRow, settings: &JobSettings) -> Option<NewJob> {
 }
 
 /// A failed site starts provisioning again.
+#[utoipa::path(post, path = "/admin/sites/{id}/retry", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "failed → provisioning; the job is queued", body = SiteOut), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 409, description = "The site is in another state", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[post("/admin/sites/{id}/retry")]
-async fn retry(
+pub(crate) async fn retry(
     admin: Admin,
     id: web::Path<String>,
     state: web::Data<AppState>,
@@ -186,8 +189,9 @@ async fn retry(
 }
 
 /// Stops serving at once; the job then scales the workload to zero.
+#[utoipa::path(post, path = "/admin/sites/{id}/suspend", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "ready|provisioning → suspended; the job is queued", body = SiteOut), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 409, description = "The site is in another state", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[post("/admin/sites/{id}/suspend")]
-async fn suspend(
+pub(crate) async fn suspend(
     admin: Admin,
     id: web::Path<String>,
     state: web::Data<AppState>,
@@ -213,8 +217,9 @@ async fn suspend(
 }
 
 /// Brings a suspended site back through provisioning (applying scales it back up).
+#[utoipa::path(post, path = "/admin/sites/{id}/resume", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "suspended → provisioning → ready; the job is queued", body = SiteOut), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 409, description = "The site is in another state", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[post("/admin/sites/{id}/resume")]
-async fn resume(
+pub(crate) async fn resume(
     admin: Admin,
     id: web::Path<String>,
     state: web::Data<AppState>,
@@ -242,8 +247,9 @@ const DELETABLE: &[SiteState] = &[
 ];
 
 /// Deprovisions the site: workload, then the DNS record berth owns, then `deleted`.
+#[utoipa::path(delete, path = "/admin/sites/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "→ deprovisioning → deleted; the job is queued", body = SiteOut), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 409, description = "Already deleted", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[delete("/admin/sites/{id}")]
-async fn remove(
+pub(crate) async fn remove(
     admin: Admin,
     id: web::Path<String>,
     state: web::Data<AppState>,

@@ -1,0 +1,139 @@
+// The operator dashboard: reads the admin API with the token kept in session storage.
+// Every value is inserted as text, never as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let token = sessionStorage.getItem("berth-admin-token") || "";
+
+async function api(method, path) {
+  const response = await fetch(path, { method, headers: { Authorization: "Bearer " + token } });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error((body.error && body.error.message) || response.statusText);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function cell(row, text, className) {
+  const td = document.createElement("td");
+  td.textContent = text == null ? "" : String(text);
+  if (className) td.className = className;
+  row.appendChild(td);
+  return td;
+}
+
+function button(parent, label, onClick) {
+  const b = document.createElement("button");
+  b.textContent = label;
+  b.addEventListener("click", onClick);
+  parent.appendChild(b);
+}
+
+async function act(method, path, confirmText) {
+  if (confirmText && !confirm(confirmText)) return;
+  try {
+    await api(method, path);
+    $("message").textContent = "";
+  } catch (error) {
+    $("message").textContent = error.message;
+  }
+  refresh();
+}
+
+function renderSites(sites) {
+  const body = $("sites");
+  body.replaceChildren();
+  for (const site of sites) {
+    const row = document.createElement("tr");
+    const name = cell(row, "");
+    if (site.state === "ready" && site.url) {
+      const link = document.createElement("a");
+      link.href = site.url;
+      link.rel = "noopener noreferrer";
+      link.textContent = site.hostname;
+      name.appendChild(link);
+    } else {
+      name.textContent = site.hostname;
+    }
+    cell(row, site.tenant);
+    const state = cell(row, "");
+    const badge = document.createElement("span");
+    badge.className = "state " + site.state;
+    badge.textContent = site.state;
+    state.appendChild(badge);
+    cell(row, site.last_error || site.step || "", site.last_error ? "error" : "");
+    cell(row, new Date(site.updated_at).toLocaleString());
+    const actions = cell(row, "");
+    const path = "/admin/sites/" + encodeURIComponent(site.id);
+    if (site.state === "failed") button(actions, "Retry", () => act("POST", path + "/retry"));
+    if (site.state === "ready" || site.state === "provisioning") button(actions, "Suspend", () => act("POST", path + "/suspend", "Suspend " + site.hostname + "?"));
+    if (site.state === "suspended") button(actions, "Resume", () => act("POST", path + "/resume"));
+    if (site.state !== "deleted") button(actions, "Delete", () => act("DELETE", path, "Delete " + site.hostname + "? This removes the site."));
+    body.appendChild(row);
+  }
+}
+
+function renderJobs(jobs) {
+  const body = $("jobs");
+  body.replaceChildren();
+  for (const job of jobs) {
+    const row = document.createElement("tr");
+    cell(row, job.id);
+    cell(row, job.kind);
+    cell(row, job.site_id || "");
+    cell(row, job.attempts + " / " + job.max_attempts);
+    cell(row, job.last_error || "", "error");
+    const actions = cell(row, "");
+    button(actions, "Retry", () => act("POST", "/admin/jobs/" + encodeURIComponent(job.id) + "/retry"));
+    body.appendChild(row);
+  }
+}
+
+async function refresh() {
+  try {
+    const { sites } = await api("GET", "/admin/sites?limit=500");
+    renderSites(sites);
+    try {
+      const { jobs } = await api("GET", "/admin/jobs?state=failed&limit=200");
+      renderJobs(jobs);
+      $("failed-jobs").hidden = false;
+      $("scope").textContent = "global token";
+    } catch (error) {
+      if (error.status !== 403) throw error;
+      $("failed-jobs").hidden = true;
+      $("scope").textContent = "tenant token";
+    }
+    $("refreshed").textContent = new Date().toLocaleTimeString();
+  } catch (error) {
+    if (error.status === 401) return showLogin("That token was not accepted.");
+    $("message").textContent = error.message;
+  }
+}
+
+function showLogin(message) {
+  token = "";
+  sessionStorage.removeItem("berth-admin-token");
+  $("main").hidden = true;
+  $("login").hidden = false;
+  if (message) alert(message);
+}
+
+$("login").addEventListener("submit", (event) => {
+  event.preventDefault();
+  token = $("token").value.trim();
+  sessionStorage.setItem("berth-admin-token", token);
+  $("login").hidden = true;
+  $("main").hidden = false;
+  refresh();
+});
+$("logout").addEventListener("click", () => showLogin());
+
+if (token) {
+  $("main").hidden = false;
+  refresh();
+} else {
+  $("login").hidden = false;
+}
+setInterval(() => { if (token) refresh(); }, 3000);
