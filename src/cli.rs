@@ -41,6 +41,33 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Check or try a WebAssembly policy plugin without a server.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Check a module against ABI v1 and the configured limits.
+    Check {
+        /// The module (.wasm).
+        file: PathBuf,
+    },
+    /// Run a module once on a value and print verdict, reasons, timing and fuel used.
+    Run {
+        file: PathBuf,
+        /// `name` or `html`.
+        #[arg(long)]
+        hook: String,
+        /// The value under test, or `@FILE` to read it from a file.
+        #[arg(long)]
+        value: String,
+        /// The binding's settings as JSON (default `{}`).
+        #[arg(long, default_value = "{}")]
+        settings: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,22 +77,40 @@ pub enum ConfigCommand {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
-    let settings = match Settings::load(cli.config.as_deref()) {
+    let mut settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("error: invalid configuration: {error}");
             return ExitCode::from(2);
         }
     };
+    // The embedded default (no file) runs the example policies when they are built.
+    let missing_examples = match cli.config {
+        None => settings.attach_example_policies(std::path::Path::new("plugins/dist")),
+        Some(_) => Vec::new(),
+    };
     if let Command::Config {
         command: ConfigCommand::Check,
     } = cli.command
     {
+        if let Err(error) = crate::tenants::Tenants::build(&settings) {
+            eprintln!("error: invalid configuration: {error:#}");
+            return ExitCode::from(2);
+        }
         print!("{}", settings.redacted_toml());
         eprintln!("configuration is valid");
         return ExitCode::SUCCESS;
     }
+    if let Command::Plugin { command } = &cli.command {
+        return crate::plugin_cli::run(&settings, command);
+    }
     crate::telemetry::init(&settings.log);
+    if !missing_examples.is_empty() {
+        tracing::warn!(
+            missing = ?missing_examples,
+            "the example policies are not built, so tenant default runs without them; build them with plugins/build.sh"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -89,7 +134,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 serve(settings, mode).await
             }
             Command::Migrate => migrate(settings).await,
-            Command::Config { .. } => unreachable!("handled above"),
+            Command::Config { .. } | Command::Plugin { .. } => unreachable!("handled above"),
         }
     });
     match result {

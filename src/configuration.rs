@@ -28,6 +28,7 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub log: LogSettings,
     pub kubernetes: KubernetesSettings,
+    pub plugins: PluginSettings,
     pub tenants: Vec<TenantSettings>,
 }
 
@@ -41,6 +42,7 @@ impl Default for Settings {
             jobs: JobSettings::default(),
             log: LogSettings::default(),
             kubernetes: KubernetesSettings::default(),
+            plugins: PluginSettings::default(),
             tenants: vec![TenantSettings::default()],
         }
     }
@@ -292,6 +294,40 @@ impl Default for KubernetesSettings {
     }
 }
 
+/// Limits of the WebAssembly policy sandbox (SPEC §3).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginSettings {
+    /// Largest module accepted at upload, in bytes.
+    pub max_module_bytes: usize,
+    /// Linear memory one call may use, in bytes.
+    pub memory_limit_bytes: usize,
+    /// Deadline of one call (allocation, validation and output), in milliseconds.
+    pub timeout_ms: u64,
+    /// Largest output JSON a plugin may return, in bytes.
+    pub max_output_bytes: usize,
+    /// Log bytes one call may emit through `berth_v1.log`; the rest is dropped.
+    pub max_log_bytes: usize,
+    /// WebAssembly stack of one call, in bytes.
+    pub stack_bytes: usize,
+    /// Plugin instances that may run at once (slots of the pooling allocator).
+    pub max_instances: u32,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        Self {
+            max_module_bytes: 4 * 1024 * 1024,
+            memory_limit_bytes: 32 * 1024 * 1024,
+            timeout_ms: 100,
+            max_output_bytes: 64 * 1024,
+            max_log_bytes: 4 * 1024,
+            stack_bytes: 256 * 1024,
+            max_instances: 32,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuntimeKind {
@@ -418,6 +454,9 @@ pub struct PolicySettings {
     pub settings: serde_json::Value,
     #[serde(default)]
     pub on_error: OnError,
+    /// The plugin may rewrite the HTML it is given (html hook only).
+    #[serde(default)]
+    pub mutating: bool,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -602,6 +641,22 @@ impl Settings {
         if self.jobs.lease_secs < 5 {
             return Err(invalid("jobs.lease_secs", "must be at least 5"));
         }
+        let plugins = &self.plugins;
+        if plugins.timeout_ms == 0 || plugins.timeout_ms > 60_000 {
+            return Err(invalid("plugins.timeout_ms", "must be from 1 to 60000"));
+        }
+        if plugins.memory_limit_bytes < 64 * 1024 || plugins.memory_limit_bytes > 1 << 30 {
+            return Err(invalid(
+                "plugins.memory_limit_bytes",
+                "must be from 65536 (one page) to 1 GiB",
+            ));
+        }
+        if plugins.max_instances == 0 {
+            return Err(invalid("plugins.max_instances", "must be at least 1"));
+        }
+        if plugins.stack_bytes < 16 * 1024 {
+            return Err(invalid("plugins.stack_bytes", "must be at least 16384"));
+        }
         if self.tenants.is_empty() {
             return Err(invalid("tenants", "at least one tenant is needed"));
         }
@@ -677,6 +732,23 @@ impl Settings {
                     ));
                 }
             }
+            for (j, policy) in tenant.policies.iter().enumerate() {
+                let key = |field: &str| format!("tenants[{i}].policies[{j}].{field}");
+                crate::domain::PluginName::parse(&policy.plugin)
+                    .map_err(|e| invalid(key("plugin"), e))?;
+                if !["name", "html"].contains(&policy.hook.as_str()) {
+                    return Err(invalid(key("hook"), "must be name or html"));
+                }
+                if policy.file.is_empty() {
+                    return Err(invalid(key("file"), "must name the plugin's .wasm file"));
+                }
+                if !policy.settings.is_object() {
+                    return Err(invalid(key("settings"), "must be a table"));
+                }
+                if policy.mutating && policy.hook != "html" {
+                    return Err(invalid(key("mutating"), "only html plugins may rewrite"));
+                }
+            }
             for notice in tenant.email_templates.keys() {
                 if !crate::mailer::NOTICES.contains(&notice.as_str()) {
                     return Err(invalid(
@@ -690,6 +762,59 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The embedded default runs the example policies from `dist` (built by `plugins/build.sh`)
+    /// on tenant `default`. Returns the files that are missing (then nothing is attached).
+    pub fn attach_example_policies(&mut self, dist: &Path) -> Vec<PathBuf> {
+        let examples = [
+            (
+                "reserved-names",
+                "reserved_names.wasm",
+                "name",
+                serde_json::json!({"names": ["root", "support", "billing", "status", "help", "security"], "prefixes": ["berth-"]}),
+            ),
+            (
+                "brand-guard",
+                "brand_guard.wasm",
+                "name",
+                serde_json::json!({"brands": ["paypal", "google", "apple", "microsoft", "amazon", "stripe"], "max_distance": 1}),
+            ),
+            (
+                "digit-limit",
+                "digit_limit.wasm",
+                "name",
+                serde_json::json!({"max_digits": 4}),
+            ),
+            (
+                "html-guard",
+                "html_guard.wasm",
+                "html",
+                serde_json::json!({}),
+            ),
+        ];
+        let missing: Vec<PathBuf> = examples
+            .iter()
+            .map(|e| dist.join(e.1))
+            .filter(|p| !p.is_file())
+            .collect();
+        let Some(tenant) = self.tenants.iter_mut().find(|t| t.name == "default") else {
+            return missing;
+        };
+        if missing.is_empty() && tenant.policies.is_empty() {
+            tenant.policies = examples
+                .into_iter()
+                .map(|(plugin, file, hook, settings)| PolicySettings {
+                    plugin: plugin.into(),
+                    file: dist.join(file).display().to_string(),
+                    hook: hook.into(),
+                    settings,
+                    on_error: OnError::Deny,
+                    mutating: false,
+                })
+                .collect();
+        }
+        missing
     }
 
     /// The base of links berth hands out, without a trailing slash.

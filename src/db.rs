@@ -7,6 +7,7 @@
 
 pub mod jobs;
 pub mod outbox;
+pub mod plugins;
 pub mod schema;
 pub mod sites;
 

@@ -8,5 +8,5 @@ mod site_state;
 
 pub use email_address::EmailAddress;
 pub use ids::{JobId, SiteId};
-pub use names::{validate_base_domain, Hostname, SiteName, TenantName};
+pub use names::{validate_base_domain, Hostname, PluginName, SiteName, TenantName};
 pub use site_state::SiteState;

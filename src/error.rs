@@ -41,6 +41,9 @@ pub enum ApiError {
     InvalidFields(Vec<FieldError>),
     #[error("a policy rejected the submission")]
     PolicyRejected(Vec<PolicyReason>),
+    /// A plugin refused the settings of a binding.
+    #[error("{0}")]
+    InvalidSettings(String),
     #[error("{message}")]
     TooManyRequests {
         message: String,
@@ -85,6 +88,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::InvalidFields(_) => "invalid_fields",
             Self::PolicyRejected(_) => "policy_rejected",
+            Self::InvalidSettings(_) => "invalid_settings",
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable => "unavailable",
             Self::Internal(_) => "internal_error",
@@ -117,7 +121,9 @@ impl ResponseError for ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::InvalidFields(_) | Self::PolicyRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidFields(_) | Self::PolicyRejected(_) | Self::InvalidSettings(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

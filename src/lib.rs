@@ -12,6 +12,8 @@ pub mod error;
 pub mod faults;
 pub mod jobs;
 pub mod mailer;
+pub mod plugin_cli;
+pub mod plugin_host;
 pub mod policy;
 pub mod rate_limit;
 pub mod routes;

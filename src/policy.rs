@@ -1,8 +1,22 @@
 //! The policy hook of the signup pipeline: every submission's name, then its HTML, goes through
-//! the tenant's bound plugins in order. Plugins are bound per tenant; with none bound (as here,
-//! before any module is uploaded) every value is allowed unchanged.
+//! the tenant's bound plugins in order. Any deny wins, and the reasons of every plugin that said
+//! no are returned together. A plugin that fails (timeout, oom, crash, abi_error, bad_output)
+//! denies with `policy_error` unless its binding says `on_error = "allow"`; either way the
+//! failure is logged with the plugin's name and hash and counted, and nothing else is disturbed.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::configuration::{OnError, Settings};
+use crate::db::{plugins, Db};
 use crate::error::PolicyReason;
+use crate::plugin_host::{
+    CallReport, CompiledPlugin, LogLine, PluginError, PluginHost, PluginOutput,
+};
 use crate::tenants::Tenant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +30,14 @@ impl Hook {
         match self {
             Hook::Name => "name",
             Hook::Html => "html",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Hook, String> {
+        match value {
+            "name" => Ok(Hook::Name),
+            "html" => Ok(Hook::Html),
+            other => Err(format!("unknown hook {other:?}; hooks are name and html")),
         }
     }
 }
@@ -37,19 +59,343 @@ pub enum Verdict {
     Deny(Vec<PolicyReason>),
 }
 
-/// Runs a tenant's policy bindings.
-#[derive(Default)]
-pub struct PolicyEngine;
+/// The outcome of one plugin call, for the admin test endpoint and the CLI.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TestResult {
+    /// `allow`, `deny`, or `error` when the call failed.
+    pub verdict: String,
+    pub reasons: Vec<crate::plugin_host::PluginReason>,
+    pub rewrite: Option<String>,
+    /// The failure class when `verdict` is `error`.
+    pub error_class: Option<String>,
+    pub error: Option<String>,
+    pub duration_us: u64,
+    pub logs: Vec<LogLine>,
+}
+
+/// Runs a tenant's policy bindings on the plugin host.
+pub struct PolicyEngine {
+    host: Arc<PluginHost>,
+    db: Db,
+    /// Calls running at once, at most the host's instance slots.
+    slots: Arc<Semaphore>,
+}
+
+/// The host-built context JSON of ABI v1.
+pub fn context_json(
+    hook: Hook,
+    tenant: &str,
+    plugin: &str,
+    settings: &serde_json::Value,
+    submission: &Submission<'_>,
+) -> String {
+    serde_json::json!({
+        "abi": 1,
+        "hook": hook.as_str(),
+        "tenant": tenant,
+        "plugin": plugin,
+        "settings": settings,
+        "submission": {"name": submission.name, "email": submission.email, "plan": submission.plan},
+    })
+    .to_string()
+}
 
 impl PolicyEngine {
+    pub fn new(host: Arc<PluginHost>, db: Db) -> Self {
+        let slots = Arc::new(Semaphore::new(host.settings().max_instances as usize));
+        Self { host, db, slots }
+    }
+
+    pub fn host(&self) -> &Arc<PluginHost> {
+        &self.host
+    }
+
+    /// The compiled plugin `tenant/name` at `hash`, compiling it from the database when it is
+    /// not cached yet.
+    async fn compiled(
+        &self,
+        tenant: &str,
+        name: &str,
+        hash: &str,
+    ) -> anyhow::Result<Arc<CompiledPlugin>> {
+        if let Some(plugin) = self.host.cached(hash) {
+            return Ok(plugin);
+        }
+        let (t, n) = (tenant.to_owned(), name.to_owned());
+        let (stored_hash, module) = self
+            .db
+            .run(move |c| plugins::module(c, &t, &n))
+            .await?
+            .with_context(|| format!("plugin {name} of tenant {tenant} is gone"))?;
+        let host = self.host.clone();
+        let plugin = tokio::task::spawn_blocking(move || host.load(&module))
+            .await?
+            .map_err(|reason| anyhow::anyhow!("stored plugin {name} no longer loads: {reason}"))?;
+        anyhow::ensure!(
+            stored_hash == plugin.info.hash,
+            "plugin {name} changed while loading"
+        );
+        Ok(plugin)
+    }
+
+    /// Runs one call on the blocking pool, within the instance budget.
+    async fn call(
+        &self,
+        plugin: Arc<CompiledPlugin>,
+        context: String,
+        value: String,
+    ) -> anyhow::Result<Result<CallReport<PluginOutput>, (PluginError, CallReport<()>)>> {
+        let _slot = self.slots.clone().acquire_owned().await?;
+        let host = self.host.clone();
+        Ok(tokio::task::spawn_blocking(move || host.validate(&plugin, &context, &value)).await?)
+    }
+
+    /// Runs the tenant's bindings for `hook` on `value`, in order.
     pub async fn check(
         &self,
         tenant: &Tenant,
         hook: Hook,
-        _value: &str,
-        _submission: &Submission<'_>,
-    ) -> Verdict {
-        tracing::debug!(tenant = %tenant.name, hook = hook.as_str(), bindings = 0, "policy check");
-        Verdict::Allow { rewrite: None }
+        value: &str,
+        submission: &Submission<'_>,
+    ) -> anyhow::Result<Verdict> {
+        let (t, h) = (tenant.name.to_string(), hook.as_str());
+        let bindings = self.db.run(move |c| plugins::active(c, &t, h)).await?;
+        let mut current = value.to_owned();
+        let mut rewritten = false;
+        let mut reasons = Vec::new();
+        for binding in bindings {
+            let plugin = self
+                .compiled(tenant.name.as_str(), &binding.plugin, &binding.hash)
+                .await?;
+            let settings: serde_json::Value =
+                serde_json::from_str(&binding.settings).unwrap_or_default();
+            let context = context_json(
+                hook,
+                tenant.name.as_str(),
+                &binding.plugin,
+                &settings,
+                submission,
+            );
+            let result = self.call(plugin.clone(), context, current.clone()).await?;
+            let labels = [
+                ("tenant", tenant.name.to_string()),
+                ("plugin", binding.plugin.clone()),
+                ("hook", hook.as_str().to_owned()),
+            ];
+            match result {
+                Ok(report) => {
+                    emit_logs(tenant, &binding.plugin, &report.logs, report.dropped_logs);
+                    record(
+                        &labels,
+                        if report.result.denies() {
+                            "deny"
+                        } else {
+                            "allow"
+                        },
+                        report.duration,
+                    );
+                    let output = report.result;
+                    if output.denies() {
+                        reasons.extend(output.reasons.into_iter().map(|r| PolicyReason {
+                            plugin: binding.plugin.clone(),
+                            code: r.code,
+                            message: r.message,
+                        }));
+                    } else if let Some(rewrite) = output.rewrite {
+                        if hook == Hook::Html && binding.mutating {
+                            current = rewrite;
+                            rewritten = true;
+                        } else {
+                            tracing::warn!(tenant = %tenant.name, plugin = %binding.plugin, "plugin returned a rewrite it may not make (only mutating html plugins may); ignored");
+                        }
+                    }
+                }
+                Err((error, report)) => {
+                    emit_logs(tenant, &binding.plugin, &report.logs, report.dropped_logs);
+                    record(&labels, error.class(), report.duration);
+                    let allow = binding.on_error == "allow";
+                    tracing::warn!(
+                        tenant = %tenant.name,
+                        plugin = %binding.plugin,
+                        plugin.hash = %plugin.info.hash,
+                        hook = hook.as_str(),
+                        error.class = error.class(),
+                        error = %error,
+                        on_error = %binding.on_error,
+                        "policy plugin failed"
+                    );
+                    if !allow {
+                        reasons.push(PolicyReason {
+                            plugin: binding.plugin.clone(),
+                            code: "policy_error".into(),
+                            message: format!(
+                                "the {} policy could not check this submission ({})",
+                                binding.plugin,
+                                error.class()
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        if !reasons.is_empty() {
+            return Ok(Verdict::Deny(reasons));
+        }
+        Ok(Verdict::Allow {
+            rewrite: rewritten.then_some(current),
+        })
+    }
+
+    /// Runs one plugin once with the given settings, reporting everything (admin test endpoint,
+    /// `berth plugin run`).
+    pub async fn test(
+        &self,
+        plugin: Arc<CompiledPlugin>,
+        context: String,
+        value: String,
+    ) -> anyhow::Result<TestResult> {
+        Ok(test_result(self.call(plugin, context, value).await?))
+    }
+
+    /// Asks the plugin whether `settings` suit it (`berth_validate_settings`); `Err` names what is
+    /// wrong. Plugins without the export accept any settings.
+    pub async fn check_settings(
+        &self,
+        plugin: Arc<CompiledPlugin>,
+        settings: &serde_json::Value,
+    ) -> anyhow::Result<Result<(), String>> {
+        let _slot = self.slots.clone().acquire_owned().await?;
+        let host = self.host.clone();
+        let text = settings.to_string();
+        let answer =
+            tokio::task::spawn_blocking(move || host.validate_settings(&plugin, &text)).await?;
+        Ok(match answer {
+            Ok(None) | Ok(Some((true, _))) => Ok(()),
+            Ok(Some((false, message))) => {
+                Err(message.unwrap_or_else(|| "the plugin refused these settings".into()))
+            }
+            Err(error) => Err(format!(
+                "berth_validate_settings failed ({}): {error}",
+                error.class()
+            )),
+        })
+    }
+
+    /// Makes the stored plugins and bindings of every tenant that declares `policies` in the
+    /// configuration match it: the configuration is the source of truth for those tenants.
+    pub async fn apply_configured(&self, settings: &Settings) -> anyhow::Result<()> {
+        for tenant in settings.tenants.iter().filter(|t| !t.policies.is_empty()) {
+            let mut rows = Vec::new();
+            for (position, policy) in tenant.policies.iter().enumerate() {
+                let bytes = std::fs::read(&policy.file).with_context(|| {
+                    format!(
+                        "tenant {}: cannot read policy plugin {} from {}",
+                        tenant.name, policy.plugin, policy.file
+                    )
+                })?;
+                let host = self.host.clone();
+                let module = bytes.clone();
+                let plugin = tokio::task::spawn_blocking(move || host.load(&module))
+                    .await?
+                    .map_err(|reason| {
+                        anyhow::anyhow!(
+                            "tenant {}: plugin {} ({}) is refused: {reason}",
+                            tenant.name,
+                            policy.plugin,
+                            policy.file
+                        )
+                    })?;
+                if let Err(reason) = self
+                    .check_settings(plugin.clone(), &policy.settings)
+                    .await?
+                {
+                    anyhow::bail!(
+                        "tenant {}: settings of plugin {} are refused: {reason}",
+                        tenant.name,
+                        policy.plugin
+                    );
+                }
+                let row = plugins::new_plugin(
+                    &tenant.name,
+                    &policy.plugin,
+                    &plugin.info.hash,
+                    bytes,
+                    policy.mutating,
+                    plugin.info.validates_settings,
+                );
+                self.db.run(move |c| plugins::put(c, &row)).await?;
+                rows.push(plugins::BindingRow {
+                    tenant: tenant.name.clone(),
+                    position: position as i32,
+                    plugin: policy.plugin.clone(),
+                    hook: policy.hook.clone(),
+                    settings: policy.settings.to_string(),
+                    on_error: match policy.on_error {
+                        OnError::Deny => "deny".into(),
+                        OnError::Allow => "allow".into(),
+                    },
+                });
+                tracing::info!(tenant = %tenant.name, plugin = %policy.plugin, hook = %policy.hook, plugin.hash = %plugin.info.hash, "policy plugin loaded from the configuration");
+            }
+            let name = tenant.name.clone();
+            self.db
+                .run(move |c| plugins::replace_bindings(c, &name, &rows))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn test_result(
+    result: Result<CallReport<PluginOutput>, (PluginError, CallReport<()>)>,
+) -> TestResult {
+    match result {
+        Ok(report) => TestResult {
+            verdict: report.result.verdict.clone(),
+            reasons: report.result.reasons,
+            rewrite: report.result.rewrite,
+            error_class: None,
+            error: None,
+            duration_us: report.duration.as_micros() as u64,
+            logs: report.logs,
+        },
+        Err((error, report)) => TestResult {
+            verdict: "error".into(),
+            reasons: Vec::new(),
+            rewrite: None,
+            error_class: Some(error.class().into()),
+            error: Some(error.to_string()),
+            duration_us: report.duration.as_micros() as u64,
+            logs: report.logs,
+        },
+    }
+}
+
+fn record(labels: &[(&'static str, String); 3], outcome: &'static str, duration: Duration) {
+    let mut with_outcome = labels.to_vec();
+    with_outcome.push(("outcome", outcome.to_owned()));
+    metrics::counter!("berth_plugin_calls_total", &with_outcome).increment(1);
+    metrics::histogram!("berth_plugin_call_duration_seconds", &labels[..])
+        .record(duration.as_secs_f64());
+}
+
+/// Plugin log lines go to berth's log, tagged with tenant and plugin.
+fn emit_logs(tenant: &Tenant, plugin: &str, logs: &[LogLine], dropped: usize) {
+    for line in logs {
+        match line.level {
+            "debug" => {
+                tracing::debug!(tenant = %tenant.name, plugin, "plugin says: {}", line.message)
+            }
+            "warn" => {
+                tracing::warn!(tenant = %tenant.name, plugin, "plugin says: {}", line.message)
+            }
+            "error" => {
+                tracing::error!(tenant = %tenant.name, plugin, "plugin says: {}", line.message)
+            }
+            _ => tracing::info!(tenant = %tenant.name, plugin, "plugin says: {}", line.message),
+        }
+    }
+    if dropped > 0 {
+        tracing::warn!(tenant = %tenant.name, plugin, dropped, "plugin log lines dropped over the per-call budget");
     }
 }

@@ -47,7 +47,11 @@ impl AppState {
 pub fn api(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PathConfig::default().error_handler(|e, _| extractor_error(e.to_string())))
         .app_data(web::QueryConfig::default().error_handler(|e, _| extractor_error(e.to_string())))
-        .app_data(web::JsonConfig::default().error_handler(|e, _| extractor_error(e.to_string())))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(1024 * 1024)
+                .error_handler(|e, _| extractor_error(e.to_string())),
+        )
         .configure(health::routes)
         .configure(metrics::routes)
         .configure(signup::routes)

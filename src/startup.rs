@@ -17,6 +17,7 @@ use crate::configuration::{RuntimeKind, Settings};
 use crate::db::Db;
 use crate::jobs::{self, JobContext, Worker};
 use crate::mailer::Mailer;
+use crate::plugin_host::{HostOptions, PluginHost};
 use crate::policy::PolicyEngine;
 use crate::rate_limit::RateLimits;
 use crate::routes::{self, AppState};
@@ -113,12 +114,15 @@ impl Application {
             wake: wake.clone(),
             faults: crate::faults::Faults::from_env(),
         });
+        let host = Arc::new(PluginHost::new(&settings.plugins, HostOptions::default())?);
+        let policies = Arc::new(PolicyEngine::new(host, db.clone()));
+        policies.apply_configured(&settings).await?;
         let state = web::Data::new(AppState {
             db: db.clone(),
             settings: settings.clone(),
             tenants,
             limits: limits.clone(),
-            policies: Arc::new(PolicyEngine),
+            policies,
             wake,
         });
 

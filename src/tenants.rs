@@ -93,12 +93,6 @@ impl Tenants {
                     tenant.name
                 ),
             };
-            if !tenant.policies.is_empty() {
-                anyhow::bail!(
-                    "tenant {}: policy plugins are not available in this build; remove its policies rather than run them unchecked",
-                    tenant.name
-                );
-            }
             let name =
                 TenantName::parse(&tenant.name).map_err(|e| anyhow::anyhow!("tenant name: {e}"))?;
             by_name.insert(

@@ -29,6 +29,31 @@ diesel::table! {
 }
 
 diesel::table! {
+    plugins (tenant, name) {
+        tenant -> Text,
+        name -> Text,
+        hash -> Text,
+        module -> Binary,
+        size -> BigInt,
+        mutating -> Bool,
+        validates_settings -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    policy_bindings (tenant, position) {
+        tenant -> Text,
+        position -> Integer,
+        plugin -> Text,
+        hook -> Text,
+        settings -> Text,
+        on_error -> Text,
+    }
+}
+
+diesel::table! {
     sites (id) {
         id -> Text,
         tenant -> Text,
@@ -48,4 +73,4 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(jobs, outbox, sites,);
+diesel::allow_tables_to_appear_in_same_query!(jobs, outbox, plugins, policy_bindings, sites,);

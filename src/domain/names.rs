@@ -68,6 +68,28 @@ impl fmt::Display for TenantName {
     }
 }
 
+/// A plugin's name within its tenant: lowercase letters, digits and `-`, 1 to 63 characters,
+/// starting with a letter (it appears in URLs, logs and metrics labels).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PluginName(String);
+
+impl PluginName {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        dns_label(value, 1)?;
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PluginName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Checks a tenant's base domain: dot-separated lowercase labels, at most 253 characters
 /// together with the longest site name.
 pub fn validate_base_domain(value: &str) -> Result<(), String> {

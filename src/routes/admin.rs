@@ -2,6 +2,8 @@
 
 mod dashboard;
 pub(crate) mod jobs;
+pub(crate) mod plugins;
+pub(crate) mod policies;
 pub(crate) mod sites;
 
 use actix_web::web;
@@ -9,7 +11,9 @@ use actix_web::web;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(sites::routes)
         .configure(jobs::routes)
-        .configure(dashboard::routes);
+        .configure(dashboard::routes)
+        .configure(plugins::routes)
+        .configure(policies::routes);
 }
 
 /// `limit` query parameter: default 100, at most 1000.

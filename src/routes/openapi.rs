@@ -86,12 +86,20 @@ impl Modify for BearerAuth {
         admin::sites::remove,
         admin::jobs::list,
         admin::jobs::retry,
+        admin::plugins::upload,
+        admin::plugins::list,
+        admin::plugins::get,
+        admin::plugins::remove,
+        admin::plugins::test,
+        admin::policies::list,
+        admin::policies::replace,
     ),
     components(schemas(ErrorBody, SignupIn, SiteList, JobList)),
     modifiers(&BearerAuth),
     tags(
         (name = "signup", description = "Public: customers sign up and watch their site come up"),
         (name = "admin", description = "Operators, with a bearer token (global, or per tenant)"),
+        (name = "plugins", description = "Operators: WebAssembly policy plugins and their bindings"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
 )]

@@ -2,7 +2,7 @@
 //! policy plugins → uniqueness → one transaction storing the site and its first job → `201`
 //! (or `303` to the status page for a browser form post).
 
-mod body;
+pub(crate) mod body;
 
 use std::sync::Arc;
 
@@ -309,7 +309,7 @@ async fn run_policies(
     if let Verdict::Deny(reasons) = state
         .policies
         .check(tenant, Hook::Name, signup.name.as_str(), &submission)
-        .await
+        .await?
     {
         return Err(ApiError::PolicyRejected(reasons));
     }
@@ -317,7 +317,7 @@ async fn run_policies(
         match state
             .policies
             .check(tenant, Hook::Html, html, &submission)
-            .await
+            .await?
         {
             Verdict::Deny(reasons) => return Err(ApiError::PolicyRejected(reasons)),
             Verdict::Allow {

@@ -5,6 +5,7 @@ mod helpers;
 mod admin;
 mod email;
 mod health;
+mod plugins;
 mod process;
 mod provisioning;
 mod rate_limits;

@@ -1,0 +1,135 @@
+//! Plugin call costs, measured side by side in one run (not a test; nothing asserts timings):
+//!
+//! - call overhead: a fresh pooled instance plus one `berth_validate` on a short name, for the
+//!   smallest possible plugin (`allow.wat`) and for `reserved-names`;
+//! - `html-guard` on 100 KiB of HTML, beside the very same scanner compiled natively, as a ratio.
+//!
+//! Run: `plugins/build.sh && cargo bench --bench plugins`
+
+#[path = "../plugins/examples/html-guard/src/scan.rs"]
+#[allow(dead_code)]
+mod scan;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use berth::configuration::PluginSettings;
+use berth::plugin_host::{HostOptions, PluginHost};
+use berth::policy::{context_json, Hook, Submission};
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() - 1) as f64 * p).round() as usize]
+}
+
+fn measure(runs: usize, mut f: impl FnMut()) -> (Duration, Duration) {
+    for _ in 0..runs / 10 {
+        f();
+    }
+    let mut samples: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    (
+        percentile(&mut samples, 0.5),
+        percentile(&mut samples, 0.99),
+    )
+}
+
+fn page(bytes: usize) -> String {
+    let block = "<section class=\"product\">\n  <h2>Hand-thrown mug</h2>\n  <p>Stoneware, glazed in <em>deep blue</em>. Holds 350 ml.\
+        <a href=\"/shop/mugs/blue\" title=\"Blue mug\">See more</a></p>\n  <img src=\"/img/mug-blue.jpg\" alt=\"A blue mug\" width=\"320\" height=\"240\">\n\
+        <form action=\"/cart\" method=\"post\"><input type=\"hidden\" name=\"sku\" value=\"mug-blue\"><button>Add to cart</button></form>\n</section>\n";
+    let mut html = String::from("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Shop</title></head><body>\n");
+    while html.len() + block.len() < bytes - 20 {
+        html.push_str(block);
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dist = root.join("plugins/dist");
+    let read = |file: &str| {
+        std::fs::read(dist.join(file))
+            .unwrap_or_else(|_| panic!("{file} is missing: run plugins/build.sh first"))
+    };
+    let host =
+        PluginHost::new(&PluginSettings::default(), HostOptions::default()).expect("host starts");
+    let allow = host
+        .load(&wat::parse_file(root.join("tests/fixtures/plugins/allow.wat")).unwrap())
+        .unwrap();
+    let reserved = host.load(&read("reserved_names.wasm")).unwrap();
+    let guard = host.load(&read("html_guard.wasm")).unwrap();
+
+    let submission = Submission {
+        name: "my-shop",
+        email: "ann@example.com",
+        plan: None,
+    };
+    let name_ctx = context_json(
+        Hook::Name,
+        "default",
+        "reserved-names",
+        &serde_json::json!({"names": ["admin", "root", "support"]}),
+        &submission,
+    );
+    let html_ctx = context_json(
+        Hook::Html,
+        "default",
+        "html-guard",
+        &serde_json::json!({}),
+        &submission,
+    );
+    let html = page(100 * 1024);
+
+    println!("berth plugin benchmark ({} runs each; p50 / p99)", 2000);
+    let (p50, p99) = measure(2000, || {
+        host.validate(&allow, &name_ctx, "my-shop").unwrap();
+    });
+    println!(
+        "  call overhead, allow.wat, short name:      {:>8.1} / {:>8.1} µs",
+        us(p50),
+        us(p99)
+    );
+    let (p50, p99) = measure(2000, || {
+        host.validate(&reserved, &name_ctx, "my-shop").unwrap();
+    });
+    println!(
+        "  reserved-names (Rust), short name:         {:>8.1} / {:>8.1} µs",
+        us(p50),
+        us(p99)
+    );
+
+    let (wasm50, wasm99) = measure(300, || {
+        let report = host.validate(&guard, &html_ctx, &html).unwrap();
+        assert!(!report.result.denies());
+    });
+    let (native50, native99) = measure(300, || {
+        assert!(scan::scan(std::hint::black_box(&html), &[]).is_empty());
+    });
+    println!(
+        "  html-guard on {} KiB, Wasm:                {:>8.1} / {:>8.1} µs",
+        html.len() / 1024,
+        us(wasm50),
+        us(wasm99)
+    );
+    println!(
+        "  html-guard on {} KiB, native Rust:         {:>8.1} / {:>8.1} µs",
+        html.len() / 1024,
+        us(native50),
+        us(native99)
+    );
+    println!(
+        "  Wasm / native (p50):                       {:>8.2}x",
+        wasm50.as_secs_f64() / native50.as_secs_f64()
+    );
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}

@@ -1,0 +1,2 @@
+DROP TABLE policy_bindings;
+DROP TABLE plugins;

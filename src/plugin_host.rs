@@ -1,0 +1,211 @@
+//! The WebAssembly policy host (SPEC §3): compiles operator-uploaded modules once per content
+//! hash, checks them against ABI v1 at upload, and runs each call in a fresh instance from a
+//! pre-instantiated template on wasmtime's pooling allocator, under a deadline (epoch
+//! interruption), a memory cap (resource limiter), a bounded stack, bounded output and logs.
+//! Whatever a module does, the failure stays inside its call and is classified.
+
+mod call;
+mod inspect;
+mod output;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    PoolingAllocationConfig,
+};
+
+pub use call::{CallReport, LogLine};
+pub use inspect::ModuleInfo;
+pub use output::{PluginOutput, PluginReason};
+
+use crate::configuration::PluginSettings;
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Why a call failed. Each class denies the submission unless the binding says
+/// `on_error = "allow"`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginError {
+    #[error("the call ran past its deadline")]
+    Timeout,
+    #[error("the call went over its memory limit")]
+    Oom,
+    #[error("the module crashed: {0}")]
+    Crash(String),
+    #[error("the module broke the ABI: {0}")]
+    AbiError(String),
+    #[error("the module's output is not valid: {0}")]
+    BadOutput(String),
+}
+
+impl PluginError {
+    /// The class operators see in logs and metrics.
+    pub fn class(&self) -> &'static str {
+        match self {
+            PluginError::Timeout => "timeout",
+            PluginError::Oom => "oom",
+            PluginError::Crash(_) => "crash",
+            PluginError::AbiError(_) => "abi_error",
+            PluginError::BadOutput(_) => "bad_output",
+        }
+    }
+}
+
+/// A module validated against ABI v1 and compiled, ready to instantiate.
+pub struct CompiledPlugin {
+    pub info: ModuleInfo,
+    template: InstancePre<call::CallState>,
+}
+
+/// Options that differ between the service and the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostOptions {
+    /// Count fuel so `berth plugin run` can report it (slower; off in the service).
+    pub fuel: bool,
+}
+
+/// The process's plugin host. Cheap to share (`Arc`).
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<call::CallState>,
+    settings: PluginSettings,
+    options: HostOptions,
+    compiled: Mutex<HashMap<String, Arc<CompiledPlugin>>>,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+/// Distinct modules kept compiled; past this the cache starts over (modules recompile on use).
+const MAX_CACHED_MODULES: usize = 256;
+
+impl PluginHost {
+    pub fn new(settings: &PluginSettings, options: HostOptions) -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_core_instances(settings.max_instances)
+            .total_memories(settings.max_instances)
+            .total_tables(settings.max_instances)
+            .max_memories_per_module(1)
+            .max_tables_per_module(1)
+            .table_elements(10_000)
+            .max_core_instance_size(1 << 20)
+            .max_memory_size(settings.memory_limit_bytes);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .consume_fuel(options.fuel)
+            .max_wasm_stack(settings.stack_bytes)
+            .wasm_multi_memory(false)
+            .wasm_memory64(false)
+            .wasm_gc(false)
+            .wasm_stack_switching(false)
+            .memory_init_cow(true)
+            .memory_reservation(settings.memory_limit_bytes as u64)
+            .memory_guard_size(64 * 1024)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+        let linker = call::linker(&engine)?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let ticker_engine = engine.clone();
+        let stop = stop_ticker.clone();
+        std::thread::Builder::new()
+            .name("berth-plugin-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })?;
+
+        Ok(Self {
+            engine,
+            linker,
+            settings: settings.clone(),
+            options,
+            compiled: Mutex::new(HashMap::new()),
+            stop_ticker,
+        })
+    }
+
+    pub fn settings(&self) -> &PluginSettings {
+        &self.settings
+    }
+
+    /// The content hash modules are cached and stored under: `sha256:<hex>`.
+    pub fn hash(bytes: &[u8]) -> String {
+        let digest = Sha256::digest(bytes);
+        let mut out = String::from("sha256:");
+        for byte in digest {
+            out.push_str(&format!("{byte:02x}"));
+        }
+        out
+    }
+
+    /// The compiled plugin for `bytes`, checking the module against ABI v1 the first time its
+    /// hash is seen. `Err` is a reason fit to show the operator who uploaded it.
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<CompiledPlugin>, String> {
+        let hash = Self::hash(bytes);
+        if let Some(found) = self.compiled.lock().expect("plugin cache").get(&hash) {
+            return Ok(found.clone());
+        }
+        let plugin = Arc::new(inspect::compile(self, bytes, hash.clone())?);
+        let mut cache = self.compiled.lock().expect("plugin cache");
+        if cache.len() >= MAX_CACHED_MODULES {
+            cache.clear();
+        }
+        cache.insert(hash, plugin.clone());
+        Ok(plugin)
+    }
+
+    /// The compiled plugin for a hash already stored, if it is in the cache.
+    pub fn cached(&self, hash: &str) -> Option<Arc<CompiledPlugin>> {
+        self.compiled
+            .lock()
+            .expect("plugin cache")
+            .get(hash)
+            .cloned()
+    }
+
+    /// Runs `berth_validate` in a fresh instance. Blocking: call it off the async executor.
+    pub fn validate(
+        &self,
+        plugin: &CompiledPlugin,
+        context: &str,
+        value: &str,
+    ) -> Result<CallReport<PluginOutput>, (PluginError, CallReport<()>)> {
+        call::validate(self, plugin, context, value)
+    }
+
+    /// Runs `berth_validate_settings` (when exported): `Ok(None)` means the module has none.
+    pub fn validate_settings(
+        &self,
+        plugin: &CompiledPlugin,
+        settings: &str,
+    ) -> Result<Option<(bool, Option<String>)>, PluginError> {
+        call::validate_settings(self, plugin, settings)
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        let tick = EPOCH_TICK.as_millis() as u64;
+        self.settings.timeout_ms.div_ceil(tick) + 1
+    }
+
+    fn compile_module(&self, bytes: &[u8]) -> anyhow::Result<Module> {
+        Ok(Module::new(&self.engine, bytes)?)
+    }
+}
+
+impl Drop for PluginHost {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,154 @@
+//! Reading a plugin's output JSON strictly: anything that does not match ABI v1 is `bad_output`.
+
+use serde::{Deserialize, Serialize};
+
+use super::PluginError;
+
+/// A plugin's answer, checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PluginOutput {
+    /// `allow` or `deny`.
+    pub verdict: String,
+    pub reasons: Vec<PluginReason>,
+    pub rewrite: Option<String>,
+}
+
+impl PluginOutput {
+    pub fn denies(&self) -> bool {
+        self.verdict == "deny"
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PluginReason {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+struct RawOutput {
+    verdict: String,
+    #[serde(default)]
+    reasons: Vec<PluginReason>,
+    #[serde(default)]
+    rewrite: Option<String>,
+}
+
+/// Longest reason message kept; longer ones are cut (on a character boundary).
+const MAX_MESSAGE: usize = 1000;
+/// Reasons kept from one plugin.
+const MAX_REASONS: usize = 50;
+
+fn bad(message: impl Into<String>) -> PluginError {
+    PluginError::BadOutput(message.into())
+}
+
+pub(super) fn parse_output(text: &str) -> Result<PluginOutput, PluginError> {
+    let raw: RawOutput =
+        serde_json::from_str(text).map_err(|e| bad(format!("not the ABI's output JSON: {e}")))?;
+    if raw.verdict != "allow" && raw.verdict != "deny" {
+        return Err(bad(format!(
+            "verdict must be \"allow\" or \"deny\", not {:?}",
+            raw.verdict
+        )));
+    }
+    if raw.reasons.len() > MAX_REASONS {
+        return Err(bad(format!(
+            "{} reasons; at most {MAX_REASONS}",
+            raw.reasons.len()
+        )));
+    }
+    let mut reasons = Vec::with_capacity(raw.reasons.len());
+    for mut reason in raw.reasons {
+        let code_ok = (1..=32).contains(&reason.code.len())
+            && reason
+                .code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !code_ok {
+            return Err(bad(format!(
+                "reason code {:?} does not match [a-z0-9_]{{1,32}}",
+                reason.code
+            )));
+        }
+        if reason.message.len() > MAX_MESSAGE {
+            let mut cut = MAX_MESSAGE;
+            while !reason.message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.message.truncate(cut);
+        }
+        reasons.push(reason);
+    }
+    if raw.verdict == "deny" && reasons.is_empty() {
+        reasons.push(PluginReason {
+            code: "denied".into(),
+            message: "the policy denied this submission".into(),
+        });
+    }
+    Ok(PluginOutput {
+        verdict: raw.verdict,
+        reasons,
+        rewrite: raw.rewrite,
+    })
+}
+
+#[derive(Deserialize)]
+struct RawSettingsOutput {
+    valid: bool,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+pub(super) fn parse_settings_output(text: &str) -> Result<(bool, Option<String>), PluginError> {
+    let raw: RawSettingsOutput = serde_json::from_str(text)
+        .map_err(|e| bad(format!("not the ABI's settings output JSON: {e}")))?;
+    Ok((raw.valid, raw.message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_the_abi_shape() {
+        let out = parse_output(
+            r#"{"verdict":"deny","reasons":[{"code":"no_script","message":"x"}],"rewrite":null}"#,
+        )
+        .unwrap();
+        assert!(out.denies());
+        assert_eq!(out.reasons[0].code, "no_script");
+        let out = parse_output(r#"{"verdict":"allow"}"#).unwrap();
+        assert!(!out.denies() && out.reasons.is_empty() && out.rewrite.is_none());
+    }
+
+    #[test]
+    fn refuses_what_is_not_the_abi() {
+        for bad in [
+            "",
+            "[]",
+            r#"{"verdict":"maybe"}"#,
+            r#"{"verdict":"deny","reasons":[{"code":"Bad Code","message":"x"}]}"#,
+            r#"{"verdict":"deny","reasons":[{"code":"","message":"x"}]}"#,
+            r#"{"verdict":"allow","rewrite":5}"#,
+        ] {
+            assert!(
+                matches!(parse_output(bad), Err(PluginError::BadOutput(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bare_deny_gets_a_reason_and_long_messages_are_cut() {
+        assert_eq!(
+            parse_output(r#"{"verdict":"deny"}"#).unwrap().reasons.len(),
+            1
+        );
+        let long = format!(
+            r#"{{"verdict":"deny","reasons":[{{"code":"x","message":"{}"}}]}}"#,
+            "é".repeat(800)
+        );
+        assert!(parse_output(&long).unwrap().reasons[0].message.len() <= 1000);
+    }
+}

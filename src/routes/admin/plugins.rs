@@ -1,0 +1,307 @@
+//! `/admin/t/{tenant}/plugins`: upload, list, get, delete and test policy plugins.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Admin;
+use crate::db::plugins::{self, PluginRow, Removal};
+use crate::domain::PluginName;
+use crate::error::ApiError;
+use crate::plugin_host::ModuleInfo;
+use crate::policy::{context_json, Hook, Submission};
+use crate::routes::signup::body::read_limited;
+use crate::routes::{json_ok, AppState};
+use crate::tenants::Tenant;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(upload)
+        .service(list)
+        .service(get)
+        .service(remove)
+        .service(test);
+}
+
+/// The tenant named in the path, if the caller may manage it.
+pub(super) fn tenant_for(
+    admin: &Admin,
+    state: &AppState,
+    tenant: &str,
+) -> Result<std::sync::Arc<Tenant>, ApiError> {
+    let found = state.tenant(tenant)?;
+    admin.require(tenant)?;
+    Ok(found)
+}
+
+/// Tenants that declare `policies` in the configuration are managed there, not through the API.
+pub(super) fn refuse_if_configured(tenant: &Tenant) -> Result<(), ApiError> {
+    if tenant.settings.policies.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::conflict(
+        "managed_by_config",
+        format!(
+            "tenant {}'s policies are declared in the configuration file; change them there",
+            tenant.name
+        ),
+    ))
+}
+
+fn plugin_name(name: &str) -> Result<PluginName, ApiError> {
+    PluginName::parse(name)
+        .map_err(|e| ApiError::bad_request("invalid_name", format!("plugin name {e}")))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct UploadQuery {
+    /// The plugin may rewrite the HTML it checks (html hook only).
+    #[serde(default)]
+    mutating: bool,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Uploaded {
+    #[serde(flatten)]
+    plugin: PluginRow,
+    module: ModuleInfo,
+}
+
+/// Uploads (or replaces) a plugin. The module is checked against ABI v1 first.
+#[utoipa::path(put, path = "/admin/t/{tenant}/plugins/{name}", tag = "plugins", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("name" = String, Path), UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The core WebAssembly module"),
+    responses(
+        (status = 201, description = "Uploaded", body = Uploaded), (status = 200, description = "Replaced", body = Uploaded),
+        (status = 400, description = "Refused, with a reason naming the problem", body = crate::routes::openapi::ErrorBody),
+        (status = 409, description = "The tenant's policies are managed in the configuration", body = crate::routes::openapi::ErrorBody),
+        (status = 415, description = "Not application/wasm", body = crate::routes::openapi::ErrorBody),
+    ))]
+#[put("/admin/t/{tenant}/plugins/{name}")]
+pub(crate) async fn upload(
+    admin: Admin,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    query: web::Query<UploadQuery>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, name) = path.into_inner();
+    let tenant = tenant_for(&admin, &state, &tenant)?;
+    refuse_if_configured(&tenant)?;
+    let name = plugin_name(&name)?;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.split(';').next().map(str::trim) != Some("application/wasm") {
+        return Err(ApiError::UnsupportedMediaType(
+            "upload the module with Content-Type: application/wasm".into(),
+        ));
+    }
+    let limit = state.policies.host().settings().max_module_bytes;
+    let bytes = read_limited(&req, payload, limit)
+        .await
+        .map_err(|e| match e {
+            ApiError::PayloadTooLarge(_) => ApiError::bad_request(
+                "module_refused",
+                format!("the module is larger than {limit} bytes"),
+            ),
+            other => other,
+        })?;
+    let host = state.policies.host().clone();
+    let module = bytes.to_vec();
+    let plugin = tokio::task::spawn_blocking(move || host.load(&module))
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(|reason| ApiError::bad_request("module_refused", reason))?;
+    let row = plugins::new_plugin(
+        tenant.name.as_str(),
+        name.as_str(),
+        &plugin.info.hash,
+        bytes.to_vec(),
+        query.mutating,
+        plugin.info.validates_settings,
+    );
+    let created = state.db.run(move |c| plugins::put(c, &row)).await?;
+    let (t, n) = (tenant.name.to_string(), name.to_string());
+    let stored = state
+        .db
+        .run(move |c| plugins::get(c, &t, &n))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("plugin vanished"))?;
+    tracing::info!(tenant = %tenant.name, plugin = %name, plugin.hash = %plugin.info.hash, size = plugin.info.size, "policy plugin uploaded");
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_ok(
+        status,
+        &Uploaded {
+            plugin: stored,
+            module: plugin.info.clone(),
+        },
+    ))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct PluginList {
+    plugins: Vec<PluginRow>,
+}
+
+#[utoipa::path(get, path = "/admin/t/{tenant}/plugins", tag = "plugins", security(("bearer" = [])),
+    params(("tenant" = String, Path)), responses((status = 200, description = "The tenant's plugins", body = PluginList)))]
+#[get("/admin/t/{tenant}/plugins")]
+pub(crate) async fn list(
+    admin: Admin,
+    tenant: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_for(&admin, &state, &tenant)?;
+    let name = tenant.name.to_string();
+    let plugins = state.db.run(move |c| plugins::list(c, &name)).await?;
+    Ok(json_ok(StatusCode::OK, &PluginList { plugins }))
+}
+
+async fn load(state: &AppState, tenant: &Tenant, name: &str) -> Result<PluginRow, ApiError> {
+    let (t, n) = (tenant.name.to_string(), plugin_name(name)?.to_string());
+    state
+        .db
+        .run(move |c| plugins::get(c, &t, &n))
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "plugin_not_found",
+                format!("tenant {} has no plugin named {name:?}", tenant.name),
+            )
+        })
+}
+
+#[utoipa::path(get, path = "/admin/t/{tenant}/plugins/{name}", tag = "plugins", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "The plugin", body = PluginRow), (status = 404, description = "No such plugin", body = crate::routes::openapi::ErrorBody)))]
+#[get("/admin/t/{tenant}/plugins/{name}")]
+pub(crate) async fn get(
+    admin: Admin,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, name) = path.into_inner();
+    let tenant = tenant_for(&admin, &state, &tenant)?;
+    Ok(json_ok(
+        StatusCode::OK,
+        &load(&state, &tenant, &name).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/admin/t/{tenant}/plugins/{name}", tag = "plugins", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("name" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such plugin", body = crate::routes::openapi::ErrorBody),
+        (status = 409, description = "Still bound to a hook", body = crate::routes::openapi::ErrorBody)))]
+#[delete("/admin/t/{tenant}/plugins/{name}")]
+pub(crate) async fn remove(
+    admin: Admin,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, name) = path.into_inner();
+    let tenant = tenant_for(&admin, &state, &tenant)?;
+    refuse_if_configured(&tenant)?;
+    let (t, n) = (tenant.name.to_string(), plugin_name(&name)?.to_string());
+    match state.db.run(move |c| plugins::delete(c, &t, &n)).await? {
+        Removal::Deleted => {
+            tracing::info!(tenant = %tenant.name, plugin = %name, "policy plugin deleted");
+            Ok(HttpResponse::NoContent().finish())
+        }
+        Removal::NotFound => Err(ApiError::not_found(
+            "plugin_not_found",
+            format!("tenant {} has no plugin named {name:?}", tenant.name),
+        )),
+        Removal::Bound(hooks) => Err(ApiError::conflict(
+            "plugin_in_use",
+            format!(
+                "plugin {name} is bound to the {} hook; remove it from the policies first",
+                hooks.join(" and ")
+            ),
+        )),
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TestIn {
+    /// `name` or `html`.
+    hook: String,
+    /// The value under test.
+    value: String,
+    /// Settings for this run (default `{}`).
+    #[serde(default)]
+    settings: Option<serde_json::Value>,
+    /// The submission the context describes (defaults: the value as name, a placeholder email).
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+/// Runs the plugin once on a value, with settings, and reports verdict, reasons and timing.
+#[utoipa::path(post, path = "/admin/t/{tenant}/plugins/{name}/test", tag = "plugins", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("name" = String, Path)), request_body = TestIn,
+    responses((status = 200, description = "The call's result; failures are reported with their class", body = crate::policy::TestResult),
+        (status = 400, description = "Bad request", body = crate::routes::openapi::ErrorBody),
+        (status = 404, description = "No such plugin", body = crate::routes::openapi::ErrorBody)))]
+#[post("/admin/t/{tenant}/plugins/{name}/test")]
+pub(crate) async fn test(
+    admin: Admin,
+    path: web::Path<(String, String)>,
+    body: web::Json<TestIn>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, name) = path.into_inner();
+    let tenant = tenant_for(&admin, &state, &tenant)?;
+    let row = load(&state, &tenant, &name).await?;
+    let body = body.into_inner();
+    let hook = Hook::parse(&body.hook).map_err(|e| ApiError::bad_request("invalid_hook", e))?;
+    let settings = body.settings.unwrap_or_else(|| serde_json::json!({}));
+    if !settings.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_settings",
+            "settings must be a JSON object",
+        ));
+    }
+    let (t, n) = (tenant.name.to_string(), row.name.clone());
+    let (_, module) = state
+        .db
+        .run(move |c| plugins::module(c, &t, &n))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("plugin vanished"))?;
+    let host = state.policies.host().clone();
+    let plugin = tokio::task::spawn_blocking(move || host.load(&module))
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(|reason| ApiError::bad_request("module_refused", reason))?;
+    let name_value = body.name.unwrap_or_else(|| {
+        if hook == Hook::Name {
+            body.value.clone()
+        } else {
+            "example".into()
+        }
+    });
+    let email = body.email.unwrap_or_else(|| "customer@example.com".into());
+    let submission = Submission {
+        name: &name_value,
+        email: &email,
+        plan: None,
+    };
+    let context = context_json(
+        hook,
+        tenant.name.as_str(),
+        &row.name,
+        &settings,
+        &submission,
+    );
+    let result = state.policies.test(plugin, context, body.value).await?;
+    Ok(json_ok(StatusCode::OK, &result))
+}

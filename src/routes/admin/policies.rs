@@ -1,0 +1,160 @@
+//! `/admin/t/{tenant}/policies`: the ordered bindings of a tenant's plugins to hooks.
+
+use actix_web::http::StatusCode;
+use actix_web::{get, put, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::plugins::{refuse_if_configured, tenant_for};
+use crate::auth::Admin;
+use crate::db::plugins::{self, BindingRow};
+use crate::error::ApiError;
+use crate::policy::Hook;
+use crate::routes::{json_ok, AppState};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(list).service(replace);
+}
+
+/// One binding: run `plugin` on `hook` with `settings`; `on_error` says what a failing call means.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Binding {
+    plugin: String,
+    /// `name` or `html`.
+    hook: String,
+    #[serde(default = "empty_object")]
+    settings: serde_json::Value,
+    /// `deny` (default: fail closed) or `allow`.
+    #[serde(default = "deny")]
+    on_error: String,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+
+fn deny() -> String {
+    "deny".into()
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Policies {
+    policies: Vec<Binding>,
+}
+
+fn to_binding(row: BindingRow) -> Binding {
+    Binding {
+        plugin: row.plugin,
+        hook: row.hook,
+        settings: serde_json::from_str(&row.settings).unwrap_or_else(|_| empty_object()),
+        on_error: row.on_error,
+    }
+}
+
+#[utoipa::path(get, path = "/admin/t/{tenant}/policies", tag = "plugins", security(("bearer" = [])),
+    params(("tenant" = String, Path)), responses((status = 200, description = "The tenant's bindings, in order", body = Policies)))]
+#[get("/admin/t/{tenant}/policies")]
+pub(crate) async fn list(
+    admin: Admin,
+    tenant: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_for(&admin, &state, &tenant)?;
+    let name = tenant.name.to_string();
+    let rows = state.db.run(move |c| plugins::bindings(c, &name)).await?;
+    Ok(json_ok(
+        StatusCode::OK,
+        &Policies {
+            policies: rows.into_iter().map(to_binding).collect(),
+        },
+    ))
+}
+
+/// Replaces the tenant's bindings. Each plugin's `berth_validate_settings` checks its settings.
+#[utoipa::path(put, path = "/admin/t/{tenant}/policies", tag = "plugins", security(("bearer" = [])),
+    params(("tenant" = String, Path)), request_body = Vec<Binding>,
+    responses((status = 200, description = "The new bindings", body = Policies),
+        (status = 400, description = "A binding is malformed or names no plugin", body = crate::routes::openapi::ErrorBody),
+        (status = 409, description = "The tenant's policies are managed in the configuration", body = crate::routes::openapi::ErrorBody),
+        (status = 422, description = "A plugin refused its settings", body = crate::routes::openapi::ErrorBody)))]
+#[put("/admin/t/{tenant}/policies")]
+pub(crate) async fn replace(
+    admin: Admin,
+    tenant: web::Path<String>,
+    body: web::Json<Vec<Binding>>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_for(&admin, &state, &tenant)?;
+    refuse_if_configured(&tenant)?;
+    let bindings = body.into_inner();
+    let mut rows = Vec::with_capacity(bindings.len());
+    for (i, binding) in bindings.iter().enumerate() {
+        let at = |message: String| {
+            ApiError::bad_request("invalid_binding", format!("policies[{i}]: {message}"))
+        };
+        let hook = Hook::parse(&binding.hook).map_err(at)?;
+        if !binding.settings.is_object() {
+            return Err(at("settings must be a JSON object".into()));
+        }
+        if binding.on_error != "deny" && binding.on_error != "allow" {
+            return Err(at(format!(
+                "on_error must be deny or allow, not {:?}",
+                binding.on_error
+            )));
+        }
+        let (t, n) = (tenant.name.to_string(), binding.plugin.clone());
+        let Some(stored) = state.db.run(move |c| plugins::get(c, &t, &n)).await? else {
+            return Err(at(format!(
+                "tenant {} has no plugin named {:?}",
+                tenant.name, binding.plugin
+            )));
+        };
+        if stored.mutating && hook == Hook::Name {
+            return Err(at(format!(
+                "plugin {} is mutating; only the html hook takes rewrites",
+                stored.name
+            )));
+        }
+        let (t, n) = (tenant.name.to_string(), binding.plugin.clone());
+        let (_, module) = state
+            .db
+            .run(move |c| plugins::module(c, &t, &n))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("plugin vanished"))?;
+        let host = state.policies.host().clone();
+        let plugin = tokio::task::spawn_blocking(move || host.load(&module))
+            .await
+            .map_err(anyhow::Error::from)?
+            .map_err(|reason| {
+                at(format!(
+                    "plugin {} no longer loads: {reason}",
+                    binding.plugin
+                ))
+            })?;
+        if let Err(reason) = state
+            .policies
+            .check_settings(plugin, &binding.settings)
+            .await?
+        {
+            return Err(ApiError::InvalidSettings(format!(
+                "policies[{i}] ({}): {reason}",
+                binding.plugin
+            )));
+        }
+        rows.push(BindingRow {
+            tenant: tenant.name.to_string(),
+            position: i as i32,
+            plugin: binding.plugin.clone(),
+            hook: hook.as_str().to_owned(),
+            settings: binding.settings.to_string(),
+            on_error: binding.on_error.clone(),
+        });
+    }
+    let name = tenant.name.to_string();
+    state
+        .db
+        .run(move |c| plugins::replace_bindings(c, &name, &rows))
+        .await?;
+    tracing::info!(tenant = %tenant.name, bindings = bindings.len(), "policies replaced");
+    Ok(json_ok(StatusCode::OK, &Policies { policies: bindings }))
+}

@@ -1,0 +1,843 @@
+//! Policy plugins: upload validation, bindings, the signup hooks, hostile modules and the CLI.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use berth::configuration::{OnError, PolicySettings};
+use berth::plugin_host::{HostOptions, PluginHost};
+use reqwest::Method;
+
+use crate::helpers::{TestApp, ACME_TOKEN, ADMIN_TOKEN};
+
+/// A compiled example plugin from `plugins/dist`, built once per test run by `plugins/build.sh`.
+pub fn example(file: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    BUILT.get_or_init(|| {
+        let status = std::process::Command::new("bash")
+            .arg(root.join("plugins/build.sh"))
+            .env(
+                "BERTH_PLUGINS_TARGET_DIR",
+                std::env::temp_dir().join("berth-test-plugins"),
+            )
+            .status()
+            .expect("plugins/build.sh runs");
+        assert!(status.success(), "plugins/build.sh failed");
+    });
+    root.join("plugins/dist").join(file)
+}
+
+/// A hostile or hand-made module from `tests/fixtures/plugins/*.wat`, assembled.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/plugins/{name}.wat"));
+    wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+async fn upload(
+    app: &TestApp,
+    tenant: &str,
+    name: &str,
+    bytes: Vec<u8>,
+    query: &str,
+) -> reqwest::Response {
+    app.client
+        .put(app.url(&format!("/admin/t/{tenant}/plugins/{name}{query}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/wasm")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn bind(app: &TestApp, tenant: &str, bindings: serde_json::Value) -> reqwest::Response {
+    app.client
+        .put(app.url(&format!("/admin/t/{tenant}/policies")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&bindings)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn signup(app: &TestApp, tenant: &str, name: &str, html: &str) -> reqwest::Response {
+    app.post_json(
+        &format!("/t/{tenant}/signup"),
+        &serde_json::json!({"name": name, "email": "ann@example.com", "html": html}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn uploaded_plugins_can_be_listed_fetched_replaced_and_deleted() {
+    let app = TestApp::spawn().await;
+    let bytes = std::fs::read(example("reserved_names.wasm")).unwrap();
+    let created = upload(&app, "default", "reserved-names", bytes.clone(), "").await;
+    assert_eq!(created.status(), 201);
+    let body: serde_json::Value = created.json().await.unwrap();
+    assert!(body["hash"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(body["module"]["abi_version"], 1);
+    assert_eq!(body["validates_settings"], true);
+    assert_eq!(
+        upload(&app, "default", "reserved-names", bytes, "")
+            .await
+            .status(),
+        200,
+        "a re-upload replaces"
+    );
+
+    let list: serde_json::Value = app
+        .admin(Method::GET, "/admin/t/default/plugins", ADMIN_TOKEN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["plugins"].as_array().unwrap().len(), 1);
+    assert!(
+        list["plugins"][0].get("module").is_none(),
+        "listings never carry module bytes"
+    );
+    assert_eq!(
+        app.admin(
+            Method::GET,
+            "/admin/t/default/plugins/reserved-names",
+            ADMIN_TOKEN
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_eq!(
+        app.admin(Method::GET, "/admin/t/default/plugins/nope", ADMIN_TOKEN)
+            .await
+            .status(),
+        404
+    );
+
+    assert_eq!(
+        app.admin(
+            Method::DELETE,
+            "/admin/t/default/plugins/reserved-names",
+            ADMIN_TOKEN
+        )
+        .await
+        .status(),
+        204
+    );
+    assert_eq!(
+        app.admin(
+            Method::DELETE,
+            "/admin/t/default/plugins/reserved-names",
+            ADMIN_TOKEN
+        )
+        .await
+        .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn bad_modules_are_refused_at_upload_with_a_reason_that_names_the_problem() {
+    let app = TestApp::spawn().await;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "wasi",
+            fixture("wasi_import"),
+            "wasi_snapshot_preview1.fd_write",
+        ),
+        (
+            "signature",
+            fixture("wrong_signature"),
+            "berth_validate as (i32, i32) -> (i32)",
+        ),
+        (
+            "version",
+            fixture("abi_version_2"),
+            "berth_abi_version returned 2",
+        ),
+        (
+            "memory",
+            fixture("huge_memory"),
+            "more than a call may have: module memory does not fit",
+        ),
+        ("text", b"(module)".to_vec(), "text .wat is not accepted"),
+        (
+            "garbage",
+            b"\0asm\x01\0\0\0garbage".to_vec(),
+            "not a valid WebAssembly module",
+        ),
+    ];
+    for (name, bytes, reason) in cases {
+        let response = upload(&app, "default", name, bytes, "").await;
+        assert_eq!(response.status(), 400, "{name}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "module_refused", "{name}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(reason), "{name}: {message}");
+    }
+    let wrong_type = app
+        .client
+        .put(app.url("/admin/t/default/plugins/x"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/octet-stream")
+        .body(fixture("allow"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status(), 415);
+    assert_eq!(
+        upload(&app, "default", "Bad_Name", fixture("allow"), "")
+            .await
+            .status(),
+        400
+    );
+    let list: serde_json::Value = app
+        .admin(Method::GET, "/admin/t/default/plugins", ADMIN_TOKEN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        list["plugins"].as_array().unwrap().is_empty(),
+        "nothing refused was stored"
+    );
+}
+
+#[tokio::test]
+async fn modules_over_the_size_limit_are_refused() {
+    let app = TestApp::spawn_with(|s| s.plugins.max_module_bytes = 1000).await;
+    let response = upload(
+        &app,
+        "default",
+        "big",
+        std::fs::read(example("html_guard.wasm")).unwrap(),
+        "",
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("larger than 1000 bytes"));
+}
+
+#[tokio::test]
+async fn signups_run_the_name_hook_then_the_html_hook_with_each_plugins_reasons() {
+    let app = TestApp::spawn().await;
+    for (name, file) in [
+        ("reserved-names", "reserved_names.wasm"),
+        ("brand-guard", "brand_guard.wasm"),
+        ("html-guard", "html_guard.wasm"),
+        ("digit-limit", "digit_limit.wasm"),
+    ] {
+        assert_eq!(
+            upload(
+                &app,
+                "default",
+                name,
+                std::fs::read(example(file)).unwrap(),
+                ""
+            )
+            .await
+            .status(),
+            201
+        );
+    }
+    let bound = bind(
+        &app,
+        "default",
+        serde_json::json!([
+            {"plugin": "reserved-names", "hook": "name", "settings": {"names": ["shop"]}},
+            {"plugin": "brand-guard", "hook": "name", "settings": {"brands": ["paypal"]}},
+            {"plugin": "digit-limit", "hook": "name", "settings": {"max_digits": 2}},
+            {"plugin": "html-guard", "hook": "html"},
+        ]),
+    )
+    .await;
+    assert_eq!(bound.status(), 200);
+    let listed: serde_json::Value = app
+        .admin(Method::GET, "/admin/t/default/policies", ADMIN_TOKEN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["policies"].as_array().unwrap().len(), 4);
+    assert_eq!(listed["policies"][3]["on_error"], "deny");
+
+    let reserved = signup(&app, "default", "shop", "<p>hi</p>").await;
+    assert_eq!(reserved.status(), 422);
+    let body: serde_json::Value = reserved.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "policy_rejected");
+    assert_eq!(body["error"]["reasons"][0]["plugin"], "reserved-names");
+    assert_eq!(body["error"]["reasons"][0]["code"], "reserved");
+
+    let lookalike = signup(&app, "default", "paypa1-123", "<p>hi</p>").await;
+    let body: serde_json::Value = lookalike.json().await.unwrap();
+    let plugins: Vec<_> = body["error"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["plugin"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        plugins,
+        ["brand-guard", "digit-limit"],
+        "every plugin that said no is reported"
+    );
+
+    let scripted = signup(
+        &app,
+        "default",
+        "fine-shop",
+        "<p onclick=\"x()\">hi</p>\n<script>alert(1)</script>",
+    )
+    .await;
+    assert_eq!(scripted.status(), 422);
+    let body: serde_json::Value = scripted.json().await.unwrap();
+    let codes: Vec<_> = body["error"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["inline_handler", "script_tag"]);
+
+    assert_eq!(
+        signup(&app, "default", "fine-shop", "<h1>Welcome</h1>")
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(app.count_sites().await, 1, "rejected signups store nothing");
+}
+
+#[tokio::test]
+async fn settings_are_checked_by_the_plugin_when_a_binding_is_saved() {
+    let app = TestApp::spawn().await;
+    upload(
+        &app,
+        "default",
+        "brand-guard",
+        std::fs::read(example("brand_guard.wasm")).unwrap(),
+        "",
+    )
+    .await;
+    let refused = bind(&app, "default", serde_json::json!([{"plugin": "brand-guard", "hook": "name", "settings": {"brands": "paypal"}}])).await;
+    assert_eq!(refused.status(), 422);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_settings");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("brands must be a list of strings"),
+        "{body}"
+    );
+
+    for (bindings, why) in [
+        (
+            serde_json::json!([{"plugin": "missing", "hook": "name"}]),
+            "no plugin named",
+        ),
+        (
+            serde_json::json!([{"plugin": "brand-guard", "hook": "footer"}]),
+            "unknown hook",
+        ),
+        (
+            serde_json::json!([{"plugin": "brand-guard", "hook": "name", "on_error": "maybe"}]),
+            "on_error",
+        ),
+        (
+            serde_json::json!([{"plugin": "brand-guard", "hook": "name", "settings": []}]),
+            "settings must be a JSON object",
+        ),
+        (serde_json::json!({"plugin": "brand-guard"}), "invalid type"),
+    ] {
+        let response = bind(&app, "default", bindings).await;
+        assert_eq!(response.status(), 400, "{why}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(why),
+            "{why}: {body}"
+        );
+    }
+    let listed: serde_json::Value = app
+        .admin(Method::GET, "/admin/t/default/policies", ADMIN_TOKEN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        listed["policies"].as_array().unwrap().is_empty(),
+        "refused bindings leave nothing behind"
+    );
+}
+
+#[tokio::test]
+async fn the_test_endpoint_reports_each_failure_class() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        ("endless_loop", "timeout"),
+        ("memory_hog", "oom"),
+        ("deep_recursion", "crash"),
+        ("aborts", "crash"),
+        ("alloc_traps", "crash"),
+        ("alloc_returns_zero", "abi_error"),
+        ("oob_output", "abi_error"),
+        ("invalid_utf8_output", "bad_output"),
+        ("oversized_output", "bad_output"),
+        ("not_json_output", "bad_output"),
+    ];
+    for (fixture_name, class) in cases {
+        let name = fixture_name.replace('_', "-");
+        assert_eq!(
+            upload(&app, "default", &name, fixture(fixture_name), "")
+                .await
+                .status(),
+            201,
+            "{fixture_name} uploads"
+        );
+        let response = app
+            .client
+            .post(app.url(&format!("/admin/t/default/plugins/{name}/test")))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&serde_json::json!({"hook": "html", "value": "<p>hi</p>"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{fixture_name}");
+        let result: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(result["verdict"], "error", "{fixture_name}: {result}");
+        assert_eq!(result["error_class"], class, "{fixture_name}: {result}");
+    }
+    upload(&app, "default", "allow", fixture("allow"), "").await;
+    let ok: serde_json::Value = app
+        .client
+        .post(app.url("/admin/t/default/plugins/allow/test"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"hook": "name", "value": "shop"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ok["verdict"], "allow");
+}
+
+/// Hostile modules deny their own tenant's signups (fail closed) while signups elsewhere go on.
+#[tokio::test]
+async fn hostile_modules_deny_with_policy_error_while_other_signups_succeed() {
+    let app = TestApp::spawn().await;
+    let hostile = [
+        "endless_loop",
+        "memory_hog",
+        "deep_recursion",
+        "oob_output",
+        "invalid_utf8_output",
+        "alloc_traps",
+    ];
+    for name in hostile {
+        let plugin = name.replace('_', "-");
+        assert_eq!(
+            upload(&app, "acme", &plugin, fixture(name), "")
+                .await
+                .status(),
+            201
+        );
+    }
+    let bindings: Vec<_> = hostile
+        .iter()
+        .map(|n| serde_json::json!({"plugin": n.replace('_', "-"), "hook": "html"}))
+        .collect();
+    assert_eq!(
+        bind(&app, "acme", serde_json::Value::Array(bindings))
+            .await
+            .status(),
+        200
+    );
+
+    let denied = (0..4).map(|i| {
+        let app = &app;
+        async move { signup(app, "acme", &format!("acme-shop-{i}"), "<p>hi</p>").await }
+    });
+    let fine = (0..20).map(|i| {
+        let app = &app;
+        async move { signup(app, "default", &format!("calm-shop-{i}"), "<p>hi</p>").await }
+    });
+    let (denied, fine) = tokio::join!(
+        futures_util::future::join_all(denied),
+        futures_util::future::join_all(fine)
+    );
+    for response in fine {
+        assert_eq!(response.status(), 201);
+    }
+    for response in denied {
+        assert_eq!(response.status(), 422);
+        let body: serde_json::Value = response.json().await.unwrap();
+        let reasons = body["error"]["reasons"].as_array().unwrap();
+        assert_eq!(reasons.len(), hostile.len(), "{body}");
+        assert!(
+            reasons.iter().all(|r| r["code"] == "policy_error"),
+            "{body}"
+        );
+    }
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for class in ["timeout", "oom", "crash", "abi_error", "bad_output"] {
+        assert!(
+            metrics.contains(&format!("outcome=\"{class}\"")),
+            "{class} is not counted:\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn on_error_allow_lets_a_failing_plugin_pass() {
+    let app = TestApp::spawn().await;
+    upload(&app, "default", "loop", fixture("endless_loop"), "").await;
+    bind(
+        &app,
+        "default",
+        serde_json::json!([{"plugin": "loop", "hook": "name", "on_error": "allow"}]),
+    )
+    .await;
+    assert_eq!(
+        signup(&app, "default", "patient-shop", "<p>x</p>")
+            .await
+            .status(),
+        201
+    );
+}
+
+#[tokio::test]
+async fn a_mutating_html_plugin_rewrites_what_is_stored_and_served() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        upload(
+            &app,
+            "default",
+            "cleaner",
+            fixture("rewrite"),
+            "?mutating=true"
+        )
+        .await
+        .status(),
+        201
+    );
+    assert_eq!(
+        upload(&app, "default", "plain-rewriter", fixture("rewrite"), "")
+            .await
+            .status(),
+        201
+    );
+    let refused = bind(
+        &app,
+        "default",
+        serde_json::json!([{"plugin": "cleaner", "hook": "name"}]),
+    )
+    .await;
+    assert_eq!(
+        refused.status(),
+        400,
+        "mutating plugins only take the html hook"
+    );
+    bind(
+        &app,
+        "default",
+        serde_json::json!([{"plugin": "cleaner", "hook": "html"}]),
+    )
+    .await;
+    assert_eq!(
+        signup(&app, "default", "clean-shop", "<p>original</p>")
+            .await
+            .status(),
+        201
+    );
+    app.drain_jobs().await;
+    assert_eq!(
+        app.get_site("clean-shop.localhost")
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "<p>cleaned by a plugin</p>"
+    );
+
+    // The same module uploaded without ?mutating=true may not rewrite.
+    bind(
+        &app,
+        "default",
+        serde_json::json!([{"plugin": "plain-rewriter", "hook": "html"}]),
+    )
+    .await;
+    assert_eq!(
+        signup(&app, "default", "kept-shop", "<p>original</p>")
+            .await
+            .status(),
+        201
+    );
+    app.drain_jobs().await;
+    assert_eq!(
+        app.get_site("kept-shop.localhost")
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "<p>original</p>"
+    );
+}
+
+#[tokio::test]
+async fn a_rewrite_that_breaks_the_built_in_rules_is_refused() {
+    let app = TestApp::spawn_with(|s| s.tenants[0].html_max_bytes = 10).await;
+    upload(
+        &app,
+        "default",
+        "cleaner",
+        fixture("rewrite"),
+        "?mutating=true",
+    )
+    .await;
+    bind(
+        &app,
+        "default",
+        serde_json::json!([{"plugin": "cleaner", "hook": "html"}]),
+    )
+    .await;
+    let response = signup(&app, "default", "small-shop", "<p>x</p>").await;
+    assert_eq!(response.status(), 422);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["fields"][0]["code"], "too_large");
+}
+
+#[tokio::test]
+async fn plugins_are_per_tenant() {
+    let app = TestApp::spawn().await;
+    upload(&app, "default", "allow", fixture("allow"), "").await;
+    assert_eq!(
+        app.admin(Method::GET, "/admin/t/default/plugins", ACME_TOKEN)
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        app.admin(Method::GET, "/admin/t/default/plugins/allow", ACME_TOKEN)
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        app.admin(Method::DELETE, "/admin/t/default/plugins/allow", ACME_TOKEN)
+            .await
+            .status(),
+        403
+    );
+    let own: serde_json::Value = app
+        .admin(Method::GET, "/admin/t/acme/plugins", ACME_TOKEN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(own["plugins"].as_array().unwrap().is_empty());
+    assert_eq!(
+        app.admin(Method::GET, "/admin/t/nobody/plugins", ADMIN_TOKEN)
+            .await
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn a_bound_plugin_cannot_be_deleted() {
+    let app = TestApp::spawn().await;
+    upload(&app, "default", "allow", fixture("allow"), "").await;
+    bind(
+        &app,
+        "default",
+        serde_json::json!([{"plugin": "allow", "hook": "name"}]),
+    )
+    .await;
+    let response = app
+        .admin(
+            Method::DELETE,
+            "/admin/t/default/plugins/allow",
+            ADMIN_TOKEN,
+        )
+        .await;
+    assert_eq!(response.status(), 409);
+    bind(&app, "default", serde_json::json!([])).await;
+    assert_eq!(
+        app.admin(
+            Method::DELETE,
+            "/admin/t/default/plugins/allow",
+            ADMIN_TOKEN
+        )
+        .await
+        .status(),
+        204
+    );
+}
+
+#[tokio::test]
+async fn policies_declared_in_the_configuration_run_and_are_managed_there() {
+    let policy =
+        |plugin: &str, file: &str, hook: &str, settings: serde_json::Value| PolicySettings {
+            plugin: plugin.into(),
+            file: example(file).display().to_string(),
+            hook: hook.into(),
+            settings,
+            on_error: OnError::Deny,
+            mutating: false,
+        };
+    let app = TestApp::spawn_with(|s| {
+        s.tenants[0].policies = vec![
+            policy(
+                "reserved-names",
+                "reserved_names.wasm",
+                "name",
+                serde_json::json!({"names": ["shop"]}),
+            ),
+            policy(
+                "html-guard",
+                "html_guard.wasm",
+                "html",
+                serde_json::json!({}),
+            ),
+        ];
+    })
+    .await;
+    assert_eq!(
+        signup(&app, "default", "shop", "<p>x</p>").await.status(),
+        422
+    );
+    assert_eq!(
+        signup(&app, "default", "nice-shop", "<iframe src=x></iframe>")
+            .await
+            .status(),
+        422
+    );
+    assert_eq!(
+        signup(&app, "default", "nice-shop", "<p>x</p>")
+            .await
+            .status(),
+        201
+    );
+    let response = bind(&app, "default", serde_json::json!([])).await;
+    assert_eq!(response.status(), 409);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "managed_by_config");
+}
+
+#[test]
+fn the_host_counts_fuel_and_keeps_logs_bounded_and_tagged() {
+    let settings = berth::configuration::PluginSettings {
+        max_instances: 2,
+        ..Default::default()
+    };
+    let host = PluginHost::new(&settings, HostOptions { fuel: true }).unwrap();
+    let plugin = host.load(&fixture("rewrite")).unwrap();
+    assert_eq!(plugin.info.imports, ["berth_v1.log"]);
+    let report = host.validate(&plugin, "{}", "<p>x</p>").unwrap();
+    assert!(report.fuel.unwrap() > 0);
+    assert_eq!(report.logs.len(), 1);
+    assert_eq!(report.logs[0].message, "rewrote the page");
+    // Loading the same bytes again reuses the compiled module.
+    let again = host.load(&fixture("rewrite")).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&plugin, &again));
+}
+
+fn berth(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn plugin_check_and_run_work_from_the_command_line() {
+    let guard = example("html_guard.wasm");
+    let out = berth(&["plugin", "check", guard.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("abi version:        1") && stdout.contains("validates settings: yes"),
+        "{stdout}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("index.html");
+    std::fs::write(&page, "<h1>Hi</h1>\n<script>alert(1)</script>").unwrap();
+    let out = berth(&[
+        "plugin",
+        "run",
+        guard.to_str().unwrap(),
+        "--hook",
+        "html",
+        "--value",
+        &format!("@{}", page.display()),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "a deny exits 1");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("verdict: deny") && stdout.contains("script_tag: line 2"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fuel used: ") && stdout.contains("time: "),
+        "{stdout}"
+    );
+
+    let wasi = dir.path().join("wasi.wasm");
+    std::fs::write(&wasi, fixture("wasi_import")).unwrap();
+    let out = berth(&["plugin", "check", wasi.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("wasi_snapshot_preview1.fd_write"));
+
+    let names = example("brand_guard.wasm");
+    let out = berth(&[
+        "plugin",
+        "run",
+        names.to_str().unwrap(),
+        "--hook",
+        "name",
+        "--value",
+        "paypa1",
+        "--settings",
+        "{\"brands\": [\"paypal\"]}",
+    ]);
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("brand_imitation"));
+    let out = berth(&[
+        "plugin",
+        "run",
+        names.to_str().unwrap(),
+        "--hook",
+        "name",
+        "--value",
+        "x",
+        "--settings",
+        "{}",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "settings the plugin refuses are an error"
+    );
+}
