@@ -5,7 +5,7 @@ mod helpers;
 mod admin;
 mod email;
 mod health;
-mod plugins;
+pub mod plugins;
 mod process;
 mod provisioning;
 mod rate_limits;

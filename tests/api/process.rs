@@ -435,3 +435,64 @@ fn migrate_applies_migrations_once() {
         .unwrap()
         .contains("up to date"));
 }
+
+#[tokio::test]
+async fn a_fresh_install_runs_the_example_policies_on_tenant_default() {
+    let dist = crate::plugins::example("html_guard.wasm")
+        .parent()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    std::os::unix::fs::symlink(&dist, dir.path().join("plugins/dist")).unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("berth.log")).unwrap();
+    // No configuration file at all: the embedded default.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("BERTH_CONFIG")
+        .env("BERTH_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "BERTH_SERVER__SITES_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    let client = fresh_client();
+    let post = |name: &'static str, html: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .post(format!("http://127.0.0.1:{port}/signup"))
+                .form(&[("name", name), ("email", "ann@example.com"), ("html", html)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let lookalike = post("paypa1-shop", "<p>hi</p>").await;
+    assert_eq!(lookalike.status(), 422);
+    let body: serde_json::Value = lookalike.json().await.unwrap();
+    assert_eq!(
+        body["error"]["reasons"][0]["plugin"], "brand-guard",
+        "{body}"
+    );
+    let scripted = post("honest-shop", "<script>x</script>").await;
+    assert_eq!(scripted.status(), 422);
+    assert_eq!(
+        post("honest-shop", "<h1>Hello from my shop</h1>")
+            .await
+            .status(),
+        201
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        dir.path().join("berth.db").exists(),
+        "the embedded default keeps its database in the working directory"
+    );
+}
