@@ -110,6 +110,36 @@ impl PolicyEngine {
         &self.host
     }
 
+    /// Checks and compiles a module off the async executor; `Err` inside is the reason it is
+    /// refused, fit to show the operator.
+    pub async fn load(
+        &self,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<Result<Arc<CompiledPlugin>, String>> {
+        let host = self.host.clone();
+        Ok(tokio::task::spawn_blocking(move || host.load(&bytes)).await?)
+    }
+
+    /// The stored plugin `tenant/name`, compiled (`None` when there is none).
+    pub async fn stored(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> anyhow::Result<Option<Arc<CompiledPlugin>>> {
+        let (t, n) = (tenant.to_owned(), name.to_owned());
+        let Some((hash, module)) = self.db.run(move |c| plugins::module(c, &t, &n)).await? else {
+            return Ok(None);
+        };
+        if let Some(plugin) = self.host.cached(&hash) {
+            return Ok(Some(plugin));
+        }
+        let plugin = self
+            .load(module)
+            .await?
+            .map_err(|reason| anyhow::anyhow!("stored plugin {name} no longer loads: {reason}"))?;
+        Ok(Some(plugin))
+    }
+
     /// The compiled plugin `tenant/name` at `hash`, compiling it from the database when it is
     /// not cached yet.
     async fn compiled(
@@ -121,21 +151,9 @@ impl PolicyEngine {
         if let Some(plugin) = self.host.cached(hash) {
             return Ok(plugin);
         }
-        let (t, n) = (tenant.to_owned(), name.to_owned());
-        let (stored_hash, module) = self
-            .db
-            .run(move |c| plugins::module(c, &t, &n))
+        self.stored(tenant, name)
             .await?
-            .with_context(|| format!("plugin {name} of tenant {tenant} is gone"))?;
-        let host = self.host.clone();
-        let plugin = tokio::task::spawn_blocking(move || host.load(&module))
-            .await?
-            .map_err(|reason| anyhow::anyhow!("stored plugin {name} no longer loads: {reason}"))?;
-        anyhow::ensure!(
-            stored_hash == plugin.info.hash,
-            "plugin {name} changed while loading"
-        );
-        Ok(plugin)
+            .with_context(|| format!("plugin {name} of tenant {tenant} is gone"))
     }
 
     /// Runs one call on the blocking pool, within the instance budget.
@@ -293,18 +311,14 @@ impl PolicyEngine {
                         tenant.name, policy.plugin, policy.file
                     )
                 })?;
-                let host = self.host.clone();
-                let module = bytes.clone();
-                let plugin = tokio::task::spawn_blocking(move || host.load(&module))
-                    .await?
-                    .map_err(|reason| {
-                        anyhow::anyhow!(
-                            "tenant {}: plugin {} ({}) is refused: {reason}",
-                            tenant.name,
-                            policy.plugin,
-                            policy.file
-                        )
-                    })?;
+                let plugin = self.load(bytes.clone()).await?.map_err(|reason| {
+                    anyhow::anyhow!(
+                        "tenant {}: plugin {} ({}) is refused: {reason}",
+                        tenant.name,
+                        policy.plugin,
+                        policy.file
+                    )
+                })?;
                 if let Err(reason) = self
                     .check_settings(plugin.clone(), &policy.settings)
                     .await?

@@ -110,11 +110,10 @@ pub(crate) async fn upload(
             ),
             other => other,
         })?;
-    let host = state.policies.host().clone();
-    let module = bytes.to_vec();
-    let plugin = tokio::task::spawn_blocking(move || host.load(&module))
-        .await
-        .map_err(anyhow::Error::from)?
+    let plugin = state
+        .policies
+        .load(bytes.to_vec())
+        .await?
         .map_err(|reason| ApiError::bad_request("module_refused", reason))?;
     let row = plugins::new_plugin(
         tenant.name.as_str(),
@@ -271,17 +270,13 @@ pub(crate) async fn test(
             "settings must be a JSON object",
         ));
     }
-    let (t, n) = (tenant.name.to_string(), row.name.clone());
-    let (_, module) = state
-        .db
-        .run(move |c| plugins::module(c, &t, &n))
+    let plugin = state
+        .policies
+        .stored(tenant.name.as_str(), &row.name)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("plugin vanished"))?;
-    let host = state.policies.host().clone();
-    let plugin = tokio::task::spawn_blocking(move || host.load(&module))
-        .await
-        .map_err(anyhow::Error::from)?
-        .map_err(|reason| ApiError::bad_request("module_refused", reason))?;
+        .ok_or_else(|| {
+            ApiError::not_found("plugin_not_found", format!("no plugin named {name:?}"))
+        })?;
     let name_value = body.name.unwrap_or_else(|| {
         if hook == Hook::Name {
             body.value.clone()

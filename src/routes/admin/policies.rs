@@ -115,22 +115,11 @@ pub(crate) async fn replace(
                 stored.name
             )));
         }
-        let (t, n) = (tenant.name.to_string(), binding.plugin.clone());
-        let (_, module) = state
-            .db
-            .run(move |c| plugins::module(c, &t, &n))
+        let plugin = state
+            .policies
+            .stored(tenant.name.as_str(), &binding.plugin)
             .await?
-            .ok_or_else(|| anyhow::anyhow!("plugin vanished"))?;
-        let host = state.policies.host().clone();
-        let plugin = tokio::task::spawn_blocking(move || host.load(&module))
-            .await
-            .map_err(anyhow::Error::from)?
-            .map_err(|reason| {
-                at(format!(
-                    "plugin {} no longer loads: {reason}",
-                    binding.plugin
-                ))
-            })?;
+            .ok_or_else(|| at(format!("plugin {} is gone", binding.plugin)))?;
         if let Err(reason) = state
             .policies
             .check_settings(plugin, &binding.settings)
