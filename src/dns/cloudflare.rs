@@ -120,8 +120,14 @@ impl Cloudflare {
         anyhow::Error::new(error)
     }
 
-    /// The job error for records at the name that berth does not own; counted and logged.
-    fn conflict(&self, record: &DnsRecord, theirs: &[Record]) -> anyhow::Error {
+    /// The job error for records at the name that berth does not own, with Cloudflare's refusal
+    /// when a create was refused because of them; counted and logged.
+    fn conflict(
+        &self,
+        record: &DnsRecord,
+        theirs: &[Record],
+        refusal: Option<&ApiError>,
+    ) -> anyhow::Error {
         let described: Vec<String> = theirs
             .iter()
             .map(|r| {
@@ -135,16 +141,17 @@ impl Cloudflare {
                 format!("{} — {whose}", r.describe())
             })
             .collect();
-        metrics::counter!("berth_dns_changes_total", "tenant" => self.tenant.clone(), "action" => "conflict")
-            .increment(1);
+        self.counted("conflict");
         tracing::warn!(
             dns.name = %record.hostname,
             dns.conflicts = %described.join("; "),
             "DNS record berth does not own is in the way; left untouched"
         );
+        let refusal = refusal.map(|e| format!(" ({e})")).unwrap_or_default();
         Permanent::new(format!(
-            "DNS conflict: {} already has a record berth does not own: {}. berth changed nothing. \
-             Remove that record (or, to hand it to berth, set its comment to {:?}), then retry the site",
+            "DNS conflict: {} already has a record berth does not own: {}{refusal}. berth changed \
+             nothing. Remove that record (or, to hand it to berth, set its comment to {:?}), then \
+             retry the site",
             record.hostname,
             described.join("; "),
             record.owner_tag()
@@ -194,12 +201,12 @@ impl Cloudflare {
     /// After Cloudflare refused a create because of another record at the name: finds what
     /// blocks it. Someone else's record is a conflict; the site's own record of another type
     /// (left from an earlier `dns.record_type`) is removed so the create can go ahead.
-    async fn clear_the_way(&self, record: &DnsRecord) -> anyhow::Result<()> {
+    async fn clear_the_way(&self, record: &DnsRecord, refusal: &ApiError) -> anyhow::Result<()> {
         let (mut mine, mut theirs) = self.records_at(record, None).await?;
         mine.retain(|r| self.blocked_by(&r.kind));
         theirs.retain(|r| self.blocked_by(&r.kind));
         if !theirs.is_empty() {
-            return Err(self.conflict(record, &theirs));
+            return Err(self.conflict(record, &theirs, Some(refusal)));
         }
         for stale in &mine {
             self.remove(stale).await?;
@@ -241,7 +248,7 @@ impl DnsProvider for Cloudflare {
         loop {
             let (mine, theirs) = self.records_at(record, Some(self.kind)).await?;
             if !theirs.is_empty() {
-                return Err(self.conflict(record, &theirs));
+                return Err(self.conflict(record, &theirs, None));
             }
             if let Some((keep, duplicates)) = mine.split_first() {
                 // Duplicates can only come from a create that went through twice; they are ours.
@@ -267,7 +274,7 @@ impl DnsProvider for Cloudflare {
                 // stands in the way: look once, then list again.
                 Err(error) if error.is_conflict() && !cleared => {
                     tracing::info!(dns.name = %wanted.name, error = %error, "Cloudflare reports a record in the way; looking at the name");
-                    self.clear_the_way(record).await?;
+                    self.clear_the_way(record, &error).await?;
                     cleared = true;
                 }
                 Err(error) => return Err(self.job_error(error)),

@@ -226,6 +226,10 @@ async fn a_record_of_another_type_in_the_way_is_a_conflict_naming_it() {
         message.contains(&format!("CNAME {NAME} -> elsewhere.example.net (id {id}")),
         "{message}"
     );
+    assert!(
+        message.contains("81053 An A, AAAA, or CNAME record with that host already exists."),
+        "Cloudflare's refusal is quoted: {message}"
+    );
     assert_eq!(
         h.fake.calls().await,
         [
