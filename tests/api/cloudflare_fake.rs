@@ -1,14 +1,14 @@
 //! A Cloudflare API v4 fake on loopback (wiremock) for one zone's DNS records, shared by the
 //! provider's unit tests (`src/dns/cloudflare/tests.rs`) and the end-to-end tests.
 //!
-//! It answers as the documented API does: every body is the envelope
+//! It answers as the documented API does: bodies are the envelope
 //! `{success, errors: [{code, message}], messages, result, result_info}`; only
 //! `Authorization: Bearer <token>` is accepted (`403`, code 10000 otherwise); lists filter by
 //! exact `name` (case-insensitive) and `type` and page with `page`/`per_page` (capped by
 //! [`CloudflareFake::max_per_page`] so paging can be exercised); creates enforce the record
 //! rules (a CNAME shares its name with nothing: 81053; an identical record: 81058) and the
-//! 100-character comment limit of free zones; updates and deletes of an unknown id get `404`
-//! with 81044. Canned answers queued with [`CloudflareFake::fail_next`] are served first, one per
+//! 100-character comment limit of free zones; a delete answers `{"result": {"id"}}` alone, as
+//! documented; updates and deletes of an unknown id get `404` with 81044. Canned answers queued with [`CloudflareFake::fail_next`] are served first, one per
 //! request, for `429` and `5xx` sequences. Every request is kept for the tests to check.
 #![allow(dead_code)]
 
@@ -303,7 +303,8 @@ impl State {
         match self.find(id) {
             Some(i) => {
                 self.records.remove(i);
-                success(200, json!({"id": id}), None)
+                // As documented: the deleted id, and nothing else.
+                ResponseTemplate::new(200).set_body_json(json!({"result": {"id": id}}))
             }
             None => failure(404, 81044, "Record does not exist."),
         }

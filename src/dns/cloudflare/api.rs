@@ -7,11 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::dns::RecordType;
 
-/// Every API v4 response: `{success, errors, messages, result, result_info}`.
+/// Every API v4 response: `{success, errors, messages, result, result_info}`. Some answers
+/// leave fields out (a successful delete is documented as `{"result": {"id": …}}` alone), so
+/// every field is optional.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Envelope<T> {
-    #[serde(default)]
-    pub success: bool,
+    pub success: Option<bool>,
     #[serde(default)]
     pub errors: Vec<ApiMessage>,
     pub result: Option<T>,
@@ -25,6 +26,13 @@ pub struct ApiMessage {
     pub code: i64,
     #[serde(default)]
     pub message: String,
+}
+
+impl<T> Envelope<T> {
+    /// A 2xx answer succeeded unless it says `success: false`.
+    pub fn succeeded(&self) -> bool {
+        self.success != Some(false)
+    }
 }
 
 impl std::fmt::Display for ApiMessage {
@@ -216,6 +224,8 @@ impl ApiError {
 
 #[cfg(test)]
 mod tests {
+    use serde::de::IgnoredAny;
+
     use super::*;
 
     fn record(content: &str, proxied: bool, ttl: u32, comment: Option<&str>) -> Record {
@@ -292,6 +302,23 @@ mod tests {
             !info(None, None).has_more(1, 100, 7),
             "a short page is the last"
         );
+    }
+
+    #[test]
+    fn an_answer_succeeds_unless_it_says_otherwise() {
+        let read = |body: &str| serde_json::from_str::<Envelope<IgnoredAny>>(body).unwrap();
+        assert!(
+            read(r#"{"result": {"id": "023e"}}"#).succeeded(),
+            "a documented delete"
+        );
+        assert!(
+            read(r#"{"success": true, "errors": [], "messages": [], "result": null}"#).succeeded()
+        );
+        let refused = read(
+            r#"{"success": false, "errors": [{"code": 81044, "message": "Record does not exist."}], "messages": [], "result": null}"#,
+        );
+        assert!(!refused.succeeded());
+        assert_eq!(refused.errors[0].code, 81044);
     }
 
     #[test]

@@ -313,15 +313,21 @@ async fn send<T: DeserializeOwned>(op: Op, request: RequestBuilder) -> Sent<T> {
         Ok(body) => body,
         Err(error) => return Sent::Failed(describe_transport(&error)),
     };
-    let envelope = serde_json::from_slice::<Envelope<T>>(&body);
+    // An empty 2xx body says no more than an empty envelope.
+    let body: &[u8] = if body.trim_ascii().is_empty() {
+        b"{}"
+    } else {
+        &body
+    };
+    let envelope = serde_json::from_slice::<Envelope<T>>(body);
     if status.is_server_error() {
-        let errors = serde_json::from_slice::<Envelope<IgnoredAny>>(&body)
+        let errors = serde_json::from_slice::<Envelope<IgnoredAny>>(body)
             .map(|e| e.errors)
             .unwrap_or_default();
         return Sent::Failed(format!("HTTP {}{}", status.as_u16(), codes(&errors)));
     }
     match envelope {
-        Ok(envelope) if status.is_success() && envelope.success => Sent::Done(envelope),
+        Ok(envelope) if status.is_success() && envelope.succeeded() => Sent::Done(envelope),
         Ok(envelope) => Sent::Refused(ApiError::Refused {
             op: op.describe(),
             status: status.as_u16(),
