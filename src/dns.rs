@@ -1,7 +1,77 @@
 //! DNS: point each site's hostname at its workload. Provider `none` (the default) only logs;
-//! `cloudflare` manages records it marks as its own.
+//! `cloudflare` manages records it marks as its own and never touches any other.
+
+pub mod cloudflare;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// The kinds of record berth writes: an address (`A`, `AAAA`) or an alias (`CNAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordType {
+    A,
+    #[serde(rename = "AAAA")]
+    Aaaa,
+    #[serde(rename = "CNAME")]
+    Cname,
+}
+
+impl RecordType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordType::A => "A",
+            RecordType::Aaaa => "AAAA",
+            RecordType::Cname => "CNAME",
+        }
+    }
+
+    /// Checks that `target` can be this record's content: an IPv4 address for `A`, an IPv6
+    /// address for `AAAA`, a hostname (not an address) for `CNAME`.
+    pub fn check_target(self, target: &str) -> Result<(), String> {
+        let ok = match self {
+            RecordType::A => target.parse::<Ipv4Addr>().is_ok(),
+            RecordType::Aaaa => target.parse::<Ipv6Addr>().is_ok(),
+            RecordType::Cname => is_hostname(target),
+        };
+        if ok {
+            Ok(())
+        } else {
+            let wanted = match self {
+                RecordType::A => "an IPv4 address",
+                RecordType::Aaaa => "an IPv6 address",
+                RecordType::Cname => "a hostname",
+            };
+            Err(format!(
+                "{target:?} cannot be the content of a {} record: it needs {wanted}",
+                self.as_str()
+            ))
+        }
+    }
+}
+
+impl std::fmt::Display for RecordType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A hostname a CNAME may point at: dot-separated labels of letters, digits, `-` and `_`, at most
+/// 253 characters, and not an IP address.
+fn is_hostname(value: &str) -> bool {
+    let name = value.strip_suffix('.').unwrap_or(value);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.parse::<IpAddr>().is_err()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
 
 /// A record berth wants to exist (or to remove) for one site.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,10 +83,67 @@ pub struct DnsRecord {
     pub site_id: String,
 }
 
+/// What the ownership marker starts with; anything else is not berth's.
+const MARKER_PREFIX: &str = "berth:";
+
+/// The longest comment Cloudflare accepts on a free zone (paid zones allow 500).
+pub const MARKER_MAX_CHARS: usize = 100;
+
+const SITE_ID_PREFIX: &str = "site_";
+
 impl DnsRecord {
-    /// The ownership marker stored on records berth creates.
+    /// The ownership marker stored on records berth creates: `berth:<tenant>/<site-id>`.
+    ///
+    /// It always fits in [`MARKER_MAX_CHARS`]: tenant names are DNS labels (at most 63
+    /// characters, no `/`) and site ids are `site_` plus 26 characters, so only a tenant name of
+    /// 63 characters makes the marker too long; then the constant `site_` prefix is left out
+    /// (`berth:<tenant>/<26 characters>`, 96 characters). Both forms name the same site, and
+    /// [`DnsRecord::is_marked_by_me`] accepts either, so the marker stays unambiguous.
     pub fn owner_tag(&self) -> String {
-        format!("berth:{}/{}", self.tenant, self.site_id)
+        let full = format!("{MARKER_PREFIX}{}/{}", self.tenant, self.site_id);
+        if full.len() <= MARKER_MAX_CHARS {
+            return full;
+        }
+        let short_id = self
+            .site_id
+            .strip_prefix(SITE_ID_PREFIX)
+            .unwrap_or(&self.site_id);
+        format!("{MARKER_PREFIX}{}/{short_id}", self.tenant)
+    }
+
+    /// True when `comment` is the marker of this very site (in either form).
+    pub fn is_marked_by_me(&self, comment: Option<&str>) -> bool {
+        comment
+            .and_then(Owner::parse)
+            .is_some_and(|owner| owner.tenant == self.tenant && owner.site_id == self.site_id)
+    }
+}
+
+/// The tenant and site named by an ownership marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub tenant: String,
+    /// Always with its `site_` prefix, whichever form the marker had.
+    pub site_id: String,
+}
+
+impl Owner {
+    /// Reads a marker written by [`DnsRecord::owner_tag`]; `None` for any other comment.
+    pub fn parse(comment: &str) -> Option<Self> {
+        let rest = comment.trim().strip_prefix(MARKER_PREFIX)?;
+        let (tenant, id) = rest.split_once('/')?;
+        if tenant.is_empty() || id.is_empty() || id.contains('/') {
+            return None;
+        }
+        let site_id = if id.starts_with(SITE_ID_PREFIX) {
+            id.to_owned()
+        } else {
+            format!("{SITE_ID_PREFIX}{id}")
+        };
+        Some(Self {
+            tenant: tenant.to_owned(),
+            site_id,
+        })
     }
 }
 
@@ -47,5 +174,91 @@ impl DnsProvider for NoDns {
     async fn delete(&self, record: &DnsRecord) -> anyhow::Result<()> {
         tracing::info!(dns.name = %record.hostname, "DNS provider is none: would delete this record");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(tenant: &str) -> DnsRecord {
+        DnsRecord {
+            hostname: "shop.example.com".into(),
+            target: "203.0.113.7".into(),
+            tenant: tenant.into(),
+            site_id: "site_0123456789abcdefghjkmnpqrs".into(),
+        }
+    }
+
+    #[test]
+    fn the_marker_names_tenant_and_site() {
+        let r = record("acme");
+        assert_eq!(r.owner_tag(), "berth:acme/site_0123456789abcdefghjkmnpqrs");
+        assert!(r.is_marked_by_me(Some(&r.owner_tag())));
+    }
+
+    #[test]
+    fn the_marker_fits_a_free_zone_comment_for_the_longest_tenant_name() {
+        for len in [1, 62, 63] {
+            let r = record(&"t".repeat(len));
+            let tag = r.owner_tag();
+            assert!(tag.len() <= MARKER_MAX_CHARS, "{len}: {tag}");
+            assert!(r.is_marked_by_me(Some(&tag)), "{tag}");
+            assert_eq!(
+                Owner::parse(&tag).unwrap().site_id,
+                r.site_id,
+                "both forms name the same site"
+            );
+        }
+        assert!(!record(&"t".repeat(63)).owner_tag().contains("site_"));
+    }
+
+    #[test]
+    fn other_comments_are_not_this_sites_marker() {
+        let r = record("acme");
+        let cases: &[(Option<&str>, &str)] = &[
+            (None, "no comment at all"),
+            (Some(""), "an empty comment"),
+            (Some("managed by hand"), "a human's note"),
+            (
+                Some("berth:acme/site_zzzzzzzzzzzzzzzzzzzzzzzzzz"),
+                "another site of the tenant",
+            ),
+            (
+                Some("berth:acme2/site_0123456789abcdefghjkmnpqrs"),
+                "another tenant",
+            ),
+            (
+                Some("berth:ac/me/site_0123456789abcdefghjkmnpqrs"),
+                "a slash cannot be in a tenant name",
+            ),
+            (
+                Some("xberth:acme/site_0123456789abcdefghjkmnpqrs"),
+                "the prefix must start the comment",
+            ),
+        ];
+        for (comment, why) in cases {
+            assert!(!r.is_marked_by_me(*comment), "{why}: {comment:?}");
+        }
+    }
+
+    #[test]
+    fn targets_must_suit_the_record_type() {
+        let cases = [
+            (RecordType::A, "203.0.113.7", true),
+            (RecordType::A, "2001:db8::1", false),
+            (RecordType::A, "lb.example.net", false),
+            (RecordType::Aaaa, "2001:db8::1", true),
+            (RecordType::Aaaa, "203.0.113.7", false),
+            (RecordType::Cname, "lb.example.net", true),
+            (RecordType::Cname, "lb.example.net.", true),
+            (RecordType::Cname, "203.0.113.7", false),
+            (RecordType::Cname, "", false),
+            (RecordType::Cname, "bad host.example", false),
+            (RecordType::Cname, "a..b", false),
+        ];
+        for (kind, target, ok) in cases {
+            assert_eq!(kind.check_target(target).is_ok(), ok, "{kind} {target}");
+        }
     }
 }

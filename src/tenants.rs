@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::configuration::{DnsProviderKind, PlanSettings, RuntimeKind, Settings, TenantSettings};
 use crate::db::sites::SiteRow;
+use crate::dns::cloudflare::Cloudflare;
 use crate::dns::{DnsProvider, NoDns};
 use crate::domain::TenantName;
 use crate::runtime::local::LocalRuntime;
@@ -88,9 +89,9 @@ impl Tenants {
             };
             let dns: Arc<dyn DnsProvider> = match tenant.dns.provider {
                 DnsProviderKind::None => Arc::new(NoDns),
-                DnsProviderKind::Cloudflare => anyhow::bail!(
-                    "tenant {}: the cloudflare DNS provider is not available in this build",
-                    tenant.name
+                DnsProviderKind::Cloudflare => Arc::new(
+                    Cloudflare::new(&tenant.name, &tenant.dns)
+                        .map_err(|e| anyhow::anyhow!("tenant {}: {e}", tenant.name))?,
                 ),
             };
             let name =

@@ -203,6 +203,41 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Signs `name` up and runs its jobs, which must fail the site at once (one attempt, no
+    /// retries); returns the site id and its admin detail (`last_error`, `jobs`).
+    pub async fn signup_failing_at_once(&self, name: &str) -> (String, serde_json::Value) {
+        let site = self.signup(name).await;
+        let id = site["id"].as_str().unwrap().to_owned();
+        assert_eq!(self.drain_jobs().await, 1, "failed at once, no retries");
+        let detail: serde_json::Value = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/admin/sites/{id}"),
+                ADMIN_TOKEN,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(detail["state"], "failed");
+        assert_eq!(detail["jobs"][0]["attempts"], 1);
+        (id, detail)
+    }
+
+    /// Deletes a site through the admin API and runs its deprovision job to the end.
+    pub async fn delete_site(&self, tenant: &str, id: &str) {
+        let deleted = self
+            .admin(
+                reqwest::Method::DELETE,
+                &format!("/admin/sites/{id}"),
+                ADMIN_TOKEN,
+            )
+            .await;
+        assert_eq!(deleted.status(), 202);
+        self.drain_jobs().await;
+        assert_eq!(self.status(tenant, id).await["state"], "deleted");
+    }
+
     /// GET on the sites listener with the given Host header.
     pub async fn get_site(&self, host: &str) -> reqwest::Response {
         self.client

@@ -163,12 +163,7 @@ async fn a_stale_job_stands_down_after_a_newer_action() {
     let site = app.signup("racy-shop").await;
     let id = site["id"].as_str().unwrap();
     // Deleted before its provision job ran: the job must not bring it to life.
-    let deleted = app
-        .admin(Method::DELETE, &format!("/admin/sites/{id}"), ADMIN_TOKEN)
-        .await;
-    assert_eq!(deleted.status(), 202);
-    app.drain_jobs().await;
-    assert_eq!(app.status("default", id).await["state"], "deleted");
+    app.delete_site("default", id).await;
     assert_eq!(app.get_site("racy-shop.localhost").await.status(), 404);
     assert!(app.outbox_files().is_empty());
 }
@@ -236,17 +231,7 @@ async fn a_permanent_error_fails_the_job_at_once() {
     app.context()
         .faults
         .set("provision.apply", Some(Fault::Permanent));
-    let site = app.signup("doomed-shop").await;
-    let id = site["id"].as_str().unwrap();
-    assert_eq!(app.drain_jobs().await, 1, "no retries");
-    let detail: serde_json::Value = app
-        .admin(Method::GET, &format!("/admin/sites/{id}"), ADMIN_TOKEN)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(detail["state"], "failed");
-    assert_eq!(detail["jobs"][0]["attempts"], 1);
+    let (_, detail) = app.signup_failing_at_once("doomed-shop").await;
     assert!(
         detail["last_error"].as_str().unwrap().contains("permanent"),
         "{detail}"
