@@ -116,6 +116,8 @@ impl PolicyEngine {
         &self,
         bytes: Vec<u8>,
     ) -> anyhow::Result<Result<Arc<CompiledPlugin>, String>> {
+        // Checking a module instantiates it once (berth_abi_version): it takes a slot too.
+        let _slot = self.slots.clone().acquire_owned().await?;
         let host = self.host.clone();
         Ok(tokio::task::spawn_blocking(move || host.load(&bytes)).await?)
     }

@@ -326,20 +326,30 @@ async fn two_processes_sharing_a_database_never_run_the_same_job_twice() {
     for id in &ids {
         wait_for_state(&client, &a.api, id, "ready").await;
     }
-    let outbox = dir.path().join("outbox");
-    eventually(60, "every email", || async {
-        (eml_files(&outbox).len() == ids.len()).then_some(())
+    // Every job finished: none queued or running is left.
+    let jobs: serde_json::Value = eventually(60, "every job to finish", || async {
+        let jobs: serde_json::Value = client
+            .get(format!("{}/admin/jobs?limit=1000", a.api))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let all = jobs["jobs"].as_array().unwrap();
+        let done = all.len() == ids.len() * 2
+            && all
+                .iter()
+                .all(|j| j["state"] == "succeeded" || j["state"] == "failed");
+        done.then_some(jobs)
     })
     .await;
-    let jobs: serde_json::Value = client
-        .get(format!("{}/admin/jobs?limit=1000", a.api))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(
+        eml_files(&dir.path().join("outbox")).len(),
+        ids.len(),
+        "one email per site"
+    );
     let jobs = jobs["jobs"].as_array().unwrap();
     assert_eq!(
         jobs.len(),
