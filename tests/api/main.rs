@@ -5,6 +5,8 @@ mod helpers;
 mod admin;
 mod email;
 mod health;
+mod kube_mock;
+mod kubernetes;
 pub mod plugins;
 mod process;
 mod provisioning;

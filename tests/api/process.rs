@@ -182,15 +182,13 @@ async fn a_site_killed_mid_provisioning_is_ready_after_a_restart_with_one_email(
     first.kill_9();
 
     let second = Berth::start(&config, port, log.clone(), &[]);
-    let ready = wait_for_state(&client, &second.api, &id, "ready").await;
-    let provision = ready["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["kind"] == "provision")
-        .unwrap()
-        .clone();
-    assert_eq!(provision["state"], "succeeded");
+    wait_for_state(&client, &second.api, &id, "ready").await;
+    // The site turns ready inside the job; the job is marked succeeded just after.
+    let provision = eventually(30, "the provision job to succeed", || async {
+        let provision = crate::helpers::job_of(&site(&client, &second.api, &id).await, "provision");
+        (provision["state"] == "succeeded").then_some(provision)
+    })
+    .await;
     assert_eq!(
         provision["attempts"], 2,
         "the killed attempt counts, then the job ran again"
@@ -284,13 +282,7 @@ async fn sigterm_stops_gracefully_and_releases_unfinished_leases() {
 
     let second = Berth::start(&config, port, log, &[]);
     let ready = wait_for_state(&client, &second.api, &id, "ready").await;
-    let provision = ready["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["kind"] == "provision")
-        .unwrap()
-        .clone();
+    let provision = crate::helpers::job_of(&ready, "provision");
     assert_eq!(
         provision["attempts"], 1,
         "a released lease does not count as an attempt"
