@@ -1159,6 +1159,42 @@ mod tests {
     }
 
     #[test]
+    fn a_kubernetes_tenant_is_checked_for_what_the_runtime_needs() {
+        let tenant =
+            |rest: &str| format!("[[tenants]]\nname = \"k\"\nruntime = \"kubernetes\"\n{rest}\n");
+        let good = load(
+            &tenant("workload = { kind = \"container\", image = \"shop:1\", port = 3000, env = { MODE = \"live\" }, volume = { size = \"1Gi\", mount_path = \"/data\" } }\nplans = { p = { name = \"pro\", cpu = \"1.5\", memory = \"1Gi\" } }"),
+            &[],
+        );
+        assert!(good.is_ok(), "{good:?}");
+        for (rest, key, why) in [
+            ("html_max_bytes = 2000000", "tenants[0].html_max_bytes", "the HTML must fit a ConfigMap"),
+            ("plans = { p = { name = \"pro\", cpu = \"lots\" } }", "tenants[0].plans.p.cpu", "not a CPU amount"),
+            ("plans = { p = { name = \"pro\", memory = \"1GB\" } }", "tenants[0].plans.p.memory", "not a Kubernetes size"),
+            ("workload = { kind = \"container\", image = \"x\", port = 0 }", "tenants[0].workload.port", "port 0"),
+            ("workload = { kind = \"container\", image = \"x\", run_as_user = 0 }", "tenants[0].workload.run_as_user", "root"),
+            ("workload = { kind = \"container\", image = \"x\", env = { \"BAD-NAME\" = \"1\" } }", "tenants[0].workload.env.BAD-NAME", "not an env name"),
+            ("workload = { kind = \"container\", image = \"x\", health_path = \"up\" }", "tenants[0].workload.health_path", "relative path"),
+            ("workload = { kind = \"static\", volume = { size = \"1Gi\", mount_path = \"/data\" } }", "tenants[0].workload.volume", "a static site has no volume"),
+            ("workload = { kind = \"container\", image = \"x\", volume = { size = \"big\", mount_path = \"/data\" } }", "tenants[0].workload.volume.size", "bad size"),
+            ("workload = { kind = \"container\", image = \"x\", volume = { size = \"1Gi\", mount_path = \"/tmp\" } }", "tenants[0].workload.volume.mount_path", "/tmp is the scratch dir"),
+        ] {
+            let err = load(&tenant(rest), &[]).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{key}:")), "{why}: {err}");
+        }
+        let err = load("[kubernetes]\nrequest_timeout_secs = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("kubernetes.request_timeout_secs:"), "{err}");
+        // A local tenant's plans are not Kubernetes quantities, and need not be.
+        assert!(load(
+            "[[tenants]]\nname = \"l\"\nplans = { p = { name = \"x\", cpu = \"lots\" } }\n",
+            &[]
+        )
+        .is_ok());
+    }
+
+    #[test]
     fn redacted_output_hides_every_secret() {
         let settings = load(
             "[server]\nadmin_token = \"s3cret-admin\"\n[database]\nurl = \"postgres://u:pw@h/db\"\n[[tenants]]\nname = \"default\"\nadmin_token = \"s3cret-tenant\"\nstripe = { webhook_secrets = [\"whsec_s3cret\"] }\n",

@@ -69,6 +69,8 @@ impl Connection {
 #[tracing::instrument(name = "kubernetes.connect", skip_all, fields(k8s.kubeconfig = %settings.kubeconfig, k8s.context = %settings.context))]
 async fn connect(settings: &KubernetesSettings) -> anyhow::Result<kube::Client> {
     use anyhow::Context as _;
+    // kube's TLS uses the process-wide rustls provider; make sure there is exactly one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = if settings.kubeconfig.is_empty() {
         kube::Config::incluster().context(
             "cannot use the in-cluster service account (set kubernetes.kubeconfig outside a cluster)",
@@ -246,4 +248,177 @@ pub fn render(
 ) -> anyhow::Result<String> {
     let template = Template::new(kube, tenant);
     manifests::build(&template, site, Scale::Running)?.to_yaml()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KUBECONFIG: &str = r#"apiVersion: v1
+kind: Config
+current-context: first
+clusters:
+- name: c
+  cluster:
+    server: https://127.0.0.1:6443
+contexts:
+- name: first
+  context: {cluster: c, user: u, namespace: ns-first}
+- name: second
+  context: {cluster: c, user: u, namespace: ns-second}
+users:
+- name: u
+  user: {token: not-a-real-token}
+"#;
+
+    async fn client_for(context: &str) -> anyhow::Result<kube::Client> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(&path, KUBECONFIG).unwrap();
+        let settings = KubernetesSettings {
+            kubeconfig: path.display().to_string(),
+            context: context.into(),
+            ..KubernetesSettings::default()
+        };
+        Connection::lazy(&settings).client().await
+    }
+
+    #[tokio::test]
+    async fn a_kubeconfig_file_and_its_named_context_configure_the_client() {
+        // Building the client reads the file only; no cluster listens there.
+        assert_eq!(
+            client_for("").await.unwrap().default_namespace(),
+            "ns-first"
+        );
+        assert_eq!(
+            client_for("second").await.unwrap().default_namespace(),
+            "ns-second"
+        );
+        let Err(err) = client_for("third").await else {
+            panic!("an unknown context was accepted");
+        };
+        assert!(format!("{err:#}").contains("context \"third\""), "{err:#}");
+    }
+
+    #[tokio::test]
+    async fn outside_a_cluster_an_empty_kubeconfig_says_what_to_set() {
+        if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+            return; // running in a pod: the in-cluster configuration may well work
+        }
+        let Err(err) = Connection::lazy(&KubernetesSettings::default())
+            .client()
+            .await
+        else {
+            panic!("a client without a cluster or a kubeconfig");
+        };
+        assert!(
+            format!("{err:#}").contains("set kubernetes.kubeconfig"),
+            "{err:#}"
+        );
+    }
+
+    /// `deploy/components/kubernetes-runtime/clusterrole.yaml` grants exactly what the
+    /// runtime uses: create and patch (server-side apply) on every kind it applies, list and
+    /// watch on what it waits for, delete on namespaces.
+    #[test]
+    fn the_cluster_role_in_deploy_grants_exactly_what_the_runtime_uses() {
+        use crate::configuration::{VolumeSettings, WorkloadKind, WorkloadSettings};
+        use std::collections::BTreeSet;
+
+        let mut needed = BTreeSet::new();
+        let workloads = [
+            WorkloadSettings::default(),
+            WorkloadSettings {
+                kind: WorkloadKind::Container,
+                image: "x".into(),
+                volume: Some(VolumeSettings {
+                    size: "1Gi".into(),
+                    mount_path: "/data".into(),
+                    storage_class: String::new(),
+                }),
+                ..WorkloadSettings::default()
+            },
+        ];
+        for workload in workloads {
+            let tenant = TenantSettings {
+                workload,
+                ..TenantSettings::default()
+            };
+            let template = Template::new(&KubernetesSettings::default(), &tenant);
+            let site = SiteSpec {
+                id: String::new(),
+                tenant: "t".into(),
+                name: "site".into(),
+                hostname: "site.example".into(),
+                html: Some(String::new()),
+                plan: None,
+            };
+            for object in manifests::build(&template, &site, Scale::Running)
+                .unwrap()
+                .objects()
+            {
+                for verb in ["create", "patch"] {
+                    needed.insert((
+                        object.resource.group.clone(),
+                        object.resource.plural.clone(),
+                        verb,
+                    ));
+                }
+            }
+        }
+        for (group, plural, verbs) in [
+            ("apps", "deployments", &["list", "watch"][..]),
+            ("networking.k8s.io", "ingresses", &["list", "watch"]),
+            ("", "namespaces", &["delete", "list", "watch"]),
+        ] {
+            for verb in verbs {
+                needed.insert((group.to_owned(), plural.to_owned(), *verb));
+            }
+        }
+
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/components/kubernetes-runtime/clusterrole.yaml"
+        );
+        let role: serde_json::Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut granted = BTreeSet::new();
+        for rule in role["rules"].as_array().unwrap() {
+            for group in rule["apiGroups"].as_array().unwrap() {
+                for resource in rule["resources"].as_array().unwrap() {
+                    for verb in rule["verbs"].as_array().unwrap() {
+                        let verb = needed
+                            .iter()
+                            .map(|(_, _, v)| *v)
+                            .find(|v| *v == verb.as_str().unwrap())
+                            .unwrap_or_else(|| {
+                                panic!("{path} grants {verb}, which berth never uses")
+                            });
+                        granted.insert((
+                            group.as_str().unwrap().to_owned(),
+                            resource.as_str().unwrap().to_owned(),
+                            verb,
+                        ));
+                    }
+                }
+            }
+        }
+        assert_eq!(granted, needed, "{path}");
+    }
+
+    #[test]
+    fn site_urls_use_https_when_cert_manager_issues_certificates() {
+        let runtime = |issuer: &str| {
+            let settings = KubernetesSettings {
+                tls_issuer: issuer.into(),
+                ..KubernetesSettings::default()
+            };
+            KubernetesRuntime::new(
+                Arc::new(Connection::lazy(&settings)),
+                &TenantSettings::default(),
+            )
+        };
+        assert_eq!(runtime("").site_url("a.example"), "http://a.example/");
+        assert_eq!(runtime("le").site_url("a.example"), "https://a.example/");
+    }
 }

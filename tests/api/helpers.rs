@@ -233,6 +233,19 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `GET /admin/sites/{id}` with the global token: the site with its email and jobs.
+    pub async fn site_detail(&self, id: &str) -> serde_json::Value {
+        let response = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/admin/sites/{id}"),
+                ADMIN_TOKEN,
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
     /// GET on the sites listener with the given Host header.
     pub async fn get_site(&self, host: &str) -> reqwest::Response {
         self.client

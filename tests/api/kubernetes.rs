@@ -111,14 +111,6 @@ async fn sign_up(app: &TestApp, name: &str) -> String {
     body["id"].as_str().unwrap().to_owned()
 }
 
-async fn detail(app: &TestApp, id: &str) -> Value {
-    app.admin(Method::GET, &format!("/admin/sites/{id}"), ADMIN_TOKEN)
-        .await
-        .json()
-        .await
-        .unwrap()
-}
-
 async fn admin_action(app: &TestApp, method: Method, path: String) {
     let response = app.admin(method, &path, ADMIN_TOKEN).await;
     assert_eq!(response.status(), 202, "{path}");
@@ -250,7 +242,7 @@ async fn suspending_a_site_whose_namespace_is_gone_succeeds() {
     admin_action(&app, Method::POST, format!("/admin/sites/{id}/suspend")).await;
     assert_eq!(app.drain_jobs().await, 1);
     mock::finish(server).await;
-    let jobs = detail(&app, &id).await["jobs"].clone();
+    let jobs = app.site_detail(&id).await["jobs"].clone();
     assert_eq!(jobs[0]["kind"], "suspend");
     assert_eq!(jobs[0]["state"], "succeeded");
 }
@@ -343,7 +335,7 @@ async fn provision_after_a_failed_attempt(
     assert_eq!(app.drain_jobs().await, 3);
     mock::finish(server).await;
     assert_eq!(app.status("kube", &id).await["state"], "ready");
-    let provision = job_of(&detail(&app, &id).await, "provision");
+    let provision = job_of(&app.site_detail(&id).await, "provision");
     assert_eq!(provision["attempts"], 2, "{provision}");
 }
 
@@ -414,7 +406,7 @@ async fn a_refusal_fails_the_site_at_once() {
     let id = sign_up(&app, site.name).await;
     assert_eq!(app.drain_jobs().await, 1, "no retry");
     mock::finish(server).await;
-    let detail = detail(&app, &id).await;
+    let detail = app.site_detail(&id).await;
     assert_eq!(detail["state"], "failed");
     let error = detail["last_error"].as_str().unwrap();
     assert!(error.contains("403 Forbidden"), "{error}");
@@ -461,7 +453,7 @@ async fn a_kubernetes_tenant_does_not_keep_berth_from_starting_without_a_cluster
     let id = sign_up(&app, "later-shop").await;
     // max_attempts = 3 in tests: every attempt fails to connect, then the site fails.
     assert_eq!(app.drain_jobs().await, 3);
-    let detail = detail(&app, &id).await;
+    let detail = app.site_detail(&id).await;
     assert_eq!(detail["state"], "failed");
     let error = detail["last_error"].as_str().unwrap();
     assert!(

@@ -7,6 +7,7 @@ mod email;
 mod health;
 mod kube_mock;
 mod kubernetes;
+mod kubernetes_cluster;
 pub mod plugins;
 mod process;
 mod provisioning;
