@@ -280,7 +280,7 @@ pub struct KubernetesSettings {
     pub kubeconfig: String,
     /// The kubeconfig context; empty = its current context.
     pub context: String,
-    /// `spec.ingressClassName` of every site's Ingress.
+    /// `spec.ingressClassName` of every site's Ingress; empty = the cluster's default class.
     pub ingress_class: String,
     /// The ingress controller's namespace: the only one allowed in by the NetworkPolicy.
     pub ingress_namespace: String,
@@ -738,6 +738,16 @@ impl Settings {
         if kube.static_image.is_empty() {
             return Err(invalid("kubernetes.static_image", "must not be empty"));
         }
+        let uses_kubernetes = self
+            .tenants
+            .iter()
+            .any(|t| t.runtime == RuntimeKind::Kubernetes);
+        if uses_kubernetes && kube.ingress_namespace.is_empty() {
+            return Err(invalid(
+                "kubernetes.ingress_namespace",
+                "is needed: only the ingress controller's namespace may reach the sites",
+            ));
+        }
         if self.tenants.is_empty() {
             return Err(invalid("tenants", "at least one tenant is needed"));
         }
@@ -1186,6 +1196,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("kubernetes.request_timeout_secs:"), "{err}");
+        let no_ingress = format!("[kubernetes]\ningress_namespace = \"\"\n{}", tenant(""));
+        let err = load(&no_ingress, &[]).unwrap_err().to_string();
+        assert!(err.starts_with("kubernetes.ingress_namespace:"), "{err}");
         // A local tenant's plans are not Kubernetes quantities, and need not be.
         assert!(load(
             "[[tenants]]\nname = \"l\"\nplans = { p = { name = \"x\", cpu = \"lots\" } }\n",

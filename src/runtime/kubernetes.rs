@@ -129,34 +129,27 @@ impl Runtime for KubernetesRuntime {
         "kubernetes"
     }
 
-    #[tracing::instrument(name = "kubernetes.apply", skip_all, fields(tenant = %site.tenant, site.name = %site.name, k8s.namespace = %names::namespace(&site.tenant, &site.name)))]
+    #[tracing::instrument(name = "kubernetes.apply", skip_all, fields(tenant = %site.tenant, site.id = %site.id, site.name = %site.name, k8s.namespace = %names::namespace(&site.tenant, &site.name)))]
     async fn apply(&self, site: &SiteSpec) -> anyhow::Result<()> {
-        let started = Instant::now();
-        let result = async {
+        measured("apply", async {
             let manifests = self.manifests(site, Scale::Running)?;
             let client = self.connection.client().await?;
             let objects = manifests.objects();
             apply::apply_all(&client, &objects, self.connection.request_timeout()).await?;
-            tracing::info!(
-                objects = objects.len(),
-                duration_ms = started.elapsed().as_millis() as u64,
-                "applied the site's objects"
-            );
+            tracing::info!(objects = objects.len(), "applied the site's objects");
             Ok(())
-        }
-        .await;
-        record("apply", started, &result);
-        result
+        })
+        .await
     }
 
-    #[tracing::instrument(name = "kubernetes.wait_ready", skip_all, fields(tenant = %site.tenant, site.name = %site.name, k8s.namespace = %names::namespace(&site.tenant, &site.name)))]
+    #[tracing::instrument(name = "kubernetes.wait_ready", skip_all, fields(tenant = %site.tenant, site.id = %site.id, site.name = %site.name, k8s.namespace = %names::namespace(&site.tenant, &site.name)))]
     async fn wait_ready(
         &self,
         site: &SiteSpec,
         timeout: Duration,
     ) -> anyhow::Result<Option<String>> {
-        let started = Instant::now();
-        let result = async {
+        measured("ready", async {
+            let started = Instant::now();
             let client = self.connection.client().await?;
             let namespace = names::namespace(&site.tenant, &site.name);
             apply::wait_rollout(&client, &namespace, timeout).await?;
@@ -172,16 +165,13 @@ impl Runtime for KubernetesRuntime {
                 "site is serving"
             );
             Ok(address)
-        }
-        .await;
-        record("ready", started, &result);
-        result
+        })
+        .await
     }
 
-    #[tracing::instrument(name = "kubernetes.suspend", skip_all, fields(tenant = %site.tenant, site.name = %site.name, k8s.namespace = %names::namespace(&site.tenant, &site.name)))]
+    #[tracing::instrument(name = "kubernetes.suspend", skip_all, fields(tenant = %site.tenant, site.id = %site.id, site.name = %site.name, k8s.namespace = %names::namespace(&site.tenant, &site.name)))]
     async fn suspend(&self, site: &SiteSpec) -> anyhow::Result<()> {
-        let started = Instant::now();
-        let result = async {
+        measured("suspend", async {
             let manifests = self.manifests(site, Scale::Suspended)?;
             let client = self.connection.client().await?;
             let deployment = manifests::Object::of(&manifests.deployment);
@@ -192,30 +182,24 @@ impl Runtime for KubernetesRuntime {
                 tracing::info!("the site's namespace does not exist; nothing to suspend");
             }
             Ok(())
-        }
-        .await;
-        record("suspend", started, &result);
-        result
+        })
+        .await
     }
 
-    #[tracing::instrument(name = "kubernetes.delete", skip_all, fields(tenant = %site.tenant, site.name = %site.name, k8s.namespace = %names::namespace(&site.tenant, &site.name)))]
+    #[tracing::instrument(name = "kubernetes.delete", skip_all, fields(tenant = %site.tenant, site.id = %site.id, site.name = %site.name, k8s.namespace = %names::namespace(&site.tenant, &site.name)))]
     async fn delete(&self, site: &SiteSpec) -> anyhow::Result<()> {
-        let started = Instant::now();
-        let result = async {
+        measured("delete", async {
             let client = self.connection.client().await?;
-            let namespace = names::namespace(&site.tenant, &site.name);
             let settings = &self.connection.settings;
             apply::delete_namespace(
                 &client,
-                &namespace,
+                &names::namespace(&site.tenant, &site.name),
                 self.connection.request_timeout(),
                 Duration::from_secs(settings.delete_timeout_secs),
             )
             .await
-        }
-        .await;
-        record("delete", started, &result);
-        result
+        })
+        .await
     }
 
     fn site_url(&self, hostname: &str) -> String {
@@ -227,9 +211,15 @@ impl Runtime for KubernetesRuntime {
     }
 }
 
-/// `berth_kubernetes_operations_total{operation, outcome}` and the operation's duration.
-fn record<T>(operation: &'static str, started: Instant, result: &anyhow::Result<T>) {
-    let outcome = match result {
+/// Runs one operation and counts it: `berth_kubernetes_operations_total{operation, outcome}`
+/// and `berth_kubernetes_operation_duration_seconds{operation}`.
+async fn measured<T>(
+    operation: &'static str,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let started = Instant::now();
+    let result = work.await;
+    let outcome = match &result {
         Ok(_) => "ok",
         Err(error) if crate::jobs::is_permanent(error) => "permanent_error",
         Err(_) => "error",
@@ -238,6 +228,7 @@ fn record<T>(operation: &'static str, started: Instant, result: &anyhow::Result<
         .increment(1);
     metrics::histogram!("berth_kubernetes_operation_duration_seconds", "operation" => operation)
         .record(started.elapsed().as_secs_f64());
+    result
 }
 
 /// `berth render`: the exact objects of a site, as YAML, without a cluster.

@@ -167,6 +167,22 @@ async fn provisioning_applies_every_object_in_order_then_waits_and_points_dns_at
     assert_eq!(status["state"], "ready");
     assert_eq!(status["url"], "http://cluster-shop.kube.test/");
     assert_eq!(app.outbox_files().len(), 1);
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"berth_kubernetes_operations_total{operation="apply",outcome="ok"}"#,
+        r#"berth_kubernetes_operations_total{operation="ready",outcome="ok"}"#,
+        r#"berth_kubernetes_operation_duration_seconds_count{operation="apply"}"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
     let kinds: Vec<String> = site
         .running
         .objects()

@@ -756,7 +756,9 @@ impl Context<'_> {
         Ingress {
             metadata,
             spec: Some(IngressSpec {
-                ingress_class_name: Some(kube.ingress_class.clone()),
+                // Empty: the cluster's default IngressClass.
+                ingress_class_name: (!kube.ingress_class.is_empty())
+                    .then(|| kube.ingress_class.clone()),
                 rules: Some(vec![IngressRule {
                     host: Some(self.site.hostname.clone()),
                     http: Some(HTTPIngressRuleValue {

@@ -588,6 +588,13 @@ fn the_ingress_routes_the_hostname_through_the_class_with_optional_tls() {
     );
     assert_eq!(ingress["spec"]["tls"][0]["hosts"][0], "my-shop.acme.test");
     assert_eq!(ingress["spec"]["tls"][0]["secretName"], "site-tls");
+
+    // No class configured: the cluster's default IngressClass.
+    let mut default_class = static_template();
+    default_class.kube.ingress_class = String::new();
+    let manifests = build(&default_class, &site(None), Scale::Running).unwrap();
+    let spec = serde_json::to_value(&manifests.ingress).unwrap()["spec"].clone();
+    assert!(spec.get("ingressClassName").is_none(), "{spec}");
 }
 
 #[test]
