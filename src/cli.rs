@@ -41,6 +41,22 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Print the Kubernetes objects of a site as YAML, exactly as the kubernetes runtime
+    /// applies them, without a cluster.
+    Render {
+        /// The tenant whose workload, plans and settings to use.
+        #[arg(long)]
+        tenant: String,
+        /// The site's name (a DNS label).
+        #[arg(long)]
+        name: String,
+        /// The site's HTML (static workloads); without it a placeholder page.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// A plan name or key from the tenant's plans; without it the default plan.
+        #[arg(long)]
+        plan: Option<String>,
+    },
     /// Check or try a WebAssembly policy plugin without a server.
     Plugin {
         #[command(subcommand)]
@@ -104,6 +120,15 @@ pub fn run(cli: Cli) -> ExitCode {
     if let Command::Plugin { command } = &cli.command {
         return crate::plugin_cli::run(&settings, command);
     }
+    if let Command::Render {
+        tenant,
+        name,
+        html,
+        plan,
+    } = &cli.command
+    {
+        return render(&settings, tenant, name, html.as_deref(), plan.as_deref());
+    }
     crate::telemetry::init(&settings.log);
     if !missing_examples.is_empty() {
         tracing::warn!(
@@ -134,13 +159,74 @@ pub fn run(cli: Cli) -> ExitCode {
                 serve(settings, mode).await
             }
             Command::Migrate => migrate(settings).await,
-            Command::Config { .. } | Command::Plugin { .. } => unreachable!("handled above"),
+            Command::Config { .. } | Command::Plugin { .. } | Command::Render { .. } => {
+                unreachable!("handled above")
+            }
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "berth stopped with an error");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The page a rendered static site shows when no `--html` is given.
+const PLACEHOLDER_HTML: &str = "<!doctype html>\n<title>berth</title>\n<h1>Placeholder page</h1>\n";
+
+/// `berth render`: exit 0 with the YAML on stdout, 2 for a bad argument, 1 otherwise.
+fn render(
+    settings: &Settings,
+    tenant: &str,
+    name: &str,
+    html: Option<&std::path::Path>,
+    plan: Option<&str>,
+) -> ExitCode {
+    let Some(tenant) = settings.tenants.iter().find(|t| t.name == tenant) else {
+        eprintln!("error: no tenant named {tenant} in the configuration");
+        return ExitCode::from(2);
+    };
+    let name = match crate::domain::SiteName::parse(name) {
+        Ok(name) => name,
+        Err(error) => {
+            eprintln!("error: --name {name:?} {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let html = match html {
+        None => PLACEHOLDER_HTML.to_owned(),
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(html) => html,
+            Err(error) => {
+                eprintln!("error: cannot read --html {}: {error}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if tenant.runtime != crate::configuration::RuntimeKind::Kubernetes {
+        eprintln!(
+            "note: tenant {} uses the {} runtime; these are the objects it would get on kubernetes",
+            tenant.name,
+            format!("{:?}", tenant.runtime).to_lowercase()
+        );
+    }
+    let site = crate::runtime::SiteSpec {
+        id: String::new(),
+        tenant: tenant.name.clone(),
+        name: name.to_string(),
+        hostname: format!("{name}.{}", tenant.base_domain),
+        html: Some(html),
+        plan: plan.map(str::to_owned),
+    };
+    match crate::runtime::kubernetes::render(&settings.kubernetes, tenant, &site) {
+        Ok(yaml) => {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }

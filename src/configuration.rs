@@ -273,14 +273,26 @@ impl Default for LogSettings {
     }
 }
 
+/// The `kubernetes` runtime (SPEC §2.4), shared by every tenant that uses it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KubernetesSettings {
+    /// A kubeconfig file; empty = the in-cluster service account.
     pub kubeconfig: String,
+    /// The kubeconfig context; empty = its current context.
     pub context: String,
+    /// `spec.ingressClassName` of every site's Ingress; empty = the cluster's default class.
     pub ingress_class: String,
+    /// The ingress controller's namespace: the only one allowed in by the NetworkPolicy.
     pub ingress_namespace: String,
+    /// A cert-manager ClusterIssuer; empty = Ingresses without TLS.
     pub tls_issuer: String,
+    /// The unprivileged nginx image that serves static sites (listens on 8080, runs as 101).
+    pub static_image: String,
+    /// Deadline of one API request (a watch is bounded by the wait it serves instead).
+    pub request_timeout_secs: u64,
+    /// How long deprovisioning waits for a namespace to be gone before the job retries.
+    pub delete_timeout_secs: u64,
 }
 
 impl Default for KubernetesSettings {
@@ -291,6 +303,9 @@ impl Default for KubernetesSettings {
             ingress_class: "nginx".into(),
             ingress_namespace: "ingress-nginx".into(),
             tls_issuer: String::new(),
+            static_image: "docker.io/nginxinc/nginx-unprivileged:1.28-alpine".into(),
+            request_timeout_secs: 30,
+            delete_timeout_secs: 300,
         }
     }
 }
@@ -343,16 +358,29 @@ pub enum WorkloadKind {
     Container,
 }
 
+/// What runs for each site. `static`: berth's unprivileged nginx serves the site's HTML.
+/// `container` (kubernetes only): the tenant's image, listening on `port`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkloadSettings {
     pub kind: WorkloadKind,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub image: String,
+    /// The container's port (default 8080).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// Environment of the container, delivered through a Secret.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// The non-root UID the container runs as (default 10001).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_as_user: Option<i64>,
+    /// An HTTP path that answers 2xx when the container is healthy; unset = TCP probes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_path: Option<String>,
+    /// A persistent volume per site.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeSettings>,
 }
 
 impl Default for WorkloadSettings {
@@ -362,8 +390,24 @@ impl Default for WorkloadSettings {
             image: String::new(),
             port: None,
             env: BTreeMap::new(),
+            run_as_user: None,
+            health_path: None,
+            volume: None,
         }
     }
+}
+
+/// A PersistentVolumeClaim mounted into a container workload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeSettings {
+    /// e.g. `1Gi`.
+    pub size: String,
+    /// An absolute path in the container.
+    pub mount_path: String,
+    /// Empty = the cluster's default StorageClass.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub storage_class: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -482,6 +526,27 @@ pub struct PlanSettings {
     pub cpu: String,
     #[serde(default = "default_memory")]
     pub memory: String,
+}
+
+impl Default for PlanSettings {
+    /// What a site without a plan gets.
+    fn default() -> Self {
+        Self {
+            name: "default".into(),
+            cpu: default_cpu(),
+            memory: default_memory(),
+        }
+    }
+}
+
+/// A plan by its key (a Stripe price id) or its name.
+pub fn find_plan<'a>(
+    plans: &'a BTreeMap<String, PlanSettings>,
+    wanted: &str,
+) -> Option<(&'a String, &'a PlanSettings)> {
+    plans
+        .iter()
+        .find(|(key, plan)| key.as_str() == wanted || plan.name == wanted)
 }
 
 fn default_cpu() -> String {
@@ -713,6 +778,32 @@ impl Settings {
         if plugins.stack_bytes < 16 * 1024 {
             return Err(invalid("plugins.stack_bytes", "must be at least 16384"));
         }
+        let kube = &self.kubernetes;
+        if kube.request_timeout_secs == 0 {
+            return Err(invalid(
+                "kubernetes.request_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if kube.delete_timeout_secs == 0 {
+            return Err(invalid(
+                "kubernetes.delete_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if kube.static_image.is_empty() {
+            return Err(invalid("kubernetes.static_image", "must not be empty"));
+        }
+        let uses_kubernetes = self
+            .tenants
+            .iter()
+            .any(|t| t.runtime == RuntimeKind::Kubernetes);
+        if uses_kubernetes && kube.ingress_namespace.is_empty() {
+            return Err(invalid(
+                "kubernetes.ingress_namespace",
+                "is needed: only the ingress controller's namespace may reach the sites",
+            ));
+        }
         if self.tenants.is_empty() {
             return Err(invalid("tenants", "at least one tenant is needed"));
         }
@@ -758,6 +849,9 @@ impl Settings {
                     key("workload.image"),
                     "is needed for container workloads",
                 ));
+            }
+            if tenant.runtime == RuntimeKind::Kubernetes {
+                validate_kubernetes_tenant(tenant).map_err(|(k, m)| invalid(key(&k), m))?;
             }
             tenant.dns.validate().map_err(|(k, m)| invalid(key(k), m))?;
             for (price, plan) in &tenant.plans {
@@ -876,6 +970,71 @@ impl Settings {
     pub fn redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
+}
+
+/// The largest HTML a static site on Kubernetes may have: it travels in a ConfigMap, whose data
+/// is limited to 1 MiB (the nginx configuration shares it).
+pub const KUBERNETES_HTML_MAX_BYTES: usize = 900 * 1024;
+
+/// Checks what the kubernetes runtime needs of a tenant; errors are `(key under the tenant,
+/// message)`.
+fn validate_kubernetes_tenant(tenant: &TenantSettings) -> Result<(), (String, String)> {
+    use crate::runtime::kubernetes::quantity::{Bytes, Cpu};
+    let fail = |key: &str, message: String| Err((key.to_owned(), message));
+    if tenant.html_max_bytes > KUBERNETES_HTML_MAX_BYTES {
+        return fail(
+            "html_max_bytes",
+            format!("must be at most {KUBERNETES_HTML_MAX_BYTES} with the kubernetes runtime (the HTML goes in a ConfigMap)"),
+        );
+    }
+    for (price, plan) in &tenant.plans {
+        Cpu::parse(&plan.cpu).map_err(|m| (format!("plans.{price}.cpu"), m))?;
+        Bytes::parse(&plan.memory).map_err(|m| (format!("plans.{price}.memory"), m))?;
+    }
+    let workload = &tenant.workload;
+    if workload.port == Some(0) {
+        return fail("workload.port", "must be from 1 to 65535".into());
+    }
+    if let Some(uid) = workload.run_as_user {
+        if uid < 1 {
+            return fail(
+                "workload.run_as_user",
+                "must be a non-root UID (1 or more)".into(),
+            );
+        }
+    }
+    if let Some(path) = &workload.health_path {
+        if !path.starts_with('/') {
+            return fail("workload.health_path", "must start with /".into());
+        }
+    }
+    for name in workload.env.keys() {
+        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return fail(
+                &format!("workload.env.{name}"),
+                "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)".into(),
+            );
+        }
+    }
+    if let Some(volume) = &workload.volume {
+        if workload.kind != WorkloadKind::Container {
+            return fail(
+                "workload.volume",
+                "only container workloads have volumes".into(),
+            );
+        }
+        Bytes::parse(&volume.size).map_err(|m| ("workload.volume.size".to_owned(), m))?;
+        let path = volume.mount_path.trim_end_matches('/');
+        if !volume.mount_path.starts_with('/') || path.is_empty() || path == "/tmp" {
+            return fail(
+                "workload.volume.mount_path",
+                "must be an absolute path other than / and /tmp".into(),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Applies `SECTION__KEY[__SUB…]=value` to the TOML tree. Values keep the type of the default at
@@ -1127,6 +1286,45 @@ mod tests {
         );
         let err = load(&timeout, &[]).unwrap_err().to_string();
         assert!(err.starts_with("tenants[0].dns.timeout_secs:"), "{err}");
+    }
+
+    #[test]
+    fn a_kubernetes_tenant_is_checked_for_what_the_runtime_needs() {
+        let tenant =
+            |rest: &str| format!("[[tenants]]\nname = \"k\"\nruntime = \"kubernetes\"\n{rest}\n");
+        let good = load(
+            &tenant("workload = { kind = \"container\", image = \"shop:1\", port = 3000, env = { MODE = \"live\" }, volume = { size = \"1Gi\", mount_path = \"/data\" } }\nplans = { p = { name = \"pro\", cpu = \"1.5\", memory = \"1Gi\" } }"),
+            &[],
+        );
+        assert!(good.is_ok(), "{good:?}");
+        for (rest, key, why) in [
+            ("html_max_bytes = 2000000", "tenants[0].html_max_bytes", "the HTML must fit a ConfigMap"),
+            ("plans = { p = { name = \"pro\", cpu = \"lots\" } }", "tenants[0].plans.p.cpu", "not a CPU amount"),
+            ("plans = { p = { name = \"pro\", memory = \"1GB\" } }", "tenants[0].plans.p.memory", "not a Kubernetes size"),
+            ("workload = { kind = \"container\", image = \"x\", port = 0 }", "tenants[0].workload.port", "port 0"),
+            ("workload = { kind = \"container\", image = \"x\", run_as_user = 0 }", "tenants[0].workload.run_as_user", "root"),
+            ("workload = { kind = \"container\", image = \"x\", env = { \"BAD-NAME\" = \"1\" } }", "tenants[0].workload.env.BAD-NAME", "not an env name"),
+            ("workload = { kind = \"container\", image = \"x\", health_path = \"up\" }", "tenants[0].workload.health_path", "relative path"),
+            ("workload = { kind = \"static\", volume = { size = \"1Gi\", mount_path = \"/data\" } }", "tenants[0].workload.volume", "a static site has no volume"),
+            ("workload = { kind = \"container\", image = \"x\", volume = { size = \"big\", mount_path = \"/data\" } }", "tenants[0].workload.volume.size", "bad size"),
+            ("workload = { kind = \"container\", image = \"x\", volume = { size = \"1Gi\", mount_path = \"/tmp\" } }", "tenants[0].workload.volume.mount_path", "/tmp is the scratch dir"),
+        ] {
+            let err = load(&tenant(rest), &[]).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{key}:")), "{why}: {err}");
+        }
+        let err = load("[kubernetes]\nrequest_timeout_secs = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("kubernetes.request_timeout_secs:"), "{err}");
+        let no_ingress = format!("[kubernetes]\ningress_namespace = \"\"\n{}", tenant(""));
+        let err = load(&no_ingress, &[]).unwrap_err().to_string();
+        assert!(err.starts_with("kubernetes.ingress_namespace:"), "{err}");
+        // A local tenant's plans are not Kubernetes quantities, and need not be.
+        assert!(load(
+            "[[tenants]]\nname = \"l\"\nplans = { p = { name = \"x\", cpu = \"lots\" } }\n",
+            &[]
+        )
+        .is_ok());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! default) serves static sites from berth itself, `kubernetes` gives each site a namespace.
 //! Every method is idempotent: jobs retry them.
 
+pub mod kubernetes;
 pub mod local;
 
 use std::time::Duration;

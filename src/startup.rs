@@ -58,6 +58,13 @@ fn log_request(
     }
 }
 
+/// Clients of external services to use instead of building them from the settings.
+#[derive(Default)]
+pub struct Clients {
+    /// For tenants with the kubernetes runtime.
+    pub kubernetes: Option<kube::Client>,
+}
+
 pub struct Application {
     api_port: u16,
     sites_port: Option<u16>,
@@ -69,7 +76,17 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(mut settings: Settings, mode: Mode) -> anyhow::Result<Self> {
+    pub async fn build(settings: Settings, mode: Mode) -> anyhow::Result<Self> {
+        Self::build_with(settings, mode, Clients::default()).await
+    }
+
+    /// Like [`Application::build`], with clients of external services given rather than built
+    /// from the settings (tests point them at fakes).
+    pub async fn build_with(
+        mut settings: Settings,
+        mode: Mode,
+        clients: Clients,
+    ) -> anyhow::Result<Self> {
         metrics_handle();
         let db = Db::connect(&settings.database)?;
         let applied = db.migrate().await?;
@@ -103,7 +120,7 @@ impl Application {
         };
 
         let settings = Arc::new(settings);
-        let tenants = Arc::new(Tenants::build(&settings)?);
+        let tenants = Arc::new(Tenants::build_with(&settings, clients.kubernetes)?);
         let limits = Arc::new(RateLimits::new(&settings.rate_limits));
         let wake = Arc::new(Notify::new());
         let job_context = Arc::new(JobContext {

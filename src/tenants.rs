@@ -8,6 +8,7 @@ use crate::db::sites::SiteRow;
 use crate::dns::cloudflare::Cloudflare;
 use crate::dns::{DnsProvider, NoDns};
 use crate::domain::TenantName;
+use crate::runtime::kubernetes::{Connection, KubernetesRuntime};
 use crate::runtime::local::LocalRuntime;
 use crate::runtime::{Runtime, SiteSpec};
 
@@ -28,10 +29,7 @@ impl Tenant {
 
     /// Finds a plan by its name (`starter`) or its key (a Stripe price id).
     pub fn plan(&self, wanted: &str) -> Option<(&String, &PlanSettings)> {
-        self.settings
-            .plans
-            .iter()
-            .find(|(key, plan)| key.as_str() == wanted || plan.name == wanted)
+        crate::configuration::find_plan(&self.settings.plans, wanted)
     }
 
     pub fn site_spec(&self, site: &SiteRow) -> SiteSpec {
@@ -77,15 +75,25 @@ pub struct Tenants {
 
 impl Tenants {
     pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, None)
+    }
+
+    /// Like [`Tenants::build`], with an existing Kubernetes client for the tenants that use the
+    /// kubernetes runtime (tests pass a mock API server); `None` builds one from the settings
+    /// on first use.
+    pub fn build_with(settings: &Settings, kube: Option<kube::Client>) -> anyhow::Result<Self> {
         let local: Arc<dyn Runtime> = Arc::new(LocalRuntime::new(settings.server.sites_listen));
+        let connection = Arc::new(match kube {
+            Some(client) => Connection::with_client(&settings.kubernetes, client),
+            None => Connection::lazy(&settings.kubernetes),
+        });
         let mut by_name = BTreeMap::new();
         for tenant in &settings.tenants {
-            let runtime = match tenant.runtime {
+            let runtime: Arc<dyn Runtime> = match tenant.runtime {
                 RuntimeKind::Local => local.clone(),
-                RuntimeKind::Kubernetes => anyhow::bail!(
-                    "tenant {}: the kubernetes runtime is not available in this build",
-                    tenant.name
-                ),
+                RuntimeKind::Kubernetes => {
+                    Arc::new(KubernetesRuntime::new(connection.clone(), tenant))
+                }
             };
             let dns: Arc<dyn DnsProvider> = match tenant.dns.provider {
                 DnsProviderKind::None => Arc::new(NoDns),

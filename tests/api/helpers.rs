@@ -8,10 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth::configuration::{EmailTransport, Rate, Settings, TenantSettings};
+use berth::configuration::{EmailTransport, Rate, RuntimeKind, Settings, TenantSettings};
 use berth::jobs::{self, JobContext, Worker};
 use berth::secret::Secret;
-use berth::startup::{Application, Mode};
+use berth::startup::{Application, Clients, Mode};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use tempfile::TempDir;
 
@@ -78,6 +78,16 @@ pub fn test_settings(dir: &Path) -> Settings {
     settings
 }
 
+/// Tenant `kube`: static sites on the kubernetes runtime, under `kube.test`.
+pub fn kube_tenant() -> TenantSettings {
+    TenantSettings {
+        name: "kube".into(),
+        base_domain: "kube.test".into(),
+        runtime: RuntimeKind::Kubernetes,
+        ..TenantSettings::default()
+    }
+}
+
 pub struct TestApp {
     pub address: String,
     pub sites_port: u16,
@@ -97,15 +107,35 @@ impl TestApp {
 
     /// Starts the API (worker off: tests step jobs with `drain_jobs`) after `tweak`.
     pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_with_clients(Clients::default(), tweak).await
+    }
+
+    /// Like `spawn_with`, with tenant `kube` on the kubernetes runtime, talking to `client`.
+    pub async fn spawn_with_kube(client: kube::Client, tweak: impl FnOnce(&mut Settings)) -> Self {
+        let clients = Clients {
+            kubernetes: Some(client),
+        };
+        Self::spawn_with_clients(clients, |settings| {
+            settings.tenants.push(kube_tenant());
+            settings.kubernetes.request_timeout_secs = 1;
+            settings.kubernetes.delete_timeout_secs = 2;
+            settings.jobs.ready_timeout_secs = 2;
+            tweak(settings);
+        })
+        .await
+    }
+
+    async fn spawn_with_clients(clients: Clients, tweak: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = test_settings(dir.path());
         tweak(&mut settings);
-        let app = Application::build(
+        let app = Application::build_with(
             settings.clone(),
             Mode {
                 api: true,
                 worker: false,
             },
+            clients,
         )
         .await
         .expect("the application builds");
@@ -203,22 +233,26 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `GET /admin/sites/{id}` with the global token: the site with its email and jobs.
+    pub async fn site_detail(&self, id: &str) -> serde_json::Value {
+        let response = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/admin/sites/{id}"),
+                ADMIN_TOKEN,
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
     /// Signs `name` up and runs its jobs, which must fail the site at once (one attempt, no
     /// retries); returns the site id and its admin detail (`last_error`, `jobs`).
     pub async fn signup_failing_at_once(&self, name: &str) -> (String, serde_json::Value) {
         let site = self.signup(name).await;
         let id = site["id"].as_str().unwrap().to_owned();
         assert_eq!(self.drain_jobs().await, 1, "failed at once, no retries");
-        let detail: serde_json::Value = self
-            .admin(
-                reqwest::Method::GET,
-                &format!("/admin/sites/{id}"),
-                ADMIN_TOKEN,
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
+        let detail = self.site_detail(&id).await;
         assert_eq!(detail["state"], "failed");
         assert_eq!(detail["jobs"][0]["attempts"], 1);
         (id, detail)
@@ -375,4 +409,15 @@ where
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The first job of `kind` in a site's admin detail (`GET /admin/sites/{id}`), newest first.
+pub fn job_of(site: &serde_json::Value, kind: &str) -> serde_json::Value {
+    site["jobs"]
+        .as_array()
+        .expect("the site detail lists its jobs")
+        .iter()
+        .find(|j| j["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} job in {site}"))
+        .clone()
 }

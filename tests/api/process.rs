@@ -182,15 +182,13 @@ async fn a_site_killed_mid_provisioning_is_ready_after_a_restart_with_one_email(
     first.kill_9();
 
     let second = Berth::start(&config, port, log.clone(), &[]);
-    let ready = wait_for_state(&client, &second.api, &id, "ready").await;
-    let provision = ready["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["kind"] == "provision")
-        .unwrap()
-        .clone();
-    assert_eq!(provision["state"], "succeeded");
+    wait_for_state(&client, &second.api, &id, "ready").await;
+    // The site turns ready inside the job; the job is marked succeeded just after.
+    let provision = eventually(30, "the provision job to succeed", || async {
+        let provision = crate::helpers::job_of(&site(&client, &second.api, &id).await, "provision");
+        (provision["state"] == "succeeded").then_some(provision)
+    })
+    .await;
     assert_eq!(
         provision["attempts"], 2,
         "the killed attempt counts, then the job ran again"
@@ -284,13 +282,7 @@ async fn sigterm_stops_gracefully_and_releases_unfinished_leases() {
 
     let second = Berth::start(&config, port, log, &[]);
     let ready = wait_for_state(&client, &second.api, &id, "ready").await;
-    let provision = ready["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["kind"] == "provision")
-        .unwrap()
-        .clone();
+    let provision = crate::helpers::job_of(&ready, "provision");
     assert_eq!(
         provision["attempts"], 1,
         "a released lease does not count as an attempt"
@@ -505,4 +497,119 @@ async fn a_fresh_install_runs_the_example_policies_on_tenant_default() {
         dir.path().join("berth.db").exists(),
         "the embedded default keeps its database in the working directory"
     );
+}
+
+#[test]
+fn render_prints_every_object_of_a_site_as_yaml_without_a_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("berth.toml");
+    std::fs::write(
+        &config,
+        "[kubernetes]\ntls_issuer = \"letsencrypt\"\n[[tenants]]\nname = \"shops\"\nbase_domain = \"shops.example\"\nruntime = \"kubernetes\"\nplans = { price_1 = { name = \"pro\", cpu = \"1\", memory = \"1Gi\" } }\n",
+    )
+    .unwrap();
+    let html = dir.path().join("index.html");
+    std::fs::write(&html, "<h1>Rendered</h1>").unwrap();
+    let config = config.to_str().unwrap();
+    let args = [
+        "--config",
+        config,
+        "render",
+        "--tenant",
+        "shops",
+        "--name",
+        "my-shop",
+        "--plan",
+        "pro",
+        "--html",
+        html.to_str().unwrap(),
+    ];
+    let out = berth_cli(&args, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    let documents: Vec<serde_json::Value> = yaml
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_saphyr::from_str(d).unwrap())
+        .collect();
+    let kinds: Vec<&str> = documents
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"Namespace"));
+    assert_eq!(kinds.last(), Some(&"Ingress"));
+    let namespace = documents[0]["metadata"]["name"].as_str().unwrap();
+    assert!(namespace.starts_with("berth-shops-my-shop-"), "{namespace}");
+    let config_map = documents.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    assert_eq!(config_map["data"]["index.html"], "<h1>Rendered</h1>");
+    let deployment = documents
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .unwrap();
+    let resources = &deployment["spec"]["template"]["spec"]["containers"][0]["resources"];
+    assert_eq!(resources["limits"]["cpu"], "1");
+    let ingress = documents.iter().find(|d| d["kind"] == "Ingress").unwrap();
+    assert_eq!(ingress["spec"]["rules"][0]["host"], "my-shop.shops.example");
+    assert_eq!(
+        ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"],
+        "letsencrypt"
+    );
+
+    // The same arguments print the same bytes; no --html gives a placeholder page.
+    let again = berth_cli(&args, &[]);
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), yaml);
+    let placeholder = berth_cli(
+        &[
+            "--config", config, "render", "--tenant", "shops", "--name", "my-shop",
+        ],
+        &[],
+    );
+    assert!(placeholder.status.success());
+    assert!(String::from_utf8_lossy(&placeholder.stdout).contains("Placeholder page"));
+}
+
+#[test]
+fn render_refuses_bad_arguments_with_status_2() {
+    for (args, why, says) in [
+        (
+            vec!["render", "--tenant", "nope", "--name", "my-shop"],
+            "an unknown tenant",
+            "no tenant named nope",
+        ),
+        (
+            vec!["render", "--tenant", "default", "--name", "My Shop"],
+            "a name that is not a DNS label",
+            "--name",
+        ),
+        (
+            vec![
+                "render",
+                "--tenant",
+                "default",
+                "--name",
+                "my-shop",
+                "--html",
+                "/nonexistent.html",
+            ],
+            "an unreadable --html",
+            "cannot read --html",
+        ),
+    ] {
+        let out = berth_cli(&args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{why}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{why}: {stderr}");
+    }
+    let unknown_plan = berth_cli(
+        &[
+            "render", "--tenant", "default", "--name", "my-shop", "--plan", "gold",
+        ],
+        &[],
+    );
+    assert_eq!(unknown_plan.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown_plan.stderr).contains("plan \"gold\""));
 }

@@ -73,12 +73,7 @@ async fn a_failing_step_is_retried_then_the_site_fails_and_an_operator_can_retry
     let status = app.status("default", id).await;
     assert_eq!(status["state"], "failed");
 
-    let detail: serde_json::Value = app
-        .admin(Method::GET, &format!("/admin/sites/{id}"), ADMIN_TOKEN)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let detail = app.site_detail(id).await;
     assert!(
         detail["last_error"]
             .as_str()

@@ -1,0 +1,479 @@
+//! The kubernetes runtime through the real application and job queue, against a mock API
+//! server that checks every request in order (see `kube_mock`).
+
+use http::StatusCode;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+
+use berth::runtime::kubernetes::manifests::{self, Manifests, Scale, Template};
+use berth::runtime::kubernetes::names;
+use berth::runtime::SiteSpec;
+
+use crate::helpers::{job_of, kube_tenant, TestApp, ADMIN_TOKEN};
+use crate::kube_mock::{self as mock, Exchange, Reply};
+
+const HTML: &str = "<h1>Hello from the cluster</h1>";
+const ADDRESS: &str = "203.0.113.7";
+
+/// A site of tenant `kube` and the objects berth must apply for it.
+struct Expected {
+    name: &'static str,
+    namespace: String,
+    running: Manifests,
+    suspended: Manifests,
+}
+
+impl Expected {
+    fn new(app: &TestApp, name: &'static str) -> Self {
+        let settings = &app.context().settings;
+        let tenant = settings
+            .tenants
+            .iter()
+            .find(|t| t.name == "kube")
+            .unwrap_or_else(|| panic!("tenant kube is configured"));
+        let template = Template::new(&settings.kubernetes, tenant);
+        let spec = SiteSpec {
+            id: String::new(),
+            tenant: "kube".into(),
+            name: name.into(),
+            hostname: format!("{name}.kube.test"),
+            html: Some(HTML.into()),
+            plan: None,
+        };
+        Self {
+            name,
+            namespace: names::namespace("kube", name),
+            running: manifests::build(&template, &spec, Scale::Running).unwrap(),
+            suspended: manifests::build(&template, &spec, Scale::Suspended).unwrap(),
+        }
+    }
+
+    /// A whole provisioning: every object applied in order, the rollout is done at once and
+    /// the Ingress has an address.
+    fn provision(&self) -> Vec<Exchange> {
+        [
+            mock::apply_all(&self.running),
+            mock::ready(&self.namespace, ADDRESS),
+        ]
+        .concat()
+    }
+
+    fn deployment(&self, manifests: &Manifests) -> Exchange {
+        let object = manifests
+            .objects()
+            .into_iter()
+            .find(|o| o.resource.kind == "Deployment")
+            .unwrap();
+        mock::apply(&object)
+    }
+
+    /// The first `n` applies of a provisioning, the last one answered with `reply`.
+    fn applies_ending_in(&self, n: usize, reply: Reply) -> Vec<Exchange> {
+        let mut applies: Vec<Exchange> =
+            mock::apply_all(&self.running).into_iter().take(n).collect();
+        applies[n - 1].reply = reply;
+        applies
+    }
+}
+
+/// An application with tenant `kube` on a mock API server that plays `scenario` for site
+/// `name`.
+async fn start(
+    name: &'static str,
+    tweak: impl FnOnce(&mut berth::configuration::Settings),
+    scenario: impl FnOnce(&Expected) -> Vec<Exchange>,
+) -> (TestApp, Expected, JoinHandle<()>) {
+    let (client, server) = mock::pair();
+    let app = TestApp::spawn_with_kube(client, tweak).await;
+    let site = Expected::new(&app, name);
+    let server = server.run(scenario(&site));
+    (app, site, server)
+}
+
+/// Signs the site up and runs its provisioning (and email) to the end.
+async fn provisioned(app: &TestApp, site: &Expected) -> String {
+    let id = sign_up(app, site.name).await;
+    app.drain_jobs().await;
+    assert_eq!(app.status("kube", &id).await["state"], "ready");
+    id
+}
+
+async fn sign_up(app: &TestApp, name: &str) -> String {
+    let response = app
+        .post_json(
+            "/t/kube/signup",
+            &json!({"name": name, "email": "ann@example.com", "html": HTML}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn admin_action(app: &TestApp, method: Method, path: String) {
+    let response = app.admin(method, &path, ADMIN_TOKEN).await;
+    assert_eq!(response.status(), 202, "{path}");
+}
+
+#[tokio::test]
+async fn provisioning_applies_every_object_in_order_then_waits_and_points_dns_at_the_ingress() {
+    let (app, site, server) = start(
+        "cluster-shop",
+        |_| {},
+        |site| {
+            let ns = &site.namespace;
+            // The rollout is not done when the wait starts, and the Ingress has no address yet:
+            // the watches bring the news.
+            let modified = |object: Value| json!({"type": "MODIFIED", "object": object});
+            [
+                mock::apply_all(&site.running),
+                vec![
+                    mock::list(
+                        &mock::deployments(ns),
+                        "site",
+                        "Deployment",
+                        vec![mock::deployment(ns, 1, 0)],
+                    ),
+                    mock::watch(
+                        &mock::deployments(ns),
+                        "site",
+                        Reply::Events(vec![modified(mock::deployment(ns, 1, 1))]),
+                    ),
+                    mock::list(
+                        &mock::ingresses(ns),
+                        "site",
+                        "Ingress",
+                        vec![mock::ingress(ns, None)],
+                    ),
+                    mock::watch(
+                        &mock::ingresses(ns),
+                        "site",
+                        Reply::Events(vec![modified(mock::ingress(ns, Some(ADDRESS)))]),
+                    ),
+                ],
+            ]
+            .concat()
+        },
+    )
+    .await;
+
+    let id = sign_up(&app, site.name).await;
+    // The provision job, then the readiness email.
+    assert_eq!(app.drain_jobs().await, 2);
+    mock::finish(server).await;
+
+    let status = app.status("kube", &id).await;
+    assert_eq!(status["state"], "ready");
+    assert_eq!(status["url"], "http://cluster-shop.kube.test/");
+    assert_eq!(app.outbox_files().len(), 1);
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"berth_kubernetes_operations_total{operation="apply",outcome="ok"}"#,
+        r#"berth_kubernetes_operations_total{operation="ready",outcome="ok"}"#,
+        r#"berth_kubernetes_operation_duration_seconds_count{operation="apply"}"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+    let kinds: Vec<String> = site
+        .running
+        .objects()
+        .iter()
+        .map(|o| o.resource.kind.clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Namespace",
+            "ResourceQuota",
+            "LimitRange",
+            "NetworkPolicy",
+            "NetworkPolicy",
+            "NetworkPolicy",
+            "ServiceAccount",
+            "ConfigMap",
+            "Service",
+            "Deployment",
+            "Ingress"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn suspend_scales_to_zero_and_resume_applies_the_same_objects_again() {
+    let (app, site, server) = start(
+        "pause-shop",
+        |_| {},
+        |site| {
+            // Resume is a re-provision: the very same applies (and still never a create).
+            [
+                site.provision(),
+                vec![site.deployment(&site.suspended)],
+                site.provision(),
+            ]
+            .concat()
+        },
+    )
+    .await;
+    let id = provisioned(&app, &site).await;
+
+    admin_action(&app, Method::POST, format!("/admin/sites/{id}/suspend")).await;
+    assert_eq!(app.drain_jobs().await, 1);
+    assert_eq!(app.status("kube", &id).await["state"], "suspended");
+
+    admin_action(&app, Method::POST, format!("/admin/sites/{id}/resume")).await;
+    app.drain_jobs().await;
+    mock::finish(server).await;
+    assert_eq!(app.status("kube", &id).await["state"], "ready");
+    assert_eq!(app.outbox_files().len(), 1, "one readiness email per site");
+    let replicas = |m: &Manifests| m.deployment.spec.as_ref().unwrap().replicas;
+    assert_eq!(replicas(&site.suspended), Some(0));
+    assert_eq!(replicas(&site.running), Some(1));
+}
+
+#[tokio::test]
+async fn suspending_a_site_whose_namespace_is_gone_succeeds() {
+    let (app, site, server) = start(
+        "gone-shop",
+        |_| {},
+        |site| {
+            let missing = not_found(&site.namespace);
+            [
+                site.provision(),
+                vec![mock::answered(site.deployment(&site.suspended), missing)],
+            ]
+            .concat()
+        },
+    )
+    .await;
+    let id = provisioned(&app, &site).await;
+    admin_action(&app, Method::POST, format!("/admin/sites/{id}/suspend")).await;
+    assert_eq!(app.drain_jobs().await, 1);
+    mock::finish(server).await;
+    let jobs = app.site_detail(&id).await["jobs"].clone();
+    assert_eq!(jobs[0]["kind"], "suspend");
+    assert_eq!(jobs[0]["state"], "succeeded");
+}
+
+/// Provisions the site, deletes it through the admin API and checks it ends `deleted` after
+/// `attempts` runs of the deprovision job.
+async fn deprovision(name: &'static str, attempts: usize, deletion: fn(&str) -> Vec<Exchange>) {
+    let (app, site, server) = start(
+        name,
+        |_| {},
+        |site| [site.provision(), deletion(&site.namespace)].concat(),
+    )
+    .await;
+    let id = provisioned(&app, &site).await;
+    admin_action(&app, Method::DELETE, format!("/admin/sites/{id}")).await;
+    assert_eq!(app.drain_jobs().await, attempts);
+    mock::finish(server).await;
+    assert_eq!(app.status("kube", &id).await["state"], "deleted");
+}
+
+fn not_found(namespace: &str) -> Reply {
+    mock::failure(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        &format!("namespaces \"{namespace}\" not found"),
+    )
+}
+
+#[tokio::test]
+async fn deprovisioning_deletes_the_namespace_and_waits_until_it_is_gone() {
+    deprovision("bye-shop", 1, |ns| {
+        let terminating = mock::namespace_object(ns, "Terminating");
+        vec![
+            mock::delete_namespace(ns, Reply::Json(StatusCode::OK, terminating.clone())),
+            mock::list(mock::NAMESPACES, ns, "Namespace", vec![terminating.clone()]),
+            mock::watch(
+                mock::NAMESPACES,
+                ns,
+                Reply::Events(vec![json!({"type": "DELETED", "object": terminating})]),
+            ),
+        ]
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deprovisioning_succeeds_when_the_namespace_is_already_gone() {
+    deprovision("lost-shop", 1, |ns| {
+        vec![mock::delete_namespace(ns, not_found(ns))]
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_namespace_still_terminating_is_waited_for_again_on_the_next_attempt() {
+    deprovision("slow-shop", 2, |ns| {
+        let terminating = mock::namespace_object(ns, "Terminating");
+        let conflict = mock::failure(
+            StatusCode::CONFLICT,
+            "Conflict",
+            "Operation cannot be fulfilled on namespaces: The system is ensuring all content is removed from this namespace.",
+        );
+        vec![
+            // Attempt 1: deletion starts, but the namespace outlives delete_timeout_secs.
+            mock::delete_namespace(ns, Reply::Json(StatusCode::OK, terminating.clone())),
+            mock::list(mock::NAMESPACES, ns, "Namespace", vec![terminating]),
+            mock::watch(mock::NAMESPACES, ns, Reply::Silence),
+            // Attempt 2: already terminating (409), then gone.
+            mock::delete_namespace(ns, conflict),
+            mock::list(mock::NAMESPACES, ns, "Namespace", vec![]),
+        ]
+    })
+    .await;
+}
+
+/// Provisions a site whose first attempt ends in `first_attempt`'s last answer; the job must
+/// retry, apply everything again and finish.
+async fn provision_after_a_failed_attempt(
+    name: &'static str,
+    first_attempt: impl FnOnce(&Expected) -> Vec<Exchange>,
+) {
+    let (app, site, server) = start(
+        name,
+        |_| {},
+        |site| [first_attempt(site), site.provision()].concat(),
+    )
+    .await;
+    let id = sign_up(&app, site.name).await;
+    // Two attempts of the provision job, then the email.
+    assert_eq!(app.drain_jobs().await, 3);
+    mock::finish(server).await;
+    assert_eq!(app.status("kube", &id).await["state"], "ready");
+    let provision = job_of(&app.site_detail(&id).await, "provision");
+    assert_eq!(provision["attempts"], 2, "{provision}");
+}
+
+#[tokio::test]
+async fn a_server_error_is_retried() {
+    provision_after_a_failed_attempt("error-shop", |site| {
+        let error = mock::failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "etcdserver: request timed out",
+        );
+        site.applies_ending_in(1, error)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_conflict_is_retried() {
+    provision_after_a_failed_attempt("conflict-shop", |site| {
+        let conflict = mock::failure(
+            StatusCode::CONFLICT,
+            "Conflict",
+            "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas",
+        );
+        let first = site.applies_ending_in(10, conflict);
+        assert!(first[9].uri.contains("/deployments/"), "{}", first[9].uri);
+        first
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unanswered_request_times_out_and_is_retried() {
+    provision_after_a_failed_attempt("quiet-shop", |site| {
+        site.applies_ending_in(3, Reply::Silence)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_rollout_that_does_not_finish_in_time_is_retried() {
+    provision_after_a_failed_attempt("stuck-shop", |site| {
+        let ns = &site.namespace;
+        let pending = vec![mock::deployment(ns, 1, 0)];
+        [
+            mock::apply_all(&site.running),
+            vec![
+                mock::list(&mock::deployments(ns), "site", "Deployment", pending),
+                mock::watch(&mock::deployments(ns), "site", Reply::Silence),
+            ],
+        ]
+        .concat()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refusal_fails_the_site_at_once() {
+    let (app, site, server) = start("denied-shop", |_| {}, |site| {
+        let forbidden = mock::failure(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "namespaces \"x\" is forbidden: User \"system:serviceaccount:berth:berth\" cannot patch resource \"namespaces\"",
+        );
+        site.applies_ending_in(1, forbidden)
+    })
+    .await;
+    let id = sign_up(&app, site.name).await;
+    assert_eq!(app.drain_jobs().await, 1, "no retry");
+    mock::finish(server).await;
+    let detail = app.site_detail(&id).await;
+    assert_eq!(detail["state"], "failed");
+    let error = detail["last_error"].as_str().unwrap();
+    assert!(error.contains("403 Forbidden"), "{error}");
+    assert!(error.contains("cannot patch resource"), "{error}");
+}
+
+#[tokio::test]
+async fn a_configured_dns_target_needs_no_ingress_address() {
+    let configured = |settings: &mut berth::configuration::Settings| {
+        let kube = settings
+            .tenants
+            .iter_mut()
+            .find(|t| t.name == "kube")
+            .unwrap();
+        kube.dns.target = "lb.example.net".into();
+    };
+    let (app, site, server) = start("target-shop", configured, |site| {
+        let ns = &site.namespace;
+        let ready = vec![mock::deployment(ns, 1, 1)];
+        [
+            mock::apply_all(&site.running),
+            vec![mock::list(
+                &mock::deployments(ns),
+                "site",
+                "Deployment",
+                ready,
+            )],
+        ]
+        .concat()
+    })
+    .await;
+    provisioned(&app, &site).await;
+    mock::finish(server).await;
+}
+
+#[tokio::test]
+async fn a_kubernetes_tenant_does_not_keep_berth_from_starting_without_a_cluster() {
+    // No client given: berth builds one from an unreadable kubeconfig on first use only.
+    let app = TestApp::spawn_with(|settings| {
+        settings.tenants.push(kube_tenant());
+        settings.kubernetes.kubeconfig = "/nonexistent/kubeconfig".into();
+    })
+    .await;
+    let id = sign_up(&app, "later-shop").await;
+    // max_attempts = 3 in tests: every attempt fails to connect, then the site fails.
+    assert_eq!(app.drain_jobs().await, 3);
+    let detail = app.site_detail(&id).await;
+    assert_eq!(detail["state"], "failed");
+    let error = detail["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("cannot read kubeconfig /nonexistent/kubeconfig"),
+        "{error}"
+    );
+}

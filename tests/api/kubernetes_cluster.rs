@@ -1,0 +1,159 @@
+//! The kubernetes runtime against a real cluster. Runs only when `BERTH_TEST_KUBECONFIG`
+//! names a kubeconfig (a throwaway k3s or kind cluster: the test creates and deletes
+//! namespaces `berth-kube-it-…`); otherwise it says so and passes. See the README for how to
+//! start one. Optional: `BERTH_TEST_KUBE_CONTEXT` (default: the current context),
+//! `BERTH_TEST_STATIC_IMAGE` (a mirror of the nginx-unprivileged image).
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
+use reqwest::Method;
+
+use crate::helpers::{kube_tenant, TestApp, ADMIN_TOKEN};
+
+struct Cluster {
+    kubeconfig: String,
+    context: String,
+}
+
+impl Cluster {
+    fn from_env() -> Option<Self> {
+        let kubeconfig = std::env::var("BERTH_TEST_KUBECONFIG").ok()?;
+        if kubeconfig.is_empty() {
+            return None;
+        }
+        Some(Self {
+            kubeconfig,
+            context: std::env::var("BERTH_TEST_KUBE_CONTEXT").unwrap_or_default(),
+        })
+    }
+
+    async fn client(&self) -> Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let file = Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let options = KubeConfigOptions {
+            context: (!self.context.is_empty()).then(|| self.context.clone()),
+            ..KubeConfigOptions::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(file, &options)
+            .await
+            .unwrap();
+        Client::try_from(config).unwrap()
+    }
+
+    async fn app(&self) -> TestApp {
+        TestApp::spawn_with(|settings| {
+            let mut tenant = kube_tenant();
+            // Clusters for tests seldom run an ingress controller that publishes addresses.
+            tenant.dns.target = "cluster-test.invalid".into();
+            settings.tenants.push(tenant);
+            settings.kubernetes.kubeconfig = self.kubeconfig.clone();
+            settings.kubernetes.context = self.context.clone();
+            if let Ok(image) = std::env::var("BERTH_TEST_STATIC_IMAGE") {
+                settings.kubernetes.static_image = image;
+            }
+            // Room for pulling the image on a cold node.
+            settings.jobs.ready_timeout_secs = 240;
+            settings.kubernetes.delete_timeout_secs = 240;
+        })
+        .await
+    }
+}
+
+async fn state(app: &TestApp, id: &str) -> String {
+    app.status("kube", id).await["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn act(app: &TestApp, method: Method, path: &str) {
+    let response = app.admin(method, path, ADMIN_TOKEN).await;
+    assert_eq!(response.status(), 202, "{path}");
+    app.drain_jobs().await;
+}
+
+#[tokio::test]
+async fn a_site_lives_its_whole_life_on_a_real_cluster() {
+    let Some(cluster) = Cluster::from_env() else {
+        eprintln!("skipped: set BERTH_TEST_KUBECONFIG to run the real-cluster test");
+        return;
+    };
+    let app = cluster.app().await;
+    let client = cluster.client().await;
+    let name = format!("it-{:08x}", rand::random::<u32>());
+    let namespace = berth::runtime::kubernetes::names::namespace("kube", &name);
+
+    let response = app
+        .post_json(
+            "/t/kube/signup",
+            &serde_json::json!({"name": name, "email": "ann@example.com", "html": "<h1>It works</h1>"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let id = response.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.drain_jobs().await;
+    let detail = app.site_detail(&id).await;
+    assert_eq!(state(&app, &id).await, "ready", "{detail}");
+
+    // The namespace enforces Pod Security restricted, and the pod runs under it.
+    let ns = Api::<Namespace>::all(client.clone())
+        .get(&namespace)
+        .await
+        .unwrap();
+    let labels = ns.metadata.labels.unwrap();
+    assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "berth");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let deployment = deployments.get("site").await.unwrap();
+    assert_eq!(
+        deployment.status.as_ref().unwrap().available_replicas,
+        Some(1)
+    );
+    let managers: Vec<_> = deployment
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|f| f.manager.as_deref() == Some("berth"))
+        .map(|f| f.operation.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        managers,
+        ["Apply"],
+        "berth owns its fields through server-side apply"
+    );
+    let account = Api::<ServiceAccount>::namespaced(client.clone(), &namespace)
+        .get("site")
+        .await
+        .unwrap();
+    assert_eq!(account.automount_service_account_token, Some(false));
+    let generation = deployment.metadata.generation.unwrap();
+
+    // Suspend scales to zero; resume scales back, and nothing else changes.
+    act(&app, Method::POST, &format!("/admin/sites/{id}/suspend")).await;
+    let suspended = deployments.get("site").await.unwrap();
+    assert_eq!(suspended.spec.unwrap().replicas, Some(0));
+    act(&app, Method::POST, &format!("/admin/sites/{id}/resume")).await;
+    assert_eq!(state(&app, &id).await, "ready");
+    let resumed = deployments.get("site").await.unwrap();
+    assert_eq!(resumed.spec.unwrap().replicas, Some(1));
+    assert_eq!(
+        resumed.metadata.generation,
+        Some(generation + 2),
+        "re-applying changed only the replicas"
+    );
+
+    // Deprovisioning returns once the namespace is gone.
+    act(&app, Method::DELETE, &format!("/admin/sites/{id}")).await;
+    assert_eq!(state(&app, &id).await, "deleted");
+    let gone = Api::<Namespace>::all(client)
+        .get_opt(&namespace)
+        .await
+        .unwrap();
+    assert!(gone.is_none(), "namespace {namespace} still exists");
+}
