@@ -17,6 +17,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod runtime;
 pub mod secret;
+pub mod signup;
 pub mod startup;
 pub mod telemetry;
 pub mod tenants;
