@@ -19,5 +19,6 @@ pub mod runtime;
 pub mod secret;
 pub mod signup;
 pub mod startup;
+pub mod stripe;
 pub mod telemetry;
 pub mod tenants;
