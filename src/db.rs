@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod outbox;
 pub mod schema;
 pub mod sites;
+pub mod stripe_events;
 
 use std::time::Duration;
 

@@ -7,6 +7,7 @@ mod metrics;
 pub(crate) mod openapi;
 mod signup;
 mod status;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use crate::db::Db;
 use crate::error::{extractor_error, ApiError};
 use crate::policy::PolicyEngine;
 use crate::rate_limit::RateLimits;
+use crate::stripe::ingest::EventWriter;
 use crate::tenants::{Tenant, Tenants};
 
 /// What handlers share.
@@ -29,6 +31,8 @@ pub struct AppState {
     pub tenants: Arc<Tenants>,
     pub limits: Arc<RateLimits>,
     pub policies: Arc<PolicyEngine>,
+    /// Stores verified Stripe deliveries with group commit.
+    pub events: EventWriter,
     /// Wakes the worker when a handler enqueues a job.
     pub wake: Arc<Notify>,
 }
@@ -53,6 +57,7 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .configure(metrics::routes)
         .configure(signup::routes)
         .configure(status::routes)
+        .configure(webhooks::routes)
         .configure(admin::routes)
         .configure(openapi::routes);
 }

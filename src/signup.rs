@@ -250,6 +250,10 @@ impl Signup {
             plan: self.plan,
             state: state.as_str().to_owned(),
             version: 1,
+            stripe_customer_id: None,
+            stripe_subscription_id: None,
+            stripe_event_at: None,
+            last_error: None,
             created_at: now,
             updated_at: now,
         }

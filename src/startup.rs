@@ -21,6 +21,7 @@ use crate::policy::PolicyEngine;
 use crate::rate_limit::RateLimits;
 use crate::routes::{self, AppState};
 use crate::runtime::local::serve_site;
+use crate::stripe::ingest::{writers_for, EventWriter};
 use crate::telemetry::metrics_handle;
 use crate::tenants::Tenants;
 
@@ -105,11 +106,13 @@ impl Application {
         let tenants = Arc::new(Tenants::build(&settings)?);
         let limits = Arc::new(RateLimits::new(&settings.rate_limits));
         let wake = Arc::new(Notify::new());
+        let policies = Arc::new(PolicyEngine);
         let job_context = Arc::new(JobContext {
             db: db.clone(),
             settings: settings.clone(),
             tenants: tenants.clone(),
             mailer: Arc::new(Mailer::new(&settings.email)?),
+            policies: policies.clone(),
             wake: wake.clone(),
             faults: crate::faults::Faults::from_env(),
         });
@@ -118,7 +121,11 @@ impl Application {
             settings: settings.clone(),
             tenants,
             limits: limits.clone(),
-            policies: Arc::new(PolicyEngine),
+            policies,
+            events: EventWriter::start(
+                db.clone(),
+                writers_for(db.backend(), settings.database.max_connections),
+            ),
             wake,
         });
 

@@ -9,3 +9,4 @@ mod process;
 mod provisioning;
 mod rate_limits;
 mod signup;
+mod stripe;
