@@ -232,6 +232,16 @@ impl Processor<'_> {
         if let Some(stale) = stale(&site, event) {
             return Ok(stale);
         }
+        if matches!(site.state(), SiteState::Deprovisioning | SiteState::Deleted) {
+            return Ok(Outcome::new(
+                stripe_events::IGNORED,
+                format!(
+                    "a checkout for a site that is {}: nothing changed (refund it?)",
+                    site.state()
+                ),
+                Some(&site.id),
+            ));
+        }
 
         let mut notes = Vec::new();
         let mut changes = PaymentChanges {
@@ -470,7 +480,7 @@ impl Processor<'_> {
                 }
                 Some(_) => {}
                 None => notes.push(format!(
-                    "price {price} is none of the tenant's plans; plan unchanged"
+                    "price {price} is not one of the tenant's plans; plan unchanged"
                 )),
             }
         }
@@ -494,10 +504,9 @@ impl Processor<'_> {
                     }
                 };
                 if site.state() != SiteState::Suspended {
-                    let grace_ms = self.grace_ms();
                     notes.push(format!(
-                        "suspended at {} (Unix ms) unless paid by then",
-                        since.saturating_add(grace_ms)
+                        "suspended at {} unless paid by then",
+                        http_date(since.saturating_add(self.grace_ms()))
                     ));
                 }
             }
@@ -647,6 +656,13 @@ impl Processor<'_> {
     }
 }
 
+/// A Unix-milliseconds time for people: `Sat, 21 Nov 2026 15:00:00 GMT`.
+fn http_date(ms: i64) -> String {
+    let at =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    httpdate::fmt_http_date(at)
+}
+
 /// `Some(stale outcome)` when a newer event was applied to the site already.
 fn stale(site: &SiteRow, event: &Event) -> Option<Outcome> {
     let newest = site.stripe_event_at?;
@@ -654,8 +670,8 @@ fn stale(site: &SiteRow, event: &Event) -> Option<Outcome> {
         Outcome::new(
             stripe_events::STALE,
             format!(
-                "older than an event already applied to the site ({} s newer); nothing changed",
-                (newest - event.created_at_ms()) / 1000
+                "older than an event already applied to the site (of {}); nothing changed",
+                http_date(newest)
             ),
             Some(&site.id),
         )

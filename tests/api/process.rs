@@ -187,15 +187,18 @@ async fn a_site_killed_mid_provisioning_is_ready_after_a_restart_with_one_email(
     first.kill_9();
 
     let second = Berth::start(&config, port, log.clone(), &[]);
-    let ready = wait_for_state(&client, &second.api, &id, "ready").await;
-    let provision = ready["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["kind"] == "provision")
-        .unwrap()
-        .clone();
-    assert_eq!(provision["state"], "succeeded");
+    wait_for_state(&client, &second.api, &id, "ready").await;
+    // The job records its outcome just after the site turns ready.
+    let provision = eventually(30, "the provision job to succeed", || async {
+        let site = site(&client, &second.api, &id).await;
+        site["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["kind"] == "provision" && j["state"] == "succeeded")
+            .cloned()
+    })
+    .await;
     assert_eq!(
         provision["attempts"], 2,
         "the killed attempt counts, then the job ran again"

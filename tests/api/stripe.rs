@@ -564,7 +564,11 @@ async fn an_asynchronous_payment_keeps_the_site_waiting_until_it_clears() {
 #[tokio::test]
 async fn a_payment_first_checkout_creates_the_site_through_the_signup_pipeline() {
     let app = TestApp::spawn_with(paid).await;
-    let event = event_at("checkout.session.completed.payment-first", now());
+    let event = with(
+        event_at("checkout.session.completed.payment-first", now()),
+        "metadata",
+        json!({"site_name": "corner-bakery", "plan": "starter"}),
+    );
     app.apply(&event).await;
     let stored = app.event(&event["id"]).await;
     assert_eq!(stored["outcome"], "applied", "{stored}");
@@ -572,25 +576,29 @@ async fn a_payment_first_checkout_creates_the_site_through_the_signup_pipeline()
     let site = app.site(id).await;
     assert_eq!(site["name"], "corner-bakery");
     assert_eq!(site["state"], "ready");
-    assert_eq!(site["email"], "ann@example.com");
+    assert_eq!(site["email"], "dan@example.com");
     assert_eq!(site["plan"], STARTER, "metadata.plan names the plan");
+    assert_eq!(site["stripe_customer_id"], "cus_TSyQ4kP2mW9xLd");
     assert_eq!(
         site["stripe_subscription_id"],
-        "sub_1SVtEh2eZvKYlo2CfSg3Uy0Q"
+        "sub_1SVuK02eZvKYlo2CpFt7Qw3e"
     );
     assert_eq!(app.outbox_files().len(), 1);
     assert_eq!(app.get_site("corner-bakery.localhost").await.status(), 200);
 
     // Stripe sends a second event for the same session: it finds the site, creates none.
-    let again = with(
-        event_at("checkout.session.async_payment_succeeded", now()),
-        "client_reference_id",
-        Value::Null,
-    );
-    let again = with(again, "metadata", json!({"site_name": "corner-bakery"}));
+    let mut again = event_at("checkout.session.async_payment_succeeded", now());
+    again["data"]["object"] = event["data"]["object"].clone();
     app.apply(&again).await;
     assert_eq!(app.event(&again["id"]).await["site_id"], id);
     assert_eq!(app.count_sites().await, 1);
+
+    // Its subscription's events find it.
+    let past_due = event_at("customer.subscription.updated.past_due", now());
+    let past_due = with(past_due, "id", json!("sub_1SVuK02eZvKYlo2CpFt7Qw3e"));
+    app.apply(&past_due).await;
+    assert_eq!(app.event(&past_due["id"]).await["site_id"], id);
+    assert!(!app.site(id).await["payment_overdue_since"].is_null());
 }
 
 #[tokio::test]
@@ -779,6 +787,17 @@ async fn a_deleted_subscription_deprovisions_the_site_whatever_its_age() {
     assert_eq!(app.status("default", &id).await["state"], "deleted");
     assert_eq!(app.get_site("gone-shop.localhost").await.status(), 404);
     assert_eq!(app.event(&deleted["id"]).await["outcome"], "applied");
+
+    // A payment that arrives for the deleted site changes nothing; the event says so.
+    let late = with(checkout_for(&id, now()), "subscription", json!("sub_new"));
+    app.apply(&late).await;
+    let stored = app.event(&late["id"]).await;
+    assert_eq!(stored["outcome"], "ignored", "{stored}");
+    assert!(stored["detail"].as_str().unwrap().contains("deleted"));
+    assert_eq!(
+        app.site(&id).await["stripe_subscription_id"],
+        "sub_1SVtEh2eZvKYlo2CfSg3Uy0Q"
+    );
     app.signup("gone-shop").await;
 }
 
