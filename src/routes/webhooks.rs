@@ -72,21 +72,21 @@ async fn receive(
         Err(error) => return error.error_response(),
     };
     let (outcome, response) = match accept(&req, payload, &state, &tenant).await {
-        Ok(Stored::New) => (
-            "stored",
-            HttpResponse::Ok().json(Received {
+        Ok(stored) => {
+            let duplicate = stored == Stored::Duplicate;
+            let outcome = if duplicate { "duplicate" } else { "stored" };
+            let body = Received {
                 received: true,
-                duplicate: false,
-            }),
-        ),
-        Ok(Stored::Duplicate) => (
-            "duplicate",
-            HttpResponse::Ok().json(Received {
-                received: true,
-                duplicate: true,
-            }),
-        ),
-        Err(error) => (error.code(), error.error_response()),
+                duplicate,
+            };
+            (outcome, HttpResponse::Ok().json(body))
+        }
+        Err(error) => {
+            if !matches!(error, ApiError::Internal(_)) {
+                tracing::warn!(tenant = %tenant.name, reason = error.code(), "Stripe delivery refused");
+            }
+            (error.code(), error.error_response())
+        }
     };
     metrics::counter!("berth_stripe_webhooks_total", "tenant" => tenant.name.to_string(), "outcome" => outcome)
         .increment(1);
@@ -111,10 +111,7 @@ async fn accept(
             stripe.tolerance_secs,
             now_ms() / 1000,
         )
-        .map_err(|error| {
-            tracing::warn!(reason = error.code(), "Stripe delivery refused");
-            rejected(&error)
-        })?;
+        .map_err(|error| rejected(&error))?;
     let event = Event::parse(&body).map_err(|why| ApiError::bad_request("malformed_event", why))?;
     let span = tracing::Span::current();
     span.record("stripe.event_id", event.id.as_str());
@@ -130,10 +127,7 @@ async fn accept(
             state.wake.notify_one();
             tracing::info!("Stripe event stored");
         }
-        Stored::Duplicate => {
-            metrics::counter!("berth_stripe_webhooks_duplicate_total", "tenant" => tenant.name.to_string()).increment(1);
-            tracing::info!("Stripe event redelivered; already stored");
-        }
+        Stored::Duplicate => tracing::info!("Stripe event redelivered; already stored"),
     }
     Ok(stored)
 }

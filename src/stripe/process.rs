@@ -35,6 +35,14 @@ pub const SUBSCRIPTION_DELETED: &str = "customer.subscription.deleted";
 pub const INVOICE_PAID: &str = "invoice.paid";
 pub const INVOICE_PAYMENT_FAILED: &str = "invoice.payment_failed";
 
+/// The event types whose site is the one linked to their subscription.
+const SUBSCRIPTION_EVENTS: [&str; 4] = [
+    SUBSCRIPTION_UPDATED,
+    SUBSCRIPTION_DELETED,
+    INVOICE_PAID,
+    INVOICE_PAYMENT_FAILED,
+];
+
 /// The event types berth acts on; every other type is stored, acknowledged and ignored.
 pub const HANDLED: [&str; 7] = [
     CHECKOUT_COMPLETED,
@@ -189,9 +197,7 @@ impl Processor<'_> {
             CHECKOUT_COMPLETED | CHECKOUT_ASYNC_SUCCEEDED | CHECKOUT_ASYNC_FAILED => {
                 self.checkout(conn, event, payment_first)?
             }
-            SUBSCRIPTION_UPDATED | SUBSCRIPTION_DELETED | INVOICE_PAID | INVOICE_PAYMENT_FAILED => {
-                self.subscription_event(conn, event)?
-            }
+            kind if SUBSCRIPTION_EVENTS.contains(&kind) => self.subscription_event(conn, event)?,
             other => Outcome::ignored(format!("berth does not act on {other} events")),
         };
         record(conn, &row, &outcome)?;
@@ -397,18 +403,20 @@ impl Processor<'_> {
         Ok(Outcome::applied(id.as_str(), detail))
     }
 
-    /// Applies the events of `subscription` that waited for its site, oldest first. Returns a
-    /// note for the checkout's own outcome.
+    /// Applies the subscription and invoice events of `subscription` that waited for its site,
+    /// oldest first. (A deferred checkout waits for its own site, not for a subscription.)
+    /// Returns a note for the checkout's own outcome.
     fn apply_deferred(
         &self,
         conn: &mut DbConnection,
         subscription: &str,
     ) -> anyhow::Result<Option<String>> {
-        let waiting = stripe_events::deferred_for_subscription(
+        let mut waiting = stripe_events::deferred_for_subscription(
             conn,
             self.tenant.name.as_str(),
             subscription,
         )?;
+        waiting.retain(|row| SUBSCRIPTION_EVENTS.contains(&row.event_type.as_str()));
         if waiting.is_empty() {
             return Ok(None);
         }
@@ -450,7 +458,10 @@ impl Processor<'_> {
             _ if stale(&site, event).is_some() => Ok(stale(&site, event).expect("just checked")),
             SUBSCRIPTION_UPDATED => self.subscription_updated(conn, event, &site),
             INVOICE_PAID => self.invoice_paid(conn, event, &site),
-            _ => self.invoice_payment_failed(event, &site),
+            INVOICE_PAYMENT_FAILED => self.invoice_payment_failed(event, &site),
+            other => Ok(Outcome::ignored(format!(
+                "berth does not act on {other} events"
+            ))),
         }
     }
 

@@ -868,6 +868,25 @@ async fn events_that_arrive_before_their_checkout_wait_and_then_apply_in_created
 }
 
 #[tokio::test]
+async fn a_checkout_for_an_unknown_site_waits_for_that_site_not_for_its_subscription() {
+    let app = TestApp::spawn_with(paid).await;
+    let nowhere = checkout_for("site_00000000000000000000000000", now() - DAY);
+    app.apply(&nowhere).await;
+    let stored = app.event(&nowhere["id"]).await;
+    assert_eq!(stored["outcome"], "deferred");
+    assert!(stored["detail"]
+        .as_str()
+        .unwrap()
+        .contains("site_00000000000000000000000000"));
+
+    // Another checkout links the same subscription to a real site: the waiting checkout is not
+    // taken for one of the subscription's events.
+    let id = app.paid_site("real-shop", now()).await;
+    assert_eq!(app.event(&nowhere["id"]).await["outcome"], "deferred");
+    assert_eq!(app.site(&id).await["state"], "ready");
+}
+
+#[tokio::test]
 async fn an_event_for_an_unknown_customer_is_kept_reported_and_replayable() {
     let app = TestApp::spawn().await;
     let event = with(
