@@ -837,6 +837,25 @@ impl Settings {
                     "is needed when payment_required = true",
                 ));
             }
+            let checkout = &tenant.checkout_url;
+            let is_url = checkout.starts_with("https://") || checkout.starts_with("http://");
+            if !checkout.is_empty() && !is_url {
+                return Err(invalid(
+                    key("checkout_url"),
+                    "must be an http:// or https:// URL (a Stripe Payment Link or your checkout page)",
+                ));
+            }
+            for (n, secret) in tenant.stripe.webhook_secrets.iter().enumerate() {
+                if !secret.expose().starts_with("whsec_") {
+                    return Err(invalid(
+                        key(&format!("stripe.webhook_secrets[{n}]")),
+                        "is not a webhook signing secret (those start with whsec_)",
+                    ));
+                }
+            }
+            if tenant.stripe.tolerance_secs == 0 {
+                return Err(invalid(key("stripe.tolerance_secs"), "must be at least 1"));
+            }
             if tenant.runtime == RuntimeKind::Local && tenant.workload.kind != WorkloadKind::Static
             {
                 return Err(invalid(
@@ -1325,6 +1344,47 @@ mod tests {
             &[]
         )
         .is_ok());
+    }
+
+    #[test]
+    fn stripe_settings_are_checked() {
+        let err = load(
+            "[[tenants]]\nname = \"default\"\nstripe = { webhook_secrets = [\"whsec_ok\", \"sk_live_oops\"] }\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("tenants[0].stripe.webhook_secrets[1]:"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("sk_live_oops"),
+            "the value is not echoed: {err}"
+        );
+        let err = load(
+            "[[tenants]]\nname = \"default\"\nstripe = { tolerance_secs = 0 }\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("tenants[0].stripe.tolerance_secs:"),
+            "{err}"
+        );
+        let err = load(
+            "[[tenants]]\nname = \"default\"\npayment_required = true\ncheckout_url = \"buy.stripe.com/x\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("tenants[0].checkout_url:"), "{err}");
+        let ok = load(
+            "[[tenants]]\nname = \"default\"\npayment_required = true\ncheckout_url = \"https://buy.stripe.com/x\"\n",
+            &[("BERTH_TENANTS__DEFAULT__STRIPE__WEBHOOK_SECRETS", "[\"whsec_a\", \"whsec_b\"]")],
+        )
+        .unwrap();
+        assert_eq!(ok.tenants[0].stripe.webhook_secrets.len(), 2);
     }
 
     #[test]

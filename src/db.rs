@@ -10,6 +10,7 @@ pub mod outbox;
 pub mod plugins;
 pub mod schema;
 pub mod sites;
+pub mod stripe_events;
 
 use std::time::Duration;
 

@@ -7,6 +7,6 @@ mod names;
 mod site_state;
 
 pub use email_address::EmailAddress;
-pub use ids::{JobId, SiteId};
+pub use ids::{EventId, JobId, SiteId};
 pub use names::{validate_base_domain, Hostname, PluginName, SiteName, TenantName};
 pub use site_state::SiteState;

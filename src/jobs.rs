@@ -8,7 +8,9 @@ mod deprovision;
 mod provision;
 mod runner;
 mod send_email;
+mod stripe_event;
 mod suspend;
+mod suspend_overdue;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,13 +25,16 @@ pub use deprovision::Deprovision;
 pub use provision::Provision;
 pub use runner::Worker;
 pub use send_email::SendEmail;
+pub use stripe_event::ProcessStripeEvent;
 pub use suspend::Suspend;
+pub use suspend_overdue::SuspendOverdue;
 
 use crate::configuration::{JobSettings, Settings};
 use crate::db::jobs::NewJob;
 use crate::db::{now_ms, Db};
 use crate::domain::JobId;
 use crate::mailer::Mailer;
+use crate::policy::PolicyEngine;
 use crate::tenants::Tenants;
 
 /// What every job can reach.
@@ -38,6 +43,8 @@ pub struct JobContext {
     pub settings: Arc<Settings>,
     pub tenants: Arc<Tenants>,
     pub mailer: Arc<Mailer>,
+    /// The tenants' policy plugins, for signups that arrive as payments.
+    pub policies: Arc<PolicyEngine>,
     /// Wakes this process's worker when a job is enqueued.
     pub wake: Arc<Notify>,
     /// Test-only fault injection; empty in normal builds.
@@ -144,6 +151,8 @@ pub fn registry() -> Registry {
         .register::<Deprovision>()
         .register::<Suspend>()
         .register::<SendEmail>()
+        .register::<ProcessStripeEvent>()
+        .register::<SuspendOverdue>()
 }
 
 /// The site a site job is about, when it is still at the job's `version` and in `state`; `None`

@@ -19,6 +19,8 @@ pub mod rate_limit;
 pub mod routes;
 pub mod runtime;
 pub mod secret;
+pub mod signup;
 pub mod startup;
+pub mod stripe;
 pub mod telemetry;
 pub mod tenants;

@@ -7,11 +7,13 @@ mod metrics;
 pub(crate) mod openapi;
 mod signup;
 mod status;
+mod webhooks;
 
 use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
 use tokio::sync::Notify;
 
 use crate::configuration::Settings;
@@ -19,6 +21,7 @@ use crate::db::Db;
 use crate::error::{extractor_error, ApiError};
 use crate::policy::PolicyEngine;
 use crate::rate_limit::RateLimits;
+use crate::stripe::ingest::EventWriter;
 use crate::tenants::{Tenant, Tenants};
 
 /// What handlers share.
@@ -28,6 +31,8 @@ pub struct AppState {
     pub tenants: Arc<Tenants>,
     pub limits: Arc<RateLimits>,
     pub policies: Arc<PolicyEngine>,
+    /// Stores verified Stripe deliveries with group commit.
+    pub events: EventWriter,
     /// Wakes the worker when a handler enqueues a job.
     pub wake: Arc<Notify>,
 }
@@ -56,6 +61,7 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .configure(metrics::routes)
         .configure(signup::routes)
         .configure(status::routes)
+        .configure(webhooks::routes)
         .configure(admin::routes)
         .configure(openapi::routes);
 }
@@ -94,6 +100,38 @@ pub fn prefers_html(req: &HttpRequest) -> bool {
     };
     let html = quality("text/html");
     html > 0.0 && html >= quality("application/json")
+}
+
+/// Reads the whole body, refusing (413) anything over `limit` bytes before buffering it.
+pub async fn read_limited(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let too_large =
+        || ApiError::PayloadTooLarge(format!("the request body is larger than {limit} bytes"));
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(
+                "malformed_body",
+                format!("cannot read the request body: {e}"),
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 pub fn json_ok<T: serde::Serialize>(status: actix_web::http::StatusCode, body: &T) -> HttpResponse {

@@ -22,6 +22,7 @@ use crate::policy::PolicyEngine;
 use crate::rate_limit::RateLimits;
 use crate::routes::{self, AppState};
 use crate::runtime::local::serve_site;
+use crate::stripe::ingest::{writers_for, EventWriter};
 use crate::telemetry::metrics_handle;
 use crate::tenants::Tenants;
 
@@ -123,23 +124,28 @@ impl Application {
         let tenants = Arc::new(Tenants::build_with(&settings, clients.kubernetes)?);
         let limits = Arc::new(RateLimits::new(&settings.rate_limits));
         let wake = Arc::new(Notify::new());
+        let host = Arc::new(PluginHost::new(&settings.plugins, HostOptions::default())?);
+        let policies = Arc::new(PolicyEngine::new(host, db.clone()));
+        policies.apply_configured(&settings).await?;
         let job_context = Arc::new(JobContext {
             db: db.clone(),
             settings: settings.clone(),
             tenants: tenants.clone(),
             mailer: Arc::new(Mailer::new(&settings.email)?),
+            policies: policies.clone(),
             wake: wake.clone(),
             faults: crate::faults::Faults::from_env(),
         });
-        let host = Arc::new(PluginHost::new(&settings.plugins, HostOptions::default())?);
-        let policies = Arc::new(PolicyEngine::new(host, db.clone()));
-        policies.apply_configured(&settings).await?;
         let state = web::Data::new(AppState {
             db: db.clone(),
             settings: settings.clone(),
             tenants,
             limits: limits.clone(),
             policies,
+            events: EventWriter::start(
+                db.clone(),
+                writers_for(db.backend(), settings.database.max_connections),
+            ),
             wake,
         });
 

@@ -59,6 +59,24 @@ pub fn insert(conn: &mut DbConnection, job: &NewJob) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Inserts several jobs: one multi-row statement on PostgreSQL, one statement per row on SQLite
+/// (whose multi-row inserts diesel runs in a transaction of its own).
+pub fn insert_many(conn: &mut DbConnection, jobs: &[&NewJob]) -> anyhow::Result<()> {
+    match conn {
+        DbConnection::Postgresql(pg) if !jobs.is_empty() => {
+            diesel::insert_into(jobs::table)
+                .values(jobs.to_vec())
+                .execute(pg)?;
+        }
+        _ => {
+            for job in jobs {
+                insert(conn, job)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 const CLAIM_POSTGRES: &str = "
 UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2,
        attempts = attempts + 1, updated_at = $3

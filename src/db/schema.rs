@@ -70,7 +70,38 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        stripe_event_at -> Nullable<BigInt>,
+        payment_overdue_since -> Nullable<BigInt>,
+        suspended_for -> Nullable<Text>,
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(jobs, outbox, plugins, policy_bindings, sites,);
+diesel::table! {
+    stripe_events (id) {
+        id -> Text,
+        tenant -> Text,
+        stripe_event_id -> Text,
+        event_type -> Text,
+        created_at -> BigInt,
+        livemode -> Bool,
+        api_version -> Nullable<Text>,
+        object_id -> Nullable<Text>,
+        customer_id -> Nullable<Text>,
+        subscription_id -> Nullable<Text>,
+        payload -> Text,
+        outcome -> Text,
+        detail -> Nullable<Text>,
+        site_id -> Nullable<Text>,
+        received_at -> BigInt,
+        processed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    jobs,
+    outbox,
+    plugins,
+    policy_bindings,
+    sites,
+    stripe_events,
+);

@@ -28,7 +28,17 @@ pub struct SiteRow {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Stripe's `created` (ms) of the newest event applied to the site; older events are stale.
+    pub stripe_event_at: Option<i64>,
+    /// Since when (ms) the subscription is past due; suspension follows a grace period later.
+    pub payment_overdue_since: Option<i64>,
+    /// `payment` when the site is suspended for an unpaid subscription (paying lifts it); `None`
+    /// for an operator's suspension, which payments never lift.
+    pub suspended_for: Option<String>,
 }
+
+/// [`SiteRow::suspended_for`] of a site suspended because its subscription went unpaid.
+pub const SUSPENDED_FOR_PAYMENT: &str = "payment";
 
 impl SiteRow {
     pub fn state(&self) -> SiteState {
@@ -48,6 +58,10 @@ pub struct NewSite {
     pub plan: Option<String>,
     pub state: String,
     pub version: i64,
+    pub stripe_customer_id: Option<String>,
+    pub stripe_subscription_id: Option<String>,
+    pub stripe_event_at: Option<i64>,
+    pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -60,9 +74,7 @@ pub fn create(
     job: Option<&NewJob>,
 ) -> anyhow::Result<bool> {
     let result = write_tx(conn, |conn| {
-        diesel::insert_into(sites::table)
-            .values(site)
-            .execute(conn)?;
+        insert(conn, site)?;
         if let Some(job) = job {
             super::jobs::insert(conn, job)?;
         }
@@ -73,6 +85,85 @@ pub fn create(
         Err(e) if super::is_unique_violation(&e) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Inserts a site row; call inside a write transaction. A live site with the same hostname makes
+/// it fail with a unique violation (see [`hostname_taken`] to check first).
+pub fn insert(conn: &mut DbConnection, site: &NewSite) -> anyhow::Result<()> {
+    diesel::insert_into(sites::table)
+        .values(site)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Whether a live site (one that holds its name) has this hostname.
+pub fn hostname_taken(conn: &mut DbConnection, hostname: &str) -> anyhow::Result<bool> {
+    let freeing: Vec<&str> = SiteState::ALL
+        .into_iter()
+        .filter(|s| s.frees_name())
+        .map(SiteState::as_str)
+        .collect();
+    let count: i64 = sites::table
+        .filter(sites::hostname.eq(hostname))
+        .filter(sites::state.ne_all(freeing))
+        .count()
+        .get_result(conn)?;
+    Ok(count > 0)
+}
+
+/// Locks the site's row until the transaction ends, so that a read-check-write on it cannot
+/// interleave with another one (PostgreSQL: `FOR UPDATE`; SQLite's `BEGIN IMMEDIATE` already
+/// serialises write transactions). Call inside a write transaction, before reading the row.
+pub fn lock(conn: &mut DbConnection, id: &str) -> anyhow::Result<()> {
+    if let DbConnection::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT id FROM sites WHERE id = $1 FOR UPDATE")
+            .bind::<diesel::sql_types::Text, _>(id)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
+/// The newest site of `tenant` paid for by this Stripe subscription.
+pub fn find_by_subscription(
+    conn: &mut DbConnection,
+    tenant: &str,
+    subscription_id: &str,
+) -> anyhow::Result<Option<SiteRow>> {
+    Ok(sites::table
+        .filter(sites::tenant.eq(tenant))
+        .filter(sites::stripe_subscription_id.eq(subscription_id))
+        .select(SiteRow::as_select())
+        .order((sites::created_at.desc(), sites::id.desc()))
+        .first(conn)
+        .optional()?)
+}
+
+/// Payment facts a Stripe event records on a site. `None` leaves a column as it is;
+/// `Some(None)` clears a nullable one.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = sites)]
+pub struct PaymentChanges {
+    pub stripe_customer_id: Option<String>,
+    pub stripe_subscription_id: Option<String>,
+    pub plan: Option<String>,
+    pub stripe_event_at: Option<i64>,
+    pub payment_overdue_since: Option<Option<i64>>,
+    pub suspended_for: Option<Option<String>>,
+    pub last_error: Option<Option<String>>,
+    pub updated_at: i64,
+}
+
+/// Applies `changes` to the site (no version bump: running jobs carry on).
+pub fn record_payment(
+    conn: &mut DbConnection,
+    id: &str,
+    mut changes: PaymentChanges,
+) -> anyhow::Result<()> {
+    changes.updated_at = now_ms();
+    diesel::update(sites::table.find(id))
+        .set(&changes)
+        .execute(conn)?;
+    Ok(())
 }
 
 pub fn get(conn: &mut DbConnection, id: &str) -> anyhow::Result<Option<SiteRow>> {
@@ -141,31 +232,44 @@ pub fn act(
     to: SiteState,
     job_for: impl FnOnce(&SiteRow) -> Option<NewJob>,
 ) -> anyhow::Result<Transition> {
-    write_tx(conn, |conn| {
-        let Some(mut site) = get(conn, id)? else {
-            return Ok(Transition::NotFound);
-        };
-        if !from.contains(&site.state()) {
-            return Ok(Transition::WrongState(site.state()));
-        }
-        let now = now_ms();
-        site.state = to.as_str().to_owned();
-        site.version += 1;
-        site.updated_at = now;
-        site.step = None;
-        diesel::update(sites::table.find(id))
-            .set((
-                sites::state.eq(&site.state),
-                sites::version.eq(site.version),
-                sites::updated_at.eq(now),
-                sites::step.eq(None::<String>),
-            ))
-            .execute(conn)?;
-        if let Some(job) = job_for(&site) {
-            super::jobs::insert(conn, &job)?;
-        }
-        Ok(Transition::Done(Box::new(site)))
-    })
+    write_tx(conn, |conn| act_in_tx(conn, id, from, to, job_for))
+}
+
+/// [`act`] inside a write transaction the caller holds. Leaving a state clears
+/// `suspended_for`: whoever suspends a site says why, afterwards.
+pub fn act_in_tx(
+    conn: &mut DbConnection,
+    id: &str,
+    from: &[SiteState],
+    to: SiteState,
+    job_for: impl FnOnce(&SiteRow) -> Option<NewJob>,
+) -> anyhow::Result<Transition> {
+    lock(conn, id)?;
+    let Some(mut site) = get(conn, id)? else {
+        return Ok(Transition::NotFound);
+    };
+    if !from.contains(&site.state()) {
+        return Ok(Transition::WrongState(site.state()));
+    }
+    let now = now_ms();
+    site.state = to.as_str().to_owned();
+    site.version += 1;
+    site.updated_at = now;
+    site.step = None;
+    site.suspended_for = None;
+    diesel::update(sites::table.find(id))
+        .set((
+            sites::state.eq(&site.state),
+            sites::version.eq(site.version),
+            sites::updated_at.eq(now),
+            sites::step.eq(None::<String>),
+            sites::suspended_for.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    if let Some(job) = job_for(&site) {
+        super::jobs::insert(conn, &job)?;
+    }
+    Ok(Transition::Done(Box::new(site)))
 }
 
 /// A job's own progress: moves the site from `from` to `to` only while it is still at

@@ -66,6 +66,12 @@ id_type!(
     "An unguessable site id: `site_` and 128 random bits."
 );
 id_type!(JobId, "job_", "A job id: `job_` and 128 random bits.");
+id_type!(
+    EventId,
+    "event_",
+    "berth's id of a stored Stripe event: `event_` and 128 random bits (Stripe's own `evt_…` id is \
+     unique only per Stripe account, and two tenants may share one)."
+);
 
 #[cfg(test)]
 mod tests {

@@ -30,6 +30,18 @@ impl SiteState {
         Self::Failed,
     ];
 
+    /// The states a deletion (an operator's, or a cancelled subscription) starts from: all but
+    /// `deleted`.
+    pub const DELETABLE: [SiteState; 7] = [
+        Self::PendingPayment,
+        Self::Provisioning,
+        Self::Ready,
+        Self::Rejected,
+        Self::Suspended,
+        Self::Deprovisioning,
+        Self::Failed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PendingPayment => "pending_payment",

@@ -1,7 +1,7 @@
 use actix_web::{get, web, HttpResponse};
 
 use super::AppState;
-use crate::db::{jobs, sites};
+use crate::db::{jobs, sites, stripe_events};
 use crate::telemetry::metrics_handle;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -14,10 +14,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub(crate) async fn render(state: web::Data<AppState>) -> HttpResponse {
     let counts = state
         .db
-        .run(|c| Ok((sites::count_by_state(c)?, jobs::oldest_due_age_ms(c)?)))
+        .run(|c| {
+            Ok((
+                sites::count_by_state(c)?,
+                jobs::oldest_due_age_ms(c)?,
+                stripe_events::count_deferred(c)?,
+            ))
+        })
         .await;
     match counts {
-        Ok((by_state, lag_ms)) => {
+        Ok((by_state, lag_ms, deferred)) => {
             for site_state in crate::domain::SiteState::ALL {
                 let n = by_state
                     .iter()
@@ -26,6 +32,14 @@ pub(crate) async fn render(state: web::Data<AppState>) -> HttpResponse {
                 metrics::gauge!("berth_sites", "state" => site_state.as_str()).set(n as f64);
             }
             metrics::gauge!("berth_job_queue_lag_seconds").set(lag_ms as f64 / 1000.0);
+            for tenant in state.tenants.names() {
+                let n = deferred
+                    .iter()
+                    .find(|(t, _)| t == tenant)
+                    .map_or(0, |(_, n)| *n);
+                metrics::gauge!("berth_stripe_events_deferred", "tenant" => tenant.to_owned())
+                    .set(n as f64);
+            }
         }
         Err(error) => tracing::warn!(
             error = format!("{error:#}"),

@@ -6,8 +6,9 @@ use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{admin, health, metrics, signup, status};
+use super::{admin, health, metrics, signup, status, webhooks};
 use crate::db::jobs::JobRow;
+use crate::db::stripe_events::StripeEventRow;
 use crate::error::{FieldError, PolicyReason};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -55,6 +56,11 @@ pub struct JobList {
     jobs: Vec<JobRow>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct EventList {
+    events: Vec<StripeEventRow>,
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -74,6 +80,8 @@ impl Modify for BearerAuth {
         signup::signup_default,
         signup::signup_tenant,
         status::status,
+        webhooks::stripe_default,
+        webhooks::stripe_tenant,
         health::healthz,
         health::readyz,
         metrics::render,
@@ -93,11 +101,15 @@ impl Modify for BearerAuth {
         admin::plugins::test,
         admin::policies::list,
         admin::policies::replace,
+        admin::events::list,
+        admin::events::get,
+        admin::events::replay,
     ),
-    components(schemas(ErrorBody, SignupIn, SiteList, JobList)),
+    components(schemas(ErrorBody, SignupIn, SiteList, JobList, EventList)),
     modifiers(&BearerAuth),
     tags(
         (name = "signup", description = "Public: customers sign up and watch their site come up"),
+        (name = "webhooks", description = "Public: Stripe posts signed events"),
         (name = "admin", description = "Operators, with a bearer token (global, or per tenant)"),
         (name = "plugins", description = "Operators: WebAssembly policy plugins and their bindings"),
         (name = "operations", description = "Probes, metrics and this document"),

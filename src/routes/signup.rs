@@ -10,15 +10,14 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
-use self::body::RawForm;
 use super::{prefers_html, AppState};
 use crate::client_ip::client_ip;
-use crate::db::{now_ms, sites};
-use crate::domain::{EmailAddress, Hostname, SiteId, SiteName, SiteState};
-use crate::error::{ApiError, FieldError};
+use crate::db::sites;
+use crate::domain::{SiteId, SiteName, SiteState};
+use crate::error::ApiError;
 use crate::jobs::{BackgroundJob, Provision};
-use crate::policy::{Hook, Submission, Verdict};
 use crate::rate_limit::ip_key;
+use crate::signup::{run_policies, validate, RawForm, Signup};
 use crate::tenants::Tenant;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -102,7 +101,7 @@ async fn accept(
 
     let kind = body::kind_of(req)?;
     let limit = tenant.settings.html_max_bytes + 16 * 1024;
-    let raw = body::read_limited(req, payload, limit).await?;
+    let raw = super::read_limited(req, payload, limit).await?;
     let form = body::parse(req, kind, raw).await?;
 
     if form
@@ -122,7 +121,7 @@ async fn accept(
 
     let mut signup = validate(tenant, &form)?;
     tracing::Span::current().record("site.name", signup.name.as_str());
-    run_policies(state, tenant, &mut signup).await?;
+    run_policies(&state.policies, tenant, &mut signup).await?;
 
     let site_id = SiteId::generate();
     tracing::Span::current().record("site.id", site_id.as_str());
@@ -132,210 +131,6 @@ async fn accept(
     Ok(respond(req, tenant, created))
 }
 
-/// A signup that passed built-in validation.
-struct Signup {
-    name: SiteName,
-    email: EmailAddress,
-    html: Option<String>,
-    /// The plan's key in the tenant's `plans`.
-    plan: Option<String>,
-}
-
-fn text_field<'a>(
-    form: &'a RawForm,
-    field: &'static str,
-    errors: &mut Vec<FieldError>,
-) -> Option<&'a str> {
-    let raw = form.get(field)?;
-    match std::str::from_utf8(raw) {
-        Ok(text) => Some(text),
-        Err(_) => {
-            errors.push(FieldError {
-                field,
-                code: "not_utf8",
-                message: format!("{field} is not valid UTF-8"),
-            });
-            None
-        }
-    }
-}
-
-/// Built-in validation: every problem at once, each against its field.
-fn validate(tenant: &Tenant, form: &RawForm) -> Result<Signup, ApiError> {
-    let html_needed = tenant.settings.workload.kind == crate::configuration::WorkloadKind::Static;
-    let mut missing: Vec<&str> = ["name", "email"]
-        .into_iter()
-        .filter(|f| form.get(f).is_none())
-        .collect();
-    if html_needed && form.get("html").is_none() {
-        missing.push("html");
-    }
-    if !missing.is_empty() {
-        return Err(ApiError::bad_request(
-            "missing_field",
-            format!(
-                "missing required field{}: {}",
-                if missing.len() > 1 { "s" } else { "" },
-                missing.join(", ")
-            ),
-        ));
-    }
-
-    let mut errors = Vec::new();
-    let name = text_field(form, "name", &mut errors)
-        .map(str::trim)
-        .and_then(|name| {
-            let error = |code, message: String| FieldError {
-                field: "name",
-                code,
-                message,
-            };
-            if name.is_empty() {
-                errors.push(error("required", "name is required".into()));
-                return None;
-            }
-            match SiteName::parse(name) {
-                Ok(_) if tenant.is_reserved(name) => {
-                    errors.push(error(
-                        "reserved",
-                        format!("{name:?} is reserved; choose another name"),
-                    ));
-                    None
-                }
-                Ok(parsed) => Some(parsed),
-                Err(why) => {
-                    errors.push(error("invalid", format!("name {why}")));
-                    None
-                }
-            }
-        });
-    let email = text_field(form, "email", &mut errors)
-        .map(str::trim)
-        .and_then(|email| {
-            let error = |code, message: String| FieldError {
-                field: "email",
-                code,
-                message,
-            };
-            if email.is_empty() {
-                errors.push(error("required", "email is required".into()));
-                return None;
-            }
-            EmailAddress::parse(email)
-                .map_err(|why| errors.push(error("invalid", format!("email {why}"))))
-                .ok()
-        });
-    let html = text_field(form, "html", &mut errors).map(str::to_owned);
-    if let Some(html) = &html {
-        check_html(tenant, html, html_needed, &mut errors);
-    }
-    let plan = match text_field(form, "plan", &mut errors)
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        None => None,
-        Some(wanted) => match tenant.plan(wanted) {
-            Some((key, _)) => Some(key.clone()),
-            None => {
-                let known: Vec<&str> = tenant
-                    .settings
-                    .plans
-                    .values()
-                    .map(|p| p.name.as_str())
-                    .collect();
-                errors.push(FieldError {
-                    field: "plan",
-                    code: "unknown_plan",
-                    message: if known.is_empty() {
-                        format!("unknown plan {wanted:?}; this site builder has no plans")
-                    } else {
-                        format!(
-                            "unknown plan {wanted:?}; choose one of: {}",
-                            known.join(", ")
-                        )
-                    },
-                });
-                None
-            }
-        },
-    };
-    match (name, email) {
-        (Some(name), Some(email)) if errors.is_empty() => Ok(Signup {
-            name,
-            email,
-            html,
-            plan,
-        }),
-        _ => Err(ApiError::InvalidFields(errors)),
-    }
-}
-
-/// The HTML rules that hold for every value, including one a plugin rewrote.
-fn check_html(tenant: &Tenant, html: &str, needed: bool, errors: &mut Vec<FieldError>) {
-    let max = tenant.settings.html_max_bytes;
-    if html.len() > max {
-        errors.push(FieldError {
-            field: "html",
-            code: "too_large",
-            message: format!("html is {} bytes; the limit is {max} bytes", html.len()),
-        });
-    } else if needed && html.trim().is_empty() {
-        errors.push(FieldError {
-            field: "html",
-            code: "required",
-            message: "html is required".into(),
-        });
-    } else if html.contains('\0') {
-        errors.push(FieldError {
-            field: "html",
-            code: "invalid",
-            message: "html must not contain NUL bytes".into(),
-        });
-    }
-}
-
-/// The tenant's policy plugins: the name hook, then the html hook. A rewrite replaces the HTML
-/// and the built-in checks run again on it.
-async fn run_policies(
-    state: &AppState,
-    tenant: &Tenant,
-    signup: &mut Signup,
-) -> Result<(), ApiError> {
-    let submission = Submission {
-        name: signup.name.as_str(),
-        email: signup.email.as_str(),
-        plan: signup.plan.as_deref(),
-    };
-    if let Verdict::Deny(reasons) = state
-        .policies
-        .check(tenant, Hook::Name, signup.name.as_str(), &submission)
-        .await?
-    {
-        return Err(ApiError::PolicyRejected(reasons));
-    }
-    if let Some(html) = &signup.html {
-        match state
-            .policies
-            .check(tenant, Hook::Html, html, &submission)
-            .await?
-        {
-            Verdict::Deny(reasons) => return Err(ApiError::PolicyRejected(reasons)),
-            Verdict::Allow {
-                rewrite: Some(rewritten),
-            } => {
-                let mut errors = Vec::new();
-                check_html(tenant, &rewritten, true, &mut errors);
-                if !errors.is_empty() {
-                    return Err(ApiError::InvalidFields(errors));
-                }
-                signup.html = Some(rewritten);
-            }
-            Verdict::Allow { rewrite: None } => {}
-        }
-    }
-    Ok(())
-}
-
 /// Stores the site and, unless it waits for payment, its provision job: one transaction.
 async fn store(
     state: &AppState,
@@ -343,26 +138,12 @@ async fn store(
     id: &SiteId,
     signup: Signup,
 ) -> Result<Created, ApiError> {
-    let hostname = Hostname::new(&signup.name, &tenant.settings.base_domain);
     let site_state = if tenant.settings.payment_required {
         SiteState::PendingPayment
     } else {
         SiteState::Provisioning
     };
-    let now = now_ms();
-    let site = sites::NewSite {
-        id: id.to_string(),
-        tenant: tenant.name.to_string(),
-        name: signup.name.to_string(),
-        hostname: hostname.to_string(),
-        email: signup.email.as_str().to_owned(),
-        html: signup.html,
-        plan: signup.plan,
-        state: site_state.as_str().to_owned(),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
+    let site = signup.into_new_site(tenant, id, site_state);
     let job = (site_state == SiteState::Provisioning).then(|| {
         Provision {
             site_id: id.to_string(),
@@ -370,6 +151,7 @@ async fn store(
         }
         .to_new_job(&state.settings.jobs)
     });
+    let (name, hostname) = (site.name.clone(), site.hostname.clone());
     let created = state
         .db
         .run(move |c| sites::create(c, &site, job.as_ref()))
@@ -384,8 +166,8 @@ async fn store(
     Ok(Created {
         id: id.to_string(),
         tenant: tenant.name.to_string(),
-        name: signup.name.to_string(),
-        hostname: hostname.to_string(),
+        name,
+        hostname,
         state: site_state,
         status_url: tenant.status_url(id.as_str()),
     })

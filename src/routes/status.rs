@@ -10,7 +10,6 @@ use super::AppState;
 use crate::db::sites::{self, SiteRow};
 use crate::domain::{SiteId, SiteState};
 use crate::error::ApiError;
-use crate::tenants::Tenant;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(status);
@@ -61,7 +60,7 @@ pub(crate) async fn status(
         step: site.step.as_deref(),
         url: (site_state == SiteState::Ready).then(|| tenant.site_url(&site.hostname)),
         checkout_url: (site_state == SiteState::PendingPayment)
-            .then(|| checkout_link(&tenant, &site.id))
+            .then(|| checkout_link(&tenant.settings.checkout_url, &site.id))
             .flatten(),
         status_url: tenant.status_url(&site.id),
         created_at: site.created_at,
@@ -87,14 +86,33 @@ pub(crate) async fn status(
         .body(page(&site, &body).into_string()))
 }
 
-/// The tenant's checkout link carrying the site id as `client_reference_id`.
-fn checkout_link(tenant: &Tenant, site_id: &str) -> Option<String> {
-    let base = &tenant.settings.checkout_url;
+/// The tenant's checkout link carrying the site id as `client_reference_id`, which Stripe Checkout
+/// and Payment Links copy into the `checkout.session.completed` event, so the payment finds its
+/// site. The parameter goes before any `#fragment` and replaces one the configured URL carries.
+/// Site ids are URL-safe, and within Stripe's rules for the value (letters, digits, `_`, `-`).
+fn checkout_link(base: &str, site_id: &str) -> Option<String> {
     if base.is_empty() {
         return None;
     }
-    let separator = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{separator}client_reference_id={site_id}"))
+    let (before_fragment, fragment) = match base.split_once('#') {
+        Some((before, fragment)) => (before, Some(fragment)),
+        None => (base, None),
+    };
+    let (path, query) = before_fragment
+        .split_once('?')
+        .unwrap_or((before_fragment, ""));
+    let ours = format!("client_reference_id={site_id}");
+    let params: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && p.split('=').next() != Some("client_reference_id"))
+        .chain([ours.as_str()])
+        .collect();
+    let mut link = format!("{path}?{}", params.join("&"));
+    if let Some(fragment) = fragment {
+        link.push('#');
+        link.push_str(fragment);
+    }
+    Some(link)
 }
 
 fn headline(state: SiteState) -> &'static str {
@@ -136,6 +154,9 @@ fn page(site: &SiteRow, view: &Status<'_>) -> Markup {
                     p { a href=(url) { (url) } }
                 }
                 @if let Some(pay) = &view.checkout_url {
+                    @if site.last_error.is_some() {
+                        p { "Your last payment did not go through. You can try again." }
+                    }
                     p { "Your site will be set up as soon as the payment goes through. " a href=(pay) { "Pay now" } }
                 }
                 @if state == SiteState::Failed {
@@ -146,5 +167,35 @@ fn page(site: &SiteRow, view: &Status<'_>) -> Markup {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checkout_link_carries_the_site_id_as_client_reference_id() {
+        let id = "site_0123456789abcdefghjkmnpqrs";
+        let cases = [
+            ("https://buy.stripe.com/test_abc", format!("https://buy.stripe.com/test_abc?client_reference_id={id}")),
+            (
+                "https://buy.stripe.com/abc?prefilled_promo_code=SPRING",
+                format!("https://buy.stripe.com/abc?prefilled_promo_code=SPRING&client_reference_id={id}"),
+            ),
+            ("https://pay.example/checkout?", format!("https://pay.example/checkout?client_reference_id={id}")),
+            (
+                "https://pay.example/c?client_reference_id=old&x=1#plans",
+                format!("https://pay.example/c?x=1&client_reference_id={id}#plans"),
+            ),
+        ];
+        for (base, expected) in cases {
+            assert_eq!(
+                checkout_link(base, id).as_deref(),
+                Some(expected.as_str()),
+                "{base}"
+            );
+        }
+        assert_eq!(checkout_link("", id), None);
     }
 }

@@ -15,15 +15,7 @@ async fn metrics_are_exposed_in_prometheus_format() {
     let app = TestApp::spawn().await;
     app.signup("metric-shop").await;
     app.drain_jobs().await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     for name in [
         "berth_sites{state=\"ready\"}",
         "berth_signups_total",

@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth::configuration::{EmailTransport, Rate, RuntimeKind, Settings, TenantSettings};
+use berth::configuration::{
+    EmailTransport, Rate, RuntimeKind, Settings, StripeSettings, TenantSettings,
+};
 use berth::jobs::{self, JobContext, Worker};
 use berth::secret::Secret;
 use berth::startup::{Application, Clients, Mode};
@@ -17,6 +19,10 @@ use tempfile::TempDir;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const ACME_TOKEN: &str = "test-acme-token";
+/// Tenant default's Stripe webhook secret (test only).
+pub const STRIPE_SECRET: &str = "whsec_test_default_5b1f0c3e9a7d2b4c6e8f";
+/// Tenant acme's Stripe webhook secret (test only).
+pub const ACME_STRIPE_SECRET: &str = "whsec_test_acme_0d2e4f6a8b1c3e5f7a9b";
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -63,15 +69,21 @@ pub fn test_settings(dir: &Path) -> Settings {
     settings.rate_limits.signup_per_email = lots;
     settings.rate_limits.signup_per_tenant = lots;
     settings.rate_limits.admin_per_token = lots;
+    settings.rate_limits.stripe_per_tenant = lots;
     settings.jobs.base_delay_secs = 0;
     settings.jobs.max_attempts = 3;
     settings.jobs.lease_secs = 5;
     settings.jobs.poll_interval_ms = 50;
+    settings.tenants[0].stripe.webhook_secrets = vec![Secret::new(STRIPE_SECRET)];
     let acme = TenantSettings {
         name: "acme".into(),
         base_domain: "acme.test".into(),
         admin_token: Secret::new(ACME_TOKEN),
         allowed_origins: vec!["https://shop.acme.test".into()],
+        stripe: StripeSettings {
+            webhook_secrets: vec![Secret::new(ACME_STRIPE_SECRET)],
+            ..StripeSettings::default()
+        },
         ..TenantSettings::default()
     };
     settings.tenants.push(acme);
@@ -189,6 +201,36 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// GETs `path` on the API and returns the body as text (any status).
+    pub async fn get_text(&self, path: &str) -> String {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Posts a Stripe delivery to `path` with `signature` as the `Stripe-Signature` header.
+    pub async fn post_stripe(
+        &self,
+        path: &str,
+        body: &str,
+        signature: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json; charset=utf-8")
+            .body(body.to_owned());
+        if let Some(signature) = signature {
+            request = request.header("stripe-signature", signature);
+        }
+        request.send().await.unwrap()
     }
 
     /// A valid signup of `name` for tenant default; returns the created site's JSON.

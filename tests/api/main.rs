@@ -15,3 +15,4 @@ mod process;
 mod provisioning;
 mod rate_limits;
 mod signup;
+mod stripe;

@@ -133,9 +133,10 @@ async fn signup(client: &reqwest::Client, api: &str, name: &str) -> String {
     body["id"].as_str().unwrap().to_owned()
 }
 
-async fn site(client: &reqwest::Client, api: &str, id: &str) -> serde_json::Value {
+/// An admin GET's JSON body, expecting `200`.
+async fn admin_json(client: &reqwest::Client, api: &str, path: &str) -> serde_json::Value {
     let response = client
-        .get(format!("{api}/admin/sites/{id}"))
+        .get(format!("{api}{path}"))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
@@ -144,6 +145,10 @@ async fn site(client: &reqwest::Client, api: &str, id: &str) -> serde_json::Valu
     let text = response.text().await.unwrap();
     assert_eq!(status, 200, "{text}");
     serde_json::from_str(&text).unwrap()
+}
+
+async fn site(client: &reqwest::Client, api: &str, id: &str) -> serde_json::Value {
+    admin_json(client, api, &format!("/admin/sites/{id}")).await
 }
 
 async fn wait_for_state(
@@ -211,6 +216,71 @@ async fn a_site_killed_mid_provisioning_is_ready_after_a_restart_with_one_email(
     );
     for private in [ADMIN_TOKEN, "ann@example.com", "<p>hi</p>"] {
         assert!(!log.contains(private), "{private} reached the logs");
+    }
+}
+
+#[tokio::test]
+async fn every_acknowledged_stripe_delivery_survives_a_kill_9() {
+    const SECRET: &str = "whsec_test_process_7c1d";
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path());
+    let (config, port) = write_config(dir.path(), &url, "berth", "");
+    let secrets = format!("[\"{SECRET}\"]");
+    let env = [(
+        "BERTH_TENANTS__DEFAULT__STRIPE__WEBHOOK_SECRETS",
+        secrets.as_str(),
+    )];
+    let mut first = Berth::start(&config, port, dir.path().join("berth.log"), &env);
+
+    // Many concurrent deliveries; berth is killed once some are acknowledged, others in flight.
+    let template: serde_json::Value =
+        serde_json::from_str(include_str!("../../webhooks/stripe/invoice.paid.json")).unwrap();
+    let (done, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
+    for n in 0..120 {
+        let mut event = template.clone();
+        let id = format!("evt_kill9_{n}");
+        event["id"] = serde_json::json!(id);
+        let body = serde_json::to_string(&event).unwrap();
+        let signature =
+            berth::stripe::signature::sign(body.as_bytes(), SECRET, berth::db::now_ms() / 1000);
+        let (client, api, done) = (fresh_client(), first.api.clone(), done.clone());
+        tokio::spawn(async move {
+            let response = client
+                .post(format!("{api}/webhooks/stripe"))
+                .header("stripe-signature", signature)
+                .body(body)
+                .send()
+                .await;
+            let acked = response.is_ok_and(|r| r.status() == 200);
+            let _ = done.send((id, acked));
+        });
+    }
+    drop(done);
+    let mut acked = Vec::new();
+    let mut answered = 0;
+    while let Some((id, ok)) = outcomes.recv().await {
+        answered += 1;
+        if ok {
+            acked.push(id);
+        }
+        if acked.len() == 40 && first.child.is_some() {
+            first.kill_9();
+        }
+    }
+    assert_eq!(answered, 120);
+    assert!(acked.len() >= 40, "{} acknowledged", acked.len());
+
+    let second = Berth::start(&config, port, dir.path().join("berth-2.log"), &env);
+    let client = fresh_client();
+    let stored = admin_json(&client, &second.api, "/admin/events?limit=1000").await;
+    let stored: Vec<&str> = stored["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["stripe_event_id"].as_str().unwrap())
+        .collect();
+    for id in &acked {
+        assert!(stored.contains(&id.as_str()), "acknowledged {id} was lost");
     }
 }
 

@@ -416,15 +416,7 @@ async fn a_filled_honeypot_looks_accepted_but_stores_nothing() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["name"], "bot-shop");
     assert_eq!(app.count_sites().await, 0);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     assert!(metrics.contains("berth_honeypot_total"), "{metrics}");
     // The name is still free for a human.
     app.signup("bot-shop").await;

@@ -91,10 +91,31 @@ function renderJobs(jobs) {
   }
 }
 
+function renderEvents(events) {
+  const body = $("events");
+  body.replaceChildren();
+  for (const event of events) {
+    const row = document.createElement("tr");
+    cell(row, event.stripe_event_id);
+    cell(row, event.tenant);
+    cell(row, event.event_type);
+    cell(row, event.outcome);
+    cell(row, event.detail || "", "error");
+    cell(row, new Date(event.received_at).toLocaleString());
+    const actions = cell(row, "");
+    button(actions, "Replay", () => act("POST", "/admin/events/" + encodeURIComponent(event.id) + "/replay"));
+    body.appendChild(row);
+  }
+}
+
 async function refresh() {
   try {
     const { sites } = await api("GET", "/admin/sites?limit=500");
     renderSites(sites);
+    const attention = await Promise.all(
+      ["deferred", "rejected", "invalid"].map((outcome) => api("GET", "/admin/events?limit=100&outcome=" + outcome)),
+    );
+    renderEvents(attention.flatMap((page) => page.events));
     try {
       const { jobs } = await api("GET", "/admin/jobs?state=failed&limit=200");
       renderJobs(jobs);

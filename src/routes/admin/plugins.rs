@@ -10,7 +10,7 @@ use crate::domain::PluginName;
 use crate::error::ApiError;
 use crate::plugin_host::ModuleInfo;
 use crate::policy::{context_json, Hook, Submission};
-use crate::routes::signup::body::read_limited;
+use crate::routes::read_limited;
 use crate::routes::{json_ok, AppState};
 use crate::tenants::Tenant;
 

@@ -79,15 +79,15 @@ pub(crate) async fn list(
 
 /// Loads a site the caller may see: `404` for an unknown id, `403` for another tenant's site.
 async fn load(admin: &Admin, state: &AppState, id: &str) -> Result<SiteRow, ApiError> {
-    let not_found = || ApiError::not_found("site_not_found", format!("no site with id {id:?}"));
-    let id = SiteId::parse(id).map_err(|_| not_found())?;
-    let site = state
-        .db
-        .run(move |c| sites::get(c, id.as_str()))
-        .await?
-        .ok_or_else(not_found)?;
-    admin.require(&site.tenant)?;
-    Ok(site)
+    super::load_owned(
+        admin,
+        state,
+        SiteId::parse(id).ok().map(|id| id.to_string()),
+        || ApiError::not_found("site_not_found", format!("no site with id {id:?}")),
+        sites::get,
+        |site| &site.tenant,
+    )
+    .await
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -236,16 +236,6 @@ pub(crate) async fn resume(
     .await
 }
 
-const DELETABLE: &[SiteState] = &[
-    SiteState::PendingPayment,
-    SiteState::Provisioning,
-    SiteState::Ready,
-    SiteState::Rejected,
-    SiteState::Suspended,
-    SiteState::Deprovisioning,
-    SiteState::Failed,
-];
-
 /// Deprovisions the site: workload, then the DNS record berth owns, then `deleted`.
 #[utoipa::path(delete, path = "/admin/sites/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "→ deprovisioning → deleted; the job is queued", body = SiteOut), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 409, description = "Already deleted", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[delete("/admin/sites/{id}")]
@@ -259,7 +249,7 @@ pub(crate) async fn remove(
         &state,
         &id,
         "delete",
-        DELETABLE,
+        &SiteState::DELETABLE,
         SiteState::Deprovisioning,
         |site, settings| {
             Some(

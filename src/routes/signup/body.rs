@@ -1,37 +1,12 @@
 //! Reading a signup body: urlencoded form, multipart form (the HTML may be a file) or JSON, into
 //! raw field bytes. Nothing here judges the values; that is validation's job.
 
-use std::collections::HashMap;
-
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
 
 use crate::error::ApiError;
-
-/// The submitted fields by name. Values are raw bytes: UTF-8 is checked per field later, so a
-/// bad byte in `html` is reported against `html`.
-#[derive(Debug, Default)]
-pub struct RawForm {
-    fields: HashMap<String, Vec<u8>>,
-}
-
-impl RawForm {
-    fn insert(&mut self, name: String, value: Vec<u8>) -> Result<(), ApiError> {
-        if self.fields.contains_key(&name) {
-            return Err(ApiError::bad_request(
-                "duplicate_field",
-                format!("field {name:?} is given more than once"),
-            ));
-        }
-        self.fields.insert(name, value);
-        Ok(())
-    }
-
-    pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.fields.get(name).map(Vec::as_slice)
-    }
-}
+use crate::signup::RawForm;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyKind {
@@ -63,38 +38,6 @@ pub fn kind_of(req: &HttpRequest) -> Result<BodyKind, ApiError> {
             mime.essence_str()
         ))),
     }
-}
-
-/// Reads the whole body, refusing (413) anything over `limit` bytes before buffering it.
-pub async fn read_limited(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<web::Bytes, ApiError> {
-    let too_large =
-        || ApiError::PayloadTooLarge(format!("the request body is larger than {limit} bytes"));
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::bad_request(
-                "malformed_body",
-                format!("cannot read the request body: {e}"),
-            )
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }
 
 pub async fn parse(

@@ -1,0 +1,132 @@
+//! `/admin/events`: stored Stripe events with their outcome, and replay. A tenant token sees
+//! only its tenant's events.
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Admin;
+use crate::db::stripe_events::{self, StripeEventRow};
+use crate::db::{jobs, write_tx};
+use crate::domain::EventId;
+use crate::error::ApiError;
+use crate::jobs::{BackgroundJob, ProcessStripeEvent};
+use crate::routes::{json_ok, AppState};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(list).service(get).service(replay);
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    tenant: Option<String>,
+    /// `received`, `applied`, `ignored`, `stale`, `deferred`, `rejected` or `invalid`.
+    outcome: Option<String>,
+    site_id: Option<String>,
+    limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/admin/events", tag = "admin", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "Stripe events, newest first, with their outcome", body = crate::routes::openapi::EventList), (status = 400, description = "Bad filter", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[get("/admin/events")]
+pub(crate) async fn list(
+    admin: Admin,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let tenant = admin.tenant_filter(query.tenant.as_deref())?;
+    if let Some(outcome) = &query.outcome {
+        if !stripe_events::OUTCOMES.contains(&outcome.as_str()) {
+            return Err(ApiError::bad_request(
+                "invalid_outcome",
+                format!(
+                    "unknown outcome {outcome:?}; known: {}",
+                    stripe_events::OUTCOMES.join(", ")
+                ),
+            ));
+        }
+    }
+    let limit = super::limit(query.limit);
+    let rows = state
+        .db
+        .run(move |c| {
+            stripe_events::list(
+                c,
+                tenant.as_deref(),
+                query.outcome.as_deref(),
+                query.site_id.as_deref(),
+                limit,
+            )
+        })
+        .await?;
+    Ok(json_ok(
+        StatusCode::OK,
+        &serde_json::json!({ "events": rows }),
+    ))
+}
+
+/// Loads an event the caller may see: `404` for an unknown id, `403` for another tenant's.
+async fn load(admin: &Admin, state: &AppState, id: &str) -> Result<StripeEventRow, ApiError> {
+    super::load_owned(
+        admin,
+        state,
+        EventId::parse(id).ok().map(|id| id.to_string()),
+        || ApiError::not_found("event_not_found", format!("no event with id {id:?}")),
+        stripe_events::get,
+        |event| &event.tenant,
+    )
+    .await
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct EventDetail {
+    #[serde(flatten)]
+    event: StripeEventRow,
+    /// The body exactly as Stripe signed it.
+    payload: serde_json::Value,
+}
+
+#[utoipa::path(get, path = "/admin/events/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "berth's event id (event_…)")), responses((status = 200, description = "The event with its raw payload", body = EventDetail), (status = 404, description = "No such event", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[get("/admin/events/{id}")]
+pub(crate) async fn get(
+    admin: Admin,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let event = load(&admin, &state, &id).await?;
+    let payload = serde_json::from_str(&event.payload)
+        .unwrap_or_else(|_| serde_json::Value::String(event.payload.clone()));
+    Ok(json_ok(StatusCode::OK, &EventDetail { event, payload }))
+}
+
+/// Processes the event again: its outcome goes back to `received` and a job is queued, in one
+/// transaction. Safe for any event: a site never moves backwards, so replaying an old event
+/// changes nothing, and a deferred one is applied if its site is known now.
+#[utoipa::path(post, path = "/admin/events/{id}/replay", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "berth's event id (event_…)")), responses((status = 202, description = "Queued for processing", body = StripeEventRow), (status = 404, description = "No such event", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[post("/admin/events/{id}/replay")]
+pub(crate) async fn replay(
+    admin: Admin,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let event = load(&admin, &state, &id).await?;
+    let job = ProcessStripeEvent {
+        event_id: event.id.clone(),
+    }
+    .to_new_job(&state.settings.jobs);
+    let id = event.id.clone();
+    let replayed = state
+        .db
+        .run(move |c| {
+            write_tx(c, |c| {
+                stripe_events::reset(c, &id)?;
+                jobs::insert(c, &job)?;
+                stripe_events::get(c, &id)
+            })
+        })
+        .await?;
+    state.wake.notify_one();
+    tracing::info!(tenant = %event.tenant, stripe.event_id = %event.stripe_event_id, stripe.event_type = %event.event_type, "Stripe event replayed by an operator");
+    Ok(json_ok(StatusCode::ACCEPTED, &replayed))
+}

@@ -1,0 +1,184 @@
+//! `POST /webhooks/stripe` (tenant `default`) and `POST /t/{tenant}/webhooks/stripe`: rate limit
+//! → `Stripe-Signature` → raw body → verification → envelope → durable store with its job →
+//! `200`. Anything wrong with the request is a `400` (or `404`, `413`, `429`) and stores nothing;
+//! a redelivered event gets `200` and stores nothing new.
+
+use std::sync::Arc;
+
+use actix_web::http::header::HeaderName;
+use actix_web::{post, web, HttpRequest, HttpResponse, ResponseError};
+use serde::Serialize;
+
+use super::AppState;
+use crate::db::now_ms;
+use crate::db::stripe_events::{self, NewStripeEvent};
+use crate::domain::EventId;
+use crate::error::ApiError;
+use crate::jobs::{BackgroundJob, ProcessStripeEvent};
+use crate::stripe::event::Event;
+use crate::stripe::ingest::{Delivery, Stored};
+use crate::stripe::signature::{SignatureError, SignatureHeader};
+use crate::tenants::Tenant;
+
+/// The largest event body accepted. Stripe's events are far smaller (lists in events are
+/// truncated), so a larger body is not Stripe's.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+
+const STRIPE_SIGNATURE: HeaderName = HeaderName::from_static("stripe-signature");
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(stripe_default).service(stripe_tenant);
+}
+
+/// The answer to an accepted delivery.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Received {
+    received: bool,
+    /// The tenant already had this event; nothing new was stored.
+    duplicate: bool,
+}
+
+/// A Stripe webhook delivery for tenant `default`.
+#[utoipa::path(post, path = "/webhooks/stripe", tag = "webhooks", params(("Stripe-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256>[,v1=…]")), request_body(content = String, content_type = "application/json", description = "The event exactly as Stripe sent it"), responses((status = 200, description = "Stored durably (or already stored) with its processing job", body = Received), (status = 400, description = "Missing, malformed or invalid signature, timestamp out of tolerance, or not a Stripe event; nothing stored", body = crate::routes::openapi::ErrorBody), (status = 404, description = "Unknown tenant", body = crate::routes::openapi::ErrorBody), (status = 413, description = "Body over 1 MiB", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited (stripe_per_tenant); see Retry-After", body = crate::routes::openapi::ErrorBody)))]
+#[post("/webhooks/stripe")]
+pub(crate) async fn stripe_default(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    receive(req, payload, state, "default").await
+}
+
+/// A Stripe webhook delivery for a tenant.
+#[utoipa::path(post, path = "/t/{tenant}/webhooks/stripe", tag = "webhooks", params(("tenant" = String, Path, description = "Tenant name"), ("Stripe-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256>[,v1=…]")), request_body(content = String, content_type = "application/json", description = "The event exactly as Stripe sent it"), responses((status = 200, description = "Stored durably (or already stored) with its processing job", body = Received), (status = 400, description = "Missing, malformed or invalid signature, timestamp out of tolerance, or not a Stripe event; nothing stored", body = crate::routes::openapi::ErrorBody), (status = 404, description = "Unknown tenant", body = crate::routes::openapi::ErrorBody), (status = 413, description = "Body over 1 MiB", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited (stripe_per_tenant); see Retry-After", body = crate::routes::openapi::ErrorBody)))]
+#[post("/t/{tenant}/webhooks/stripe")]
+pub(crate) async fn stripe_tenant(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    tenant: web::Path<String>,
+) -> HttpResponse {
+    receive(req, payload, state, &tenant).await
+}
+
+async fn receive(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    tenant: &str,
+) -> HttpResponse {
+    let tenant = match state.tenant(tenant) {
+        Ok(tenant) => tenant,
+        Err(error) => return error.error_response(),
+    };
+    let (outcome, response) = match accept(&req, payload, &state, &tenant).await {
+        Ok(stored) => {
+            let duplicate = stored == Stored::Duplicate;
+            let outcome = if duplicate { "duplicate" } else { "stored" };
+            let body = Received {
+                received: true,
+                duplicate,
+            };
+            (outcome, HttpResponse::Ok().json(body))
+        }
+        Err(error) => {
+            if !matches!(error, ApiError::Internal(_)) {
+                tracing::warn!(tenant = %tenant.name, reason = error.code(), "Stripe delivery refused");
+            }
+            (error.code(), error.error_response())
+        }
+    };
+    metrics::counter!("berth_stripe_webhooks_total", "tenant" => tenant.name.to_string(), "outcome" => outcome)
+        .increment(1);
+    response
+}
+
+#[tracing::instrument(name = "stripe_webhook", skip_all, fields(tenant = %tenant.name, stripe.event_id, stripe.event_type))]
+async fn accept(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    tenant: &Arc<Tenant>,
+) -> Result<Stored, ApiError> {
+    state.limits.stripe_per_tenant.check(tenant.name.as_str())?;
+    let header = signature_header(req)?;
+    let body = super::read_limited(req, payload, MAX_EVENT_BYTES).await?;
+    let stripe = &tenant.settings.stripe;
+    header
+        .verify(
+            &body,
+            &stripe.webhook_secrets,
+            stripe.tolerance_secs,
+            now_ms() / 1000,
+        )
+        .map_err(|error| rejected(&error))?;
+    let event = Event::parse(&body).map_err(|why| ApiError::bad_request("malformed_event", why))?;
+    let span = tracing::Span::current();
+    span.record("stripe.event_id", event.id.as_str());
+    span.record("stripe.event_type", event.kind.as_str());
+    let payload = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("malformed_event", "the body is not UTF-8"))?;
+    let stored = state
+        .events
+        .store(delivery(state, tenant, &event, payload))
+        .await?;
+    match stored {
+        Stored::New => {
+            state.wake.notify_one();
+            tracing::info!("Stripe event stored");
+        }
+        Stored::Duplicate => tracing::info!("Stripe event redelivered; already stored"),
+    }
+    Ok(stored)
+}
+
+/// The one `Stripe-Signature` header, parsed. Absent, repeated or unreadable headers are `400`.
+fn signature_header(req: &HttpRequest) -> Result<SignatureHeader, ApiError> {
+    let mut values = req.headers().get_all(STRIPE_SIGNATURE);
+    let Some(value) = values.next() else {
+        return Err(ApiError::bad_request(
+            "missing_signature",
+            "the Stripe-Signature header is missing",
+        ));
+    };
+    if values.next().is_some() {
+        return Err(rejected(&SignatureError::Malformed(
+            "it is given more than once",
+        )));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| rejected(&SignatureError::Malformed("it is not visible ASCII")))?;
+    SignatureHeader::parse(value).map_err(|e| rejected(&e))
+}
+
+fn rejected(error: &SignatureError) -> ApiError {
+    ApiError::bad_request(error.code(), error.to_string())
+}
+
+/// The event row (outcome `received`) and the job that will process it.
+fn delivery(state: &AppState, tenant: &Tenant, event: &Event, payload: String) -> Delivery {
+    let id = EventId::generate();
+    let job = ProcessStripeEvent {
+        event_id: id.to_string(),
+    }
+    .to_new_job(&state.settings.jobs);
+    Delivery {
+        event: NewStripeEvent {
+            id: id.to_string(),
+            tenant: tenant.name.to_string(),
+            stripe_event_id: event.id.as_str().to_owned(),
+            event_type: event.kind.clone(),
+            created_at: event.created_at_ms(),
+            livemode: event.livemode,
+            api_version: event.api_version.clone(),
+            object_id: event.object_id().map(str::to_owned),
+            customer_id: event.customer_id().map(str::to_owned),
+            subscription_id: event.subscription_id().map(str::to_owned),
+            payload,
+            outcome: stripe_events::RECEIVED.to_owned(),
+            received_at: now_ms(),
+        },
+        job,
+    }
+}
