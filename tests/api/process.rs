@@ -35,7 +35,6 @@ signup_per_ip = {{ per_second = 1000, burst = 1000 }}
 signup_per_email = {{ per_second = 1000, burst = 1000 }}
 
 [jobs]
-lease_secs = 5
 poll_interval_ms = 100
 base_delay_secs = 1
 {extra}
@@ -43,6 +42,13 @@ base_delay_secs = 1
         sites = free_port(),
         outbox = dir.join("outbox").display(),
     );
+    // A short lease lets a restarted process take over a killed one's jobs quickly; tests that
+    // do not kill anything may ask for a longer one.
+    let config = if extra.contains("lease_secs") {
+        config
+    } else {
+        config.replace("[jobs]\n", "[jobs]\nlease_secs = 5\n")
+    };
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, config).unwrap();
     (path, port)
@@ -363,8 +369,10 @@ async fn sigterm_stops_gracefully_and_releases_unfinished_leases() {
 async fn two_processes_sharing_a_database_never_run_the_same_job_twice() {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database_url(dir.path());
-    let (config_a, port_a) = write_config(dir.path(), &url, "a", "concurrency = 4\n");
-    let (config_b, port_b) = write_config(dir.path(), &url, "b", "concurrency = 4\n");
+    let (config_a, port_a) =
+        write_config(dir.path(), &url, "a", "concurrency = 4\nlease_secs = 60\n");
+    let (config_b, port_b) =
+        write_config(dir.path(), &url, "b", "concurrency = 4\nlease_secs = 60\n");
     let migrate = Command::new(env!("CARGO_BIN_EXE_berth"))
         .arg("--config")
         .arg(&config_a)
