@@ -58,8 +58,12 @@ fn main() {
         std::fs::read(dist.join(file))
             .unwrap_or_else(|_| panic!("{file} is missing: run plugins/build.sh first"))
     };
-    let host =
-        PluginHost::new(&PluginSettings::default(), HostOptions::default()).expect("host starts");
+    // A generous deadline: this measures cost, and a busy machine must not turn into timeouts.
+    let settings = PluginSettings {
+        timeout_ms: 10_000,
+        ..PluginSettings::default()
+    };
+    let host = PluginHost::new(&settings, HostOptions::default()).expect("host starts");
     let allow = host
         .load(&wat::parse_file(root.join("tests/fixtures/plugins/allow.wat")).unwrap())
         .unwrap();
