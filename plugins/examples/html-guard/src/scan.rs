@@ -25,6 +25,8 @@ pub fn scan(html: &str, allowed_form_targets: &[&str]) -> Vec<Finding> {
         }
     };
     let mut i = 0;
+    // Line numbers are counted as the scan moves forward (linear in the page size).
+    let (mut line, mut counted_to) = (1usize, 0usize);
     while let Some(offset) = bytes[i..].iter().position(|&b| b == b'<') {
         let start = i + offset;
         if bytes[start..].starts_with(b"<!--") {
@@ -36,7 +38,8 @@ pub fn scan(html: &str, allowed_form_targets: &[&str]) -> Vec<Finding> {
         }
         let end = tag_end(bytes, start + 1);
         let tag = &html[start..end];
-        let line = 1 + bytes[..start].iter().filter(|&&b| b == b'\n').count();
+        line += bytes[counted_to..start].iter().filter(|&&b| b == b'\n').count();
+        counted_to = start;
         check_tag(tag, line, allowed_form_targets, &mut |code, message| {
             report(code, message, &mut findings)
         });
