@@ -49,10 +49,15 @@ impl Value {
 
     /// The strings of an array value; `Err` names the first item that is not a string.
     pub fn string_list(&self, what: &str) -> Result<Vec<&str>, String> {
-        let items = self.as_array().ok_or_else(|| format!("{} must be a list of strings", what))?;
+        let items = self
+            .as_array()
+            .ok_or_else(|| format!("{} must be a list of strings", what))?;
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            out.push(item.as_str().ok_or_else(|| format!("{}[{}] must be a string", what, i))?);
+            out.push(
+                item.as_str()
+                    .ok_or_else(|| format!("{}[{}] must be a string", what, i))?,
+            );
         }
         Ok(out)
     }
@@ -60,7 +65,11 @@ impl Value {
 
 /// Parses one JSON document.
 pub fn parse(text: &str) -> Result<Value, String> {
-    let mut parser = Parser { bytes: text.as_bytes(), pos: 0, depth: 0 };
+    let mut parser = Parser {
+        bytes: text.as_bytes(),
+        pos: 0,
+        depth: 0,
+    };
     let value = parser.value()?;
     parser.skip_ws();
     if parser.pos != parser.bytes.len() {
@@ -179,12 +188,18 @@ impl<'a> Parser<'a> {
         while let Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') = self.bytes.get(self.pos) {
             self.pos += 1;
         }
-        let text = std::str::from_utf8(&self.bytes[start..self.pos]).map_err(|_| "bad number".to_string())?;
-        text.parse::<f64>().map(Value::Number).map_err(|_| format!("bad number at byte {}", start))
+        let text = std::str::from_utf8(&self.bytes[start..self.pos])
+            .map_err(|_| "bad number".to_string())?;
+        text.parse::<f64>()
+            .map(Value::Number)
+            .map_err(|_| format!("bad number at byte {}", start))
     }
 
     fn hex4(&mut self) -> Result<u32, String> {
-        let digits = self.bytes.get(self.pos..self.pos + 4).ok_or_else(|| "truncated \\u escape".to_string())?;
+        let digits = self
+            .bytes
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| "truncated \\u escape".to_string())?;
         let text = std::str::from_utf8(digits).map_err(|_| "bad \\u escape".to_string())?;
         self.pos += 4;
         u32::from_str_radix(text, 16).map_err(|_| "bad \\u escape".to_string())
@@ -201,7 +216,10 @@ impl<'a> Parser<'a> {
                 }
                 self.pos += 1;
             }
-            out.push_str(std::str::from_utf8(&self.bytes[start..self.pos]).map_err(|_| "string is not UTF-8".to_string())?);
+            out.push_str(
+                std::str::from_utf8(&self.bytes[start..self.pos])
+                    .map_err(|_| "string is not UTF-8".to_string())?,
+            );
             match self.bytes.get(self.pos) {
                 Some(b'"') => {
                     self.pos += 1;
@@ -209,7 +227,10 @@ impl<'a> Parser<'a> {
                 }
                 Some(b'\\') => {
                     self.pos += 1;
-                    let escape = *self.bytes.get(self.pos).ok_or_else(|| "truncated escape".to_string())?;
+                    let escape = *self
+                        .bytes
+                        .get(self.pos)
+                        .ok_or_else(|| "truncated escape".to_string())?;
                     self.pos += 1;
                     match escape {
                         b'"' => out.push('"'),
@@ -222,10 +243,14 @@ impl<'a> Parser<'a> {
                         b't' => out.push('\t'),
                         b'u' => {
                             let mut code = self.hex4()?;
-                            if (0xd800..0xdc00).contains(&code) && self.bytes[self.pos..].starts_with(b"\\u") {
+                            if (0xd800..0xdc00).contains(&code)
+                                && self.bytes[self.pos..].starts_with(b"\\u")
+                            {
                                 self.pos += 2;
                                 let low = self.hex4()?;
-                                code = 0x10000 + ((code - 0xd800) << 10) + (low.wrapping_sub(0xdc00) & 0x3ff);
+                                code = 0x10000
+                                    + ((code - 0xd800) << 10)
+                                    + (low.wrapping_sub(0xdc00) & 0x3ff);
                             }
                             out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
                         }
@@ -261,9 +286,16 @@ mod tests {
 
     #[test]
     fn parses_nested_documents() {
-        let v = parse(r#" {"a": [1, 2.5, -3e2], "b": {"c": "x\"y\u00e9"}, "d": null, "e": true} "#).unwrap();
-        assert_eq!(v.get("a").unwrap().as_array().unwrap()[2], Value::Number(-300.0));
-        assert_eq!(v.get("b").unwrap().get("c").unwrap().as_str(), Some("x\"yé"));
+        let v = parse(r#" {"a": [1, 2.5, -3e2], "b": {"c": "x\"y\u00e9"}, "d": null, "e": true} "#)
+            .unwrap();
+        assert_eq!(
+            v.get("a").unwrap().as_array().unwrap()[2],
+            Value::Number(-300.0)
+        );
+        assert_eq!(
+            v.get("b").unwrap().get("c").unwrap().as_str(),
+            Some("x\"yé")
+        );
         assert_eq!(v.get("e").unwrap().as_bool(), Some(true));
     }
 

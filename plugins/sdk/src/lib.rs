@@ -47,10 +47,16 @@ impl Context {
             hook: text_of(value.get("hook")),
             tenant: text_of(value.get("tenant")),
             plugin: text_of(value.get("plugin")),
-            settings: value.get("settings").cloned().unwrap_or(Value::Object(Vec::new())),
+            settings: value
+                .get("settings")
+                .cloned()
+                .unwrap_or(Value::Object(Vec::new())),
             name: text_of(submission.and_then(|s| s.get("name"))),
             email: text_of(submission.and_then(|s| s.get("email"))),
-            plan: submission.and_then(|s| s.get("plan")).and_then(Value::as_str).map(str::to_string),
+            plan: submission
+                .and_then(|s| s.get("plan"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
         })
     }
 }
@@ -72,7 +78,10 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn allow() -> Outcome {
-        Outcome { reasons: Vec::new(), rewrite: None }
+        Outcome {
+            reasons: Vec::new(),
+            rewrite: None,
+        }
     }
 
     pub fn deny(code: &str, message: &str) -> Outcome {
@@ -82,12 +91,18 @@ impl Outcome {
     }
 
     pub fn rewrite(value: String) -> Outcome {
-        Outcome { reasons: Vec::new(), rewrite: Some(value) }
+        Outcome {
+            reasons: Vec::new(),
+            rewrite: Some(value),
+        }
     }
 
     /// Adds a reason; an outcome with any reason denies.
     pub fn add(&mut self, code: &str, message: &str) {
-        self.reasons.push(Reason { code: code.to_string(), message: message.to_string() });
+        self.reasons.push(Reason {
+            code: code.to_string(),
+            message: message.to_string(),
+        });
     }
 
     pub fn denies(&self) -> bool {
@@ -97,7 +112,11 @@ impl Outcome {
     /// The ABI's output JSON.
     pub fn to_json(&self) -> String {
         let mut out = String::from("{\"verdict\":");
-        out.push_str(if self.denies() { "\"deny\"" } else { "\"allow\"" });
+        out.push_str(if self.denies() {
+            "\"deny\""
+        } else {
+            "\"allow\""
+        });
         out.push_str(",\"reasons\":[");
         for (i, reason) in self.reasons.iter().enumerate() {
             if i > 0 {
@@ -169,8 +188,15 @@ fn output(text: String) -> i64 {
 }
 
 #[doc(hidden)]
-pub fn __validate(ctx_ptr: i32, ctx_len: i32, val_ptr: i32, val_len: i32, validate: fn(&Context, &str) -> Outcome) -> i64 {
-    let context = std::str::from_utf8(input(ctx_ptr, ctx_len)).map_err(|_| "context is not UTF-8".to_string());
+pub fn __validate(
+    ctx_ptr: i32,
+    ctx_len: i32,
+    val_ptr: i32,
+    val_len: i32,
+    validate: fn(&Context, &str) -> Outcome,
+) -> i64 {
+    let context = std::str::from_utf8(input(ctx_ptr, ctx_len))
+        .map_err(|_| "context is not UTF-8".to_string());
     let context = context.and_then(Context::parse);
     let outcome = match (context, std::str::from_utf8(input(val_ptr, val_len))) {
         (Ok(context), Ok(value)) => validate(&context, value),
@@ -236,7 +262,10 @@ mod tests {
 
     #[test]
     fn outcomes_serialise_to_the_abi_shape() {
-        assert_eq!(Outcome::allow().to_json(), r#"{"verdict":"allow","reasons":[],"rewrite":null}"#);
+        assert_eq!(
+            Outcome::allow().to_json(),
+            r#"{"verdict":"allow","reasons":[],"rewrite":null}"#
+        );
         assert_eq!(
             Outcome::deny("bad", "a \"quoted\" word").to_json(),
             r#"{"verdict":"deny","reasons":[{"code":"bad","message":"a \"quoted\" word"}],"rewrite":null}"#
@@ -252,6 +281,9 @@ mod tests {
         assert_eq!(ctx.hook, "name");
         assert_eq!(ctx.name, "shop");
         assert_eq!(ctx.plan, None);
-        assert_eq!(ctx.settings.get("names").unwrap().as_array().unwrap().len(), 1);
+        assert_eq!(
+            ctx.settings.get("names").unwrap().as_array().unwrap().len(),
+            1
+        );
     }
 }

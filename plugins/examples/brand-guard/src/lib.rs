@@ -38,7 +38,9 @@ pub fn distance(a: &str, b: &str, limit: usize) -> usize {
         let mut current = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
             let cost = if ca == cb { 0 } else { 1 };
-            current[j + 1] = (previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1);
+            current[j + 1] = (previous[j] + cost)
+                .min(previous[j + 1] + 1)
+                .min(current[j] + 1);
         }
         previous = current;
     }
@@ -71,21 +73,32 @@ pub fn imitated<'a>(name: &str, brands: &[&'a str], max_distance: usize) -> Opti
 }
 
 fn settings_of(settings: &Value) -> (Vec<&str>, usize) {
-    let brands = settings.get("brands").and_then(|v| v.string_list("brands").ok()).unwrap_or_default();
-    let max = settings.get("max_distance").and_then(Value::as_f64).unwrap_or(1.0) as usize;
+    let brands = settings
+        .get("brands")
+        .and_then(|v| v.string_list("brands").ok())
+        .unwrap_or_default();
+    let max = settings
+        .get("max_distance")
+        .and_then(Value::as_f64)
+        .unwrap_or(1.0) as usize;
     (brands, max)
 }
 
 pub fn validate(ctx: &Context, name: &str) -> Outcome {
     let (brands, max_distance) = settings_of(&ctx.settings);
     match imitated(name, &brands, max_distance) {
-        Some(brand) => Outcome::deny("brand_imitation", &format!("{:?} is too close to the protected name {:?}", name, brand)),
+        Some(brand) => Outcome::deny(
+            "brand_imitation",
+            &format!("{:?} is too close to the protected name {:?}", name, brand),
+        ),
         None => Outcome::allow(),
     }
 }
 
 pub fn validate_settings(settings: &Value) -> Result<(), String> {
-    let brands = settings.get("brands").ok_or_else(|| "settings need \"brands\": a list of protected names".to_string())?;
+    let brands = settings
+        .get("brands")
+        .ok_or_else(|| "settings need \"brands\": a list of protected names".to_string())?;
     brands.string_list("brands")?;
     if let Some(max) = settings.get("max_distance") {
         match max.as_f64() {
@@ -105,7 +118,14 @@ mod tests {
     #[test]
     fn catches_look_alikes() {
         let brands = ["paypal", "google", "microsoft"];
-        for name in ["paypa1", "pay-pal", "g00gle-login", "rnicrosoft", "my-paypal-shop", "paypall"] {
+        for name in [
+            "paypa1",
+            "pay-pal",
+            "g00gle-login",
+            "rnicrosoft",
+            "my-paypal-shop",
+            "paypall",
+        ] {
             assert!(imitated(name, &brands, 1).is_some(), "{}", name);
         }
         for name in ["my-bakery", "garden-tools", "palpay-art"] {

@@ -26,7 +26,10 @@ pub fn validate_settings(settings: &Value) -> Result<(), String> {
     if let Some(list) = settings.get("allow_forms_to") {
         for origin in list.string_list("allow_forms_to")? {
             if !(origin.starts_with("https://") || origin.starts_with("http://")) {
-                return Err(format!("allow_forms_to: {:?} is not an http(s) origin", origin));
+                return Err(format!(
+                    "allow_forms_to: {:?} is not an http(s) origin",
+                    origin
+                ));
             }
         }
     }

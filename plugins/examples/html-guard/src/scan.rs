@@ -38,7 +38,10 @@ pub fn scan(html: &str, allowed_form_targets: &[&str]) -> Vec<Finding> {
         }
         let end = tag_end(bytes, start + 1);
         let tag = &html[start..end];
-        line += bytes[counted_to..start].iter().filter(|&&b| b == b'\n').count();
+        line += bytes[counted_to..start]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
         counted_to = start;
         check_tag(tag, line, allowed_form_targets, &mut |code, message| {
             report(code, message, &mut findings)
