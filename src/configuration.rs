@@ -30,7 +30,27 @@ pub struct Settings {
     pub log: LogSettings,
     pub kubernetes: KubernetesSettings,
     pub plugins: PluginSettings,
+    /// Settings of Stripe event handling shared by every tenant (each tenant's webhook secrets
+    /// are in its own `stripe` table).
+    pub stripe: StripeRetentionSettings,
     pub tenants: Vec<TenantSettings>,
+}
+
+/// How long processed Stripe events are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StripeRetentionSettings {
+    /// Processed events (applied, ignored, stale, invalid) are deleted this long after they were
+    /// processed; rejected and deferred ones stay until an operator acts. 0 keeps them forever.
+    pub event_retention_days: u64,
+}
+
+impl Default for StripeRetentionSettings {
+    fn default() -> Self {
+        Self {
+            event_retention_days: 90,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -44,6 +64,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             kubernetes: KubernetesSettings::default(),
             plugins: PluginSettings::default(),
+            stripe: StripeRetentionSettings::default(),
             tenants: vec![TenantSettings::default()],
         }
     }
@@ -230,12 +251,15 @@ pub struct JobSettings {
     pub ready_timeout_secs: u64,
     /// On shutdown, how long running jobs may take to finish before their leases are released.
     pub shutdown_grace_secs: u64,
+    /// Succeeded jobs are deleted this long after they finished; failed jobs stay until an
+    /// operator acts. 0 keeps them forever.
+    pub retention_days: u64,
 }
 
 impl Default for JobSettings {
     fn default() -> Self {
         Self {
-            concurrency: 4,
+            concurrency: 64,
             base_delay_secs: 5,
             max_delay_secs: 6 * 3600,
             max_attempts: 12,
@@ -243,6 +267,7 @@ impl Default for JobSettings {
             poll_interval_ms: 500,
             ready_timeout_secs: 300,
             shutdown_grace_secs: 20,
+            retention_days: 7,
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Storage: one diesel code path over SQLite (the embedded default) and PostgreSQL.
 //!
-//! Durability rules: SQLite runs in WAL mode with `synchronous=FULL` and a busy timeout, and every
-//! write goes through [`write_tx`], which opens the transaction with `BEGIN IMMEDIATE` so writers
-//! queue on the lock instead of failing on a stale snapshot. PostgreSQL keeps its durable
-//! defaults. A function here returning `Ok` after a write means the write is on disk.
+//! Durability rules: SQLite runs in WAL mode with `synchronous=FULL` and a busy timeout;
+//! PostgreSQL keeps its durable defaults. Every write transaction goes through [`Db::write`]: one
+//! connection per process that runs the transactions waiting at a moment together and commits
+//! them once (see `writer`), opening each with `BEGIN IMMEDIATE` on SQLite so the lock is taken
+//! up front. Reads use the pool ([`Db::run`]). `Db::write` returning `Ok` means the write is on
+//! disk. Functions in the submodules that write expect to be called inside `Db::write`.
 
 pub mod jobs;
 pub mod outbox;
@@ -11,7 +13,9 @@ pub mod plugins;
 pub mod schema;
 pub mod sites;
 pub mod stripe_events;
+mod writer;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -40,7 +44,7 @@ pub enum Backend {
 
 /// Opens connections from a `sqlite://PATH` or `postgres://…` URL, setting SQLite's pragmas on
 /// each new connection.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Manager {
     backend: Backend,
     /// The URL or path handed to the driver. Never logged: it can hold a password.
@@ -83,10 +87,11 @@ impl ManageConnection for Manager {
     }
 }
 
-/// The connection pool. Cheap to clone.
+/// The connection pool for reads, and the one write path. Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<Manager>,
+    writer: Arc<writer::Writer>,
     backend: Backend,
 }
 
@@ -107,19 +112,48 @@ impl Db {
             target,
             busy_timeout_ms: settings.busy_timeout_ms,
         };
+        let begin = match backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        let writer_manager = manager.clone();
+        let writer = Arc::new(writer::Writer::start(
+            move || {
+                writer_manager
+                    .connect()
+                    .context("failed to connect to the database")
+            },
+            begin,
+        )?);
         let pool = Pool::builder()
             .max_size(settings.max_connections)
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .context("failed to connect to the database")?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
-    /// Runs blocking diesel work on the blocking pool with a pooled connection.
+    /// Runs `f` in a write transaction on the one write path, sharing its commit with the other
+    /// writes waiting at that moment; returns `f`'s value once the commit is durable. When `f`
+    /// returns `Err` (or panics), its writes are rolled back and nothing else is affected.
+    /// `f` must be pure database work: every writer of the process waits while it runs.
+    pub async fn write<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        F: FnOnce(&mut DbConnection) -> anyhow::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.writer.write(f).await
+    }
+
+    /// Runs blocking diesel work (reads) on the blocking pool with a pooled connection.
     pub async fn run<T, F>(&self, f: F) -> anyhow::Result<T>
     where
         F: FnOnce(&mut DbConnection) -> anyhow::Result<T> + Send + 'static,
@@ -182,45 +216,6 @@ impl Db {
         })
         .await
         .is_ok_and(|pending| !pending)
-    }
-}
-
-/// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (take the write lock up front,
-/// waiting up to the busy timeout), a normal transaction on PostgreSQL. Commits when `f` returns
-/// `Ok`, rolls back otherwise (and when `f` panics).
-pub fn write_tx<T>(
-    conn: &mut DbConnection,
-    f: impl FnOnce(&mut DbConnection) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    match conn {
-        DbConnection::Postgresql(_) => conn.transaction(f),
-        DbConnection::Sqlite(_) => {
-            conn.batch_execute("BEGIN IMMEDIATE")
-                .context("failed to begin a write transaction")?;
-            let mut guard = RollbackGuard { conn, done: false };
-            let value = f(guard.conn)?;
-            guard
-                .conn
-                .batch_execute("COMMIT")
-                .context("failed to commit")?;
-            guard.done = true;
-            Ok(value)
-        }
-    }
-}
-
-/// Rolls an open SQLite transaction back unless it was committed, so a pooled connection never
-/// goes back to the pool mid-transaction.
-struct RollbackGuard<'a> {
-    conn: &'a mut DbConnection,
-    done: bool,
-}
-
-impl Drop for RollbackGuard<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = self.conn.batch_execute("ROLLBACK");
-        }
     }
 }
 

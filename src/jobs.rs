@@ -6,6 +6,7 @@
 
 mod deprovision;
 mod provision;
+pub mod retention;
 mod runner;
 mod send_email;
 mod stripe_event;
@@ -141,6 +142,11 @@ impl Registry {
 
     fn get(&self, kind: &str) -> Option<Erased> {
         self.kinds.get(kind).copied()
+    }
+
+    /// The names of the registered kinds.
+    pub fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.kinds.keys().copied()
     }
 }
 

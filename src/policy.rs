@@ -339,7 +339,7 @@ impl PolicyEngine {
                     policy.mutating,
                     plugin.info.validates_settings,
                 );
-                self.db.run(move |c| plugins::put(c, &row)).await?;
+                self.db.write(move |c| plugins::put(c, &row)).await?;
                 rows.push(plugins::BindingRow {
                     tenant: tenant.name.clone(),
                     position: position as i32,
@@ -355,7 +355,7 @@ impl PolicyEngine {
             }
             let name = tenant.name.clone();
             self.db
-                .run(move |c| plugins::replace_bindings(c, &name, &rows))
+                .write(move |c| plugins::replace_bindings(c, &name, &rows))
                 .await?;
         }
         Ok(())

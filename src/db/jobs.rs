@@ -1,18 +1,23 @@
 //! Job rows: enqueue, claim under a lease, heartbeat, finish.
 //!
 //! A job is `queued` until a worker claims it: the claim sets `running`, the worker as lease
-//! owner, a lease expiry, and counts the attempt, in one statement (PostgreSQL: `FOR UPDATE SKIP
-//! LOCKED`, so concurrent workers never take the same row; SQLite: inside `BEGIN IMMEDIATE`, so
-//! claims are serialised). A `running` job whose lease expired (its worker died) is claimable
-//! again. Every finishing write checks the lease owner, so a worker that lost its lease cannot
-//! overwrite the outcome of the one that took over.
+//! owner, a lease expiry, and counts the attempt, for a batch of jobs in one statement
+//! (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent workers never take the same row; SQLite:
+//! inside `BEGIN IMMEDIATE`, so claims are serialised). A `running` job whose lease expired (its
+//! worker died) is claimable again. Every finishing write checks the lease owner, so a worker
+//! that lost its lease cannot overwrite the outcome of the one that took over.
+//!
+//! Claims read the due set in index order (`jobs_due` is `(state, run_at, id)`, `jobs_lease` is
+//! `(state, lease_expires_at)`) and stop at the batch size, so a claim costs the same with ten
+//! jobs waiting or a million: nothing scans or sorts the due set. Every function that writes
+//! expects to run inside [`super::Db::write`].
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use serde::Serialize;
 
 use super::schema::jobs;
-use super::{now_ms, write_tx, DbConnection};
+use super::{now_ms, DbConnection};
 
 pub const QUEUED: &str = "queued";
 pub const RUNNING: &str = "running";
@@ -77,48 +82,58 @@ pub fn insert_many(conn: &mut DbConnection, jobs: &[&NewJob]) -> anyhow::Result<
     Ok(())
 }
 
-const CLAIM_POSTGRES: &str = "
+/// Claims up to `$4` rows of the subquery for lease owner `$1` until `$2`, at time `$3`.
+/// `{due}` selects ids in index order; `{lock}` is `FOR UPDATE SKIP LOCKED` on PostgreSQL.
+const CLAIM: &str = "
 UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2,
        attempts = attempts + 1, updated_at = $3
-WHERE id = (
-    SELECT id FROM jobs
-    WHERE (state = 'queued' AND run_at <= $3) OR (state = 'running' AND lease_expires_at <= $3)
-    ORDER BY run_at, id
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
-)
+WHERE id IN (SELECT id FROM jobs WHERE {due} LIMIT $4 {lock})
 RETURNING *";
 
-const CLAIM_SQLITE: &str = "
-UPDATE jobs SET state = 'running', lease_owner = ?1, lease_expires_at = ?2,
-       attempts = attempts + 1, updated_at = ?3
-WHERE id = (
-    SELECT id FROM jobs
-    WHERE (state = 'queued' AND run_at <= ?3) OR (state = 'running' AND lease_expires_at <= ?3)
-    ORDER BY run_at, id
-    LIMIT 1
-)
-RETURNING *";
+/// Running jobs whose lease expired (their worker died), the longest expired first.
+const EXPIRED: &str = "state = 'running' AND lease_expires_at <= $3 ORDER BY lease_expires_at";
+/// Queued jobs that are due, oldest first.
+const DUE: &str = "state = 'queued' AND run_at <= $3 ORDER BY run_at, id";
 
-/// Claims the next due job (or one whose lease expired) for `owner` until `now + lease_ms`.
+/// Claims up to `limit` jobs for `owner` until `now + lease_ms`: first those whose lease
+/// expired, then due ones, oldest first. Call inside a write.
 pub fn claim(
     conn: &mut DbConnection,
     owner: &str,
     lease_ms: i64,
-) -> anyhow::Result<Option<JobRow>> {
-    write_tx(conn, |conn| {
-        let now = now_ms();
-        let sql = match conn {
-            DbConnection::Postgresql(_) => CLAIM_POSTGRES,
-            DbConnection::Sqlite(_) => CLAIM_SQLITE,
-        };
-        Ok(diesel::sql_query(sql)
-            .bind::<Text, _>(owner)
-            .bind::<BigInt, _>(now + lease_ms)
-            .bind::<BigInt, _>(now)
-            .get_result::<JobRow>(conn)
-            .optional()?)
-    })
+    limit: usize,
+) -> anyhow::Result<Vec<JobRow>> {
+    let now = now_ms();
+    let mut claimed = claim_where(conn, EXPIRED, owner, now, lease_ms, limit)?;
+    if claimed.len() < limit {
+        let due = claim_where(conn, DUE, owner, now, lease_ms, limit - claimed.len())?;
+        claimed.extend(due);
+    }
+    Ok(claimed)
+}
+
+fn claim_where(
+    conn: &mut DbConnection,
+    due: &str,
+    owner: &str,
+    now: i64,
+    lease_ms: i64,
+    limit: usize,
+) -> anyhow::Result<Vec<JobRow>> {
+    let lock = match conn {
+        DbConnection::Postgresql(_) => "FOR UPDATE SKIP LOCKED",
+        DbConnection::Sqlite(_) => "",
+    };
+    let sql = CLAIM.replace("{due}", due).replace("{lock}", lock);
+    let mut claimed = diesel::sql_query(sql)
+        .bind::<Text, _>(owner)
+        .bind::<BigInt, _>(now + lease_ms)
+        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(limit as i64)
+        .load::<JobRow>(conn)?;
+    // RETURNING keeps no order.
+    claimed.sort_by(|a, b| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
+    Ok(claimed)
 }
 
 /// The rows of this job that `owner` still holds.
@@ -131,23 +146,35 @@ macro_rules! held {
     };
 }
 
-/// Extends the lease; `false` means the lease was lost to another worker.
+/// Extends the leases of the jobs `owner` holds among `ids`; returns the ids whose lease was
+/// lost to another worker.
+///
+/// Durability: a heartbeat lost to a power cut only lets a lease expire early, and a job whose
+/// lease expired runs again (jobs are idempotent), so heartbeats share commits like any write.
 pub fn heartbeat(
     conn: &mut DbConnection,
-    id: &str,
+    ids: &[String],
     owner: &str,
     lease_ms: i64,
-) -> anyhow::Result<bool> {
-    write_tx(conn, |conn| {
-        let now = now_ms();
-        let n = diesel::update(held!(id, owner))
-            .set((
-                jobs::lease_expires_at.eq(now + lease_ms),
-                jobs::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-        Ok(n == 1)
-    })
+) -> anyhow::Result<Vec<String>> {
+    let now = now_ms();
+    let extended: Vec<String> = diesel::update(
+        jobs::table
+            .filter(jobs::id.eq_any(ids))
+            .filter(jobs::lease_owner.eq(owner))
+            .filter(jobs::state.eq(RUNNING)),
+    )
+    .set((
+        jobs::lease_expires_at.eq(now + lease_ms),
+        jobs::updated_at.eq(now),
+    ))
+    .returning(jobs::id)
+    .get_results(conn)?;
+    Ok(ids
+        .iter()
+        .filter(|id| !extended.contains(id))
+        .cloned()
+        .collect())
 }
 
 /// Marks the job done; `false` means the lease was lost and nothing was written.
@@ -179,43 +206,39 @@ fn finish(
     run_at: Option<i64>,
     error: Option<&str>,
 ) -> anyhow::Result<bool> {
-    write_tx(conn, |conn| {
-        let now = now_ms();
-        // A finished job's `run_at` becomes the time it finished.
-        let n = diesel::update(held!(id, owner))
-            .set((
-                jobs::state.eq(state),
-                jobs::run_at.eq(run_at.unwrap_or(now)),
-                jobs::lease_owner.eq(None::<String>),
-                jobs::lease_expires_at.eq(None::<i64>),
-                jobs::last_error.eq(error),
-                jobs::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-        Ok(n == 1)
-    })
+    let now = now_ms();
+    // A finished job's `run_at` becomes the time it finished.
+    let n = diesel::update(held!(id, owner))
+        .set((
+            jobs::state.eq(state),
+            jobs::run_at.eq(run_at.unwrap_or(now)),
+            jobs::lease_owner.eq(None::<String>),
+            jobs::lease_expires_at.eq(None::<i64>),
+            jobs::last_error.eq(error),
+            jobs::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
 }
 
 /// Gives back every lease `owner` holds (graceful shutdown): the jobs are due at once and the
 /// interrupted attempt is not counted.
 pub fn release_all(conn: &mut DbConnection, owner: &str) -> anyhow::Result<usize> {
-    write_tx(conn, |conn| {
-        let now = now_ms();
-        Ok(diesel::update(
-            jobs::table
-                .filter(jobs::lease_owner.eq(owner))
-                .filter(jobs::state.eq(RUNNING)),
-        )
-        .set((
-            jobs::state.eq(QUEUED),
-            jobs::run_at.eq(now),
-            jobs::attempts.eq(jobs::attempts - 1),
-            jobs::lease_owner.eq(None::<String>),
-            jobs::lease_expires_at.eq(None::<i64>),
-            jobs::updated_at.eq(now),
-        ))
-        .execute(conn)?)
-    })
+    let now = now_ms();
+    Ok(diesel::update(
+        jobs::table
+            .filter(jobs::lease_owner.eq(owner))
+            .filter(jobs::state.eq(RUNNING)),
+    )
+    .set((
+        jobs::state.eq(QUEUED),
+        jobs::run_at.eq(now),
+        jobs::attempts.eq(jobs::attempts - 1),
+        jobs::lease_owner.eq(None::<String>),
+        jobs::lease_expires_at.eq(None::<i64>),
+        jobs::updated_at.eq(now),
+    ))
+    .execute(conn)?)
 }
 
 pub fn get(conn: &mut DbConnection, id: &str) -> anyhow::Result<Option<JobRow>> {
@@ -248,18 +271,16 @@ pub fn list(
 
 /// Puts a failed job back in the queue with a fresh attempt budget. `false` if it is not failed.
 pub fn requeue_failed(conn: &mut DbConnection, id: &str) -> anyhow::Result<bool> {
-    write_tx(conn, |conn| {
-        let now = now_ms();
-        let n = diesel::update(jobs::table.find(id).filter(jobs::state.eq(FAILED)))
-            .set((
-                jobs::state.eq(QUEUED),
-                jobs::attempts.eq(0),
-                jobs::run_at.eq(now),
-                jobs::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-        Ok(n == 1)
-    })
+    let now = now_ms();
+    let n = diesel::update(jobs::table.find(id).filter(jobs::state.eq(FAILED)))
+        .set((
+            jobs::state.eq(QUEUED),
+            jobs::attempts.eq(0),
+            jobs::run_at.eq(now),
+            jobs::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
 }
 
 /// The age of the oldest due job, in milliseconds (0 when none is waiting): the queue's lag.
@@ -271,4 +292,26 @@ pub fn oldest_due_age_ms(conn: &mut DbConnection) -> anyhow::Result<i64> {
         .select(diesel::dsl::min(jobs::run_at))
         .first(conn)?;
     Ok(oldest.map_or(0, |t| now - t))
+}
+
+/// Deletes up to `limit` succeeded jobs that finished before `before` (Unix ms), oldest first;
+/// returns how many. Small batches keep each write short. Call inside a write.
+pub fn prune_succeeded(conn: &mut DbConnection, before: i64, limit: i64) -> anyhow::Result<usize> {
+    let oldest: Vec<String> = jobs::table
+        .select(jobs::id)
+        .filter(jobs::state.eq(SUCCEEDED))
+        .filter(jobs::run_at.lt(before))
+        .order((jobs::run_at, jobs::id))
+        .limit(limit)
+        .load(conn)?;
+    Ok(diesel::delete(jobs::table.filter(jobs::id.eq_any(oldest))).execute(conn)?)
+}
+
+/// How many jobs are queued and running, per kind: `(kind, state, count)`.
+pub fn backlog(conn: &mut DbConnection) -> anyhow::Result<Vec<(String, String, i64)>> {
+    Ok(jobs::table
+        .filter(jobs::state.eq_any([QUEUED, RUNNING]))
+        .group_by((jobs::kind, jobs::state))
+        .select((jobs::kind, jobs::state, diesel::dsl::count_star()))
+        .load(conn)?)
 }

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::schema::{plugins, policy_bindings};
-use super::{now_ms, write_tx, DbConnection};
+use super::{now_ms, DbConnection};
 
 /// A stored plugin without its module bytes.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
@@ -36,7 +36,7 @@ pub struct NewPlugin {
 
 /// Stores the plugin, replacing one of the same name. Returns `true` when it was new.
 pub fn put(conn: &mut DbConnection, plugin: &NewPlugin) -> anyhow::Result<bool> {
-    write_tx(conn, |conn| {
+    {
         let existing = plugins::table
             .find((&plugin.tenant, &plugin.name))
             .select(plugins::created_at)
@@ -64,7 +64,7 @@ pub fn put(conn: &mut DbConnection, plugin: &NewPlugin) -> anyhow::Result<bool> 
                 Ok(true)
             }
         }
-    })
+    }
 }
 
 pub fn list(conn: &mut DbConnection, tenant: &str) -> anyhow::Result<Vec<PluginRow>> {
@@ -105,7 +105,7 @@ pub enum Removal {
 }
 
 pub fn delete(conn: &mut DbConnection, tenant: &str, name: &str) -> anyhow::Result<Removal> {
-    write_tx(conn, |conn| {
+    {
         let hooks: Vec<String> = policy_bindings::table
             .filter(policy_bindings::tenant.eq(tenant))
             .filter(policy_bindings::plugin.eq(name))
@@ -120,7 +120,7 @@ pub fn delete(conn: &mut DbConnection, tenant: &str, name: &str) -> anyhow::Resu
         } else {
             Removal::NotFound
         })
-    })
+    }
 }
 
 /// A policy binding as stored; `settings` is JSON text.
@@ -190,7 +190,7 @@ pub fn replace_bindings(
     tenant: &str,
     rows: &[BindingRow],
 ) -> anyhow::Result<()> {
-    write_tx(conn, |conn| {
+    {
         diesel::delete(policy_bindings::table.filter(policy_bindings::tenant.eq(tenant)))
             .execute(conn)?;
         for row in rows {
@@ -199,7 +199,7 @@ pub fn replace_bindings(
                 .execute(conn)?;
         }
         Ok(())
-    })
+    }
 }
 
 pub fn new_plugin(

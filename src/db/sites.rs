@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::schema::sites;
-use super::{jobs::NewJob, now_ms, write_tx, DbConnection};
+use super::{jobs::NewJob, now_ms, DbConnection};
 use crate::domain::SiteState;
 
 /// A stored site. `email` is personal data: it never reaches logs or the public status page.
@@ -66,25 +66,15 @@ pub struct NewSite {
     pub updated_at: i64,
 }
 
-/// Stores a new site and the job that starts its life, atomically. `Ok(false)` means the
-/// hostname is taken by a live site and nothing was written.
-pub fn create(
-    conn: &mut DbConnection,
-    site: &NewSite,
-    job: Option<&NewJob>,
-) -> anyhow::Result<bool> {
-    let result = write_tx(conn, |conn| {
-        insert(conn, site)?;
-        if let Some(job) = job {
-            super::jobs::insert(conn, job)?;
-        }
-        Ok(())
-    });
-    match result {
-        Ok(()) => Ok(true),
-        Err(e) if super::is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e),
+/// Stores a new site and the job that starts its life; call inside a write, which then stores
+/// both or neither. A live site with the same hostname makes it fail with a unique violation
+/// (see [`super::is_unique_violation`]).
+pub fn create(conn: &mut DbConnection, site: &NewSite, job: Option<&NewJob>) -> anyhow::Result<()> {
+    insert(conn, site)?;
+    if let Some(job) = job {
+        super::jobs::insert(conn, job)?;
     }
+    Ok(())
 }
 
 /// Inserts a site row; call inside a write transaction. A live site with the same hostname makes
@@ -224,20 +214,9 @@ pub enum Transition {
 
 /// An outside action (operator or payment): moves the site from one of `from` to `to`, bumps its
 /// version so that jobs enqueued for earlier versions stand down, and enqueues the job that
-/// `job_for` builds for the updated site, all in one transaction.
-pub fn act(
-    conn: &mut DbConnection,
-    id: &str,
-    from: &[SiteState],
-    to: SiteState,
-    job_for: impl FnOnce(&SiteRow) -> Option<NewJob>,
-) -> anyhow::Result<Transition> {
-    write_tx(conn, |conn| act_in_tx(conn, id, from, to, job_for))
-}
-
-/// [`act`] inside a write transaction the caller holds. Leaving a state clears
+/// `job_for` builds for the updated site; call inside a write. Leaving a state clears
 /// `suspended_for`: whoever suspends a site says why, afterwards.
-pub fn act_in_tx(
+pub fn act(
     conn: &mut DbConnection,
     id: &str,
     from: &[SiteState],

@@ -243,3 +243,23 @@ pub fn count_deferred(conn: &mut DbConnection) -> anyhow::Result<Vec<(String, i6
         .select((stripe_events::tenant, diesel::dsl::count_star()))
         .load(conn)?)
 }
+
+/// The outcomes of events that are done with: pruned after the retention period. `rejected` and
+/// `deferred` events wait for an operator, and `received` ones for their job.
+pub const PROCESSED: [&str; 4] = [APPLIED, IGNORED, STALE, INVALID];
+
+/// Deletes up to `limit` processed events that were processed before `before` (Unix ms), oldest
+/// first; returns how many. A redelivery of a pruned event would be stored again and found
+/// stale by its site, so pruning never makes an event apply twice. Call inside a write.
+pub fn prune_processed(conn: &mut DbConnection, before: i64, limit: i64) -> anyhow::Result<usize> {
+    let oldest: Vec<String> = stripe_events::table
+        .select(stripe_events::id)
+        .filter(stripe_events::outcome.eq_any(PROCESSED))
+        .filter(stripe_events::processed_at.lt(before))
+        .limit(limit)
+        .load(conn)?;
+    Ok(
+        diesel::delete(stripe_events::table.filter(stripe_events::id.eq_any(oldest)))
+            .execute(conn)?,
+    )
+}

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{BackgroundJob, JobContext};
-use crate::db::{sites, write_tx};
+use crate::db::sites;
 use crate::domain::SiteState;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -38,16 +38,14 @@ impl BackgroundJob for Deprovision {
         tenant.dns.delete(&spec.dns_record(target)).await?;
         let (id, version) = (self.site_id.clone(), self.version);
         ctx.db
-            .run(move |c| {
-                write_tx(c, |c| {
-                    sites::advance(
-                        c,
-                        &id,
-                        version,
-                        SiteState::Deprovisioning,
-                        SiteState::Deleted,
-                    )
-                })
+            .write(move |c| {
+                sites::advance(
+                    c,
+                    &id,
+                    version,
+                    SiteState::Deprovisioning,
+                    SiteState::Deleted,
+                )
             })
             .await?;
         tracing::info!(site.id = %site.id, tenant = %site.tenant, site.hostname = %site.hostname, "site deleted");
@@ -57,7 +55,7 @@ impl BackgroundJob for Deprovision {
     async fn exhausted(&self, ctx: &JobContext, error: &str) -> anyhow::Result<()> {
         let (id, version, error) = (self.site_id.clone(), self.version, error.to_owned());
         ctx.db
-            .run(move |c| write_tx(c, |c| sites::note(c, &id, version, None, Some(&error))))
+            .write(move |c| sites::note(c, &id, version, None, Some(&error)))
             .await
     }
 }

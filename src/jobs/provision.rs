@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{BackgroundJob, JobContext, SendEmail};
-use crate::db::{self, sites, write_tx};
+use crate::db::{self, sites};
 use crate::domain::SiteState;
 use crate::mailer;
 
@@ -27,7 +27,7 @@ impl BackgroundJob for Provision {
         if let Err(error) = &result {
             let (id, version, message) = (self.site_id.clone(), self.version, format!("{error:#}"));
             ctx.db
-                .run(move |c| write_tx(c, |c| sites::note(c, &id, version, None, Some(&message))))
+                .write(move |c| sites::note(c, &id, version, None, Some(&message)))
                 .await?;
         }
         result
@@ -37,18 +37,11 @@ impl BackgroundJob for Provision {
         let (id, version, error) = (self.site_id.clone(), self.version, error.to_owned());
         let failed = ctx
             .db
-            .run(move |c| {
-                write_tx(c, |c| {
-                    let moved = sites::advance(
-                        c,
-                        &id,
-                        version,
-                        SiteState::Provisioning,
-                        SiteState::Failed,
-                    )?;
-                    sites::note(c, &id, version, None, Some(&error))?;
-                    Ok(moved)
-                })
+            .write(move |c| {
+                let moved =
+                    sites::advance(c, &id, version, SiteState::Provisioning, SiteState::Failed)?;
+                sites::note(c, &id, version, None, Some(&error))?;
+                Ok(moved)
             })
             .await?;
         if failed {
@@ -63,10 +56,8 @@ impl Provision {
         // An operator re-ran this job after it failed for good: same intent, so start over.
         let (id, version) = (self.site_id.clone(), self.version);
         ctx.db
-            .run(move |c| {
-                write_tx(c, |c| {
-                    sites::advance(c, &id, version, SiteState::Failed, SiteState::Provisioning)
-                })
+            .write(move |c| {
+                sites::advance(c, &id, version, SiteState::Failed, SiteState::Provisioning)
             })
             .await?;
         let Some(site) = super::current_site(
@@ -107,17 +98,14 @@ impl Provision {
         let message_id = ctx.mailer.message_id(mailer::SITE_READY, &site.id);
         let became_ready = ctx
             .db
-            .run(move |c| {
-                write_tx(c, |c| {
-                    if !sites::advance(c, &id, version, SiteState::Provisioning, SiteState::Ready)?
-                    {
-                        return Ok(false);
-                    }
-                    if db::outbox::add(c, &id, mailer::SITE_READY, &message_id)? {
-                        db::jobs::insert(c, &email)?;
-                    }
-                    Ok(true)
-                })
+            .write(move |c| {
+                if !sites::advance(c, &id, version, SiteState::Provisioning, SiteState::Ready)? {
+                    return Ok(false);
+                }
+                if db::outbox::add(c, &id, mailer::SITE_READY, &message_id)? {
+                    db::jobs::insert(c, &email)?;
+                }
+                Ok(true)
             })
             .await?;
         if became_ready {
@@ -139,7 +127,7 @@ impl Provision {
         tracing::info!(site.id = %self.site_id, step, "provisioning");
         let (id, version) = (self.site_id.clone(), self.version);
         ctx.db
-            .run(move |c| write_tx(c, |c| sites::note(c, &id, version, Some(step), None)))
+            .write(move |c| sites::note(c, &id, version, Some(step), None))
             .await
     }
 }

@@ -1,11 +1,15 @@
-//! The worker: claims due jobs under a lease, runs them with a heartbeat, and records the outcome
-//! (done, retry later with backoff, or failed for good). On shutdown it stops claiming, gives
+//! The worker: claims due jobs in batches under a lease (one write claims as many jobs as there
+//! are free slots), runs them while one heartbeat extends every lease it holds, and records each
+//! outcome (done, retry later with backoff, or failed for good) through the shared write path,
+//! so outcomes that finish together share a commit. On shutdown it stops claiming, gives
 //! running jobs a grace period, and releases the leases of those that did not finish.
 
+use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use futures_util::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -15,11 +19,16 @@ use tracing::Instrument;
 use super::{backoff, JobContext, Registry};
 use crate::db::{jobs, now_ms, Db};
 
+/// The most jobs one claim takes (bounded by the free slots).
+const CLAIM_BATCH: usize = 64;
+
 pub struct Worker {
     ctx: Arc<JobContext>,
     registry: Arc<Registry>,
     /// This process's lease-owner name: host, pid and a random suffix.
     owner: Arc<str>,
+    /// The ids of the jobs this worker runs now, whose leases the heartbeat extends.
+    running: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Worker {
@@ -34,83 +43,92 @@ impl Worker {
             ctx,
             registry: Arc::new(registry),
             owner: owner.into(),
+            running: Arc::default(),
+        }
+    }
+
+    fn lease_ms(&self) -> i64 {
+        (self.ctx.settings.jobs.lease_secs * 1000) as i64
+    }
+
+    /// Claims up to `limit` due jobs in one write.
+    async fn claim(&self, limit: usize) -> anyhow::Result<Vec<jobs::JobRow>> {
+        let (owner, lease_ms) = (self.owner.clone(), self.lease_ms());
+        self.ctx
+            .db
+            .write(move |c| jobs::claim(c, &owner, lease_ms, limit))
+            .await
+            .context("claiming jobs failed")
+    }
+
+    fn execution(&self, job: jobs::JobRow) -> Execution {
+        Execution {
+            ctx: self.ctx.clone(),
+            registry: self.registry.clone(),
+            owner: self.owner.clone(),
+            running: self.running.clone(),
+            job,
         }
     }
 
     /// Runs every job that is due now, one at a time, until none is left; returns how many ran.
     /// Tests use it to step the queue deterministically.
     pub async fn drain(&self) -> anyhow::Result<usize> {
-        let lease_ms = (self.ctx.settings.jobs.lease_secs * 1000) as i64;
         let slot = Arc::new(Semaphore::new(1));
         let mut ran = 0;
-        loop {
-            let owner = self.owner.clone();
-            let job = match self
-                .ctx
-                .db
-                .run(move |c| jobs::claim(c, &owner, lease_ms))
-                .await
-            {
-                Ok(Some(job)) => job,
-                Ok(None) => return Ok(ran),
-                Err(error) => return Err(error.context("claiming a job failed")),
-            };
-            let execution = Execution {
-                ctx: self.ctx.clone(),
-                registry: self.registry.clone(),
-                owner: self.owner.clone(),
-                job,
-            };
-            execution
+        while let Some(job) = self.claim(1).await?.pop() {
+            self.execution(job)
                 .run(slot.clone().acquire_owned().await.expect("open"))
                 .await;
             ran += 1;
         }
+        Ok(ran)
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
         let settings = &self.ctx.settings.jobs;
         let slots = Arc::new(Semaphore::new(settings.concurrency));
         let poll = Duration::from_millis(settings.poll_interval_ms);
-        let lease_ms = (settings.lease_secs * 1000) as i64;
         let mut running = JoinSet::new();
+        let heartbeat = AbortOnDrop(self.heartbeat());
+        let retention = AbortOnDrop(self.retention());
         tracing::info!(worker = %self.owner, concurrency = settings.concurrency, "job worker started");
 
         loop {
             while running.try_join_next().is_some() {}
-            let permit = tokio::select! {
+            let first = tokio::select! {
                 permit = slots.clone().acquire_owned() => permit.expect("semaphore is never closed"),
                 _ = shutdown.cancelled() => break,
             };
-            let owner = self.owner.clone();
-            match self
-                .ctx
-                .db
-                .run(move |c| jobs::claim(c, &owner, lease_ms))
-                .await
-            {
-                Ok(Some(job)) => {
-                    let execution = Execution {
-                        ctx: self.ctx.clone(),
-                        registry: self.registry.clone(),
-                        owner: self.owner.clone(),
-                        job,
-                    };
-                    running.spawn(execution.run(permit));
+            // Take every free slot (up to a batch): one claim, one shared commit, many jobs.
+            let mut permits = vec![first];
+            while permits.len() < CLAIM_BATCH {
+                match slots.clone().try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
                 }
-                Ok(None) => {
-                    drop(permit);
-                    tokio::select! {
-                        _ = tokio::time::sleep(poll) => {}
-                        _ = self.ctx.wake.notified() => {}
-                        _ = shutdown.cancelled() => break,
+            }
+            let wanted = permits.len();
+            match self.claim(wanted).await {
+                Ok(claimed) => {
+                    let got = claimed.len();
+                    for (job, permit) in claimed.into_iter().zip(permits) {
+                        running.spawn(self.execution(job).run(permit));
+                    }
+                    if got < wanted {
+                        // Nothing more is due: wait for a new job, or the next poll.
+                        tokio::select! {
+                            _ = tokio::time::sleep(poll) => {}
+                            _ = self.ctx.wake.notified() => {}
+                            _ = shutdown.cancelled() => break,
+                        }
                     }
                 }
                 Err(error) => {
-                    drop(permit);
+                    drop(permits);
                     tracing::error!(
                         error = format!("{error:#}"),
-                        "failed to claim a job; retrying"
+                        "failed to claim jobs; retrying"
                     );
                     tokio::select! {
                         _ = tokio::time::sleep(poll * 4) => {}
@@ -137,8 +155,14 @@ impl Worker {
             running.abort_all();
             while running.join_next().await.is_some() {}
         }
+        drop((heartbeat, retention));
         let owner = self.owner.clone();
-        match self.ctx.db.run(move |c| jobs::release_all(c, &owner)).await {
+        match self
+            .ctx
+            .db
+            .write(move |c| jobs::release_all(c, &owner))
+            .await
+        {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "released the leases of unfinished jobs"),
             Err(error) => tracing::error!(
@@ -148,6 +172,60 @@ impl Worker {
         }
         tracing::info!(worker = %self.owner, "job worker stopped");
     }
+
+    /// Prunes history past its retention, now and every few minutes.
+    fn retention(&self) -> tokio::task::JoinHandle<()> {
+        let db: Db = self.ctx.db.clone();
+        let (job_days, event_days) = (
+            self.ctx.settings.jobs.retention_days,
+            self.ctx.settings.stripe.event_retention_days,
+        );
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = super::retention::sweep(&db, job_days, event_days).await {
+                    tracing::warn!(error = format!("{error:#}"), "pruning old history failed");
+                }
+                tokio::time::sleep(super::retention::EVERY).await;
+            }
+        })
+    }
+
+    /// Extends the leases of every job this worker runs, in one write every third of a lease.
+    fn heartbeat(&self) -> tokio::task::JoinHandle<()> {
+        let db: Db = self.ctx.db.clone();
+        let lease_ms = self.lease_ms();
+        let (running, owner) = (self.running.clone(), self.owner.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis((lease_ms / 3) as u64));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let ids: Vec<String> = running
+                    .lock()
+                    .expect("not poisoned")
+                    .iter()
+                    .cloned()
+                    .collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                let owner = owner.clone();
+                match db
+                    .write(move |c| jobs::heartbeat(c, &ids, &owner, lease_ms))
+                    .await
+                {
+                    Ok(lost) => {
+                        for id in lost {
+                            tracing::warn!(job.id = %id, "job lease lost to another worker");
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = format!("{error:#}"), "lease heartbeat failed")
+                    }
+                }
+            }
+        })
+    }
 }
 
 /// One claimed job on its way to an outcome.
@@ -155,6 +233,7 @@ struct Execution {
     ctx: Arc<JobContext>,
     registry: Arc<Registry>,
     owner: Arc<str>,
+    running: Arc<Mutex<HashSet<String>>>,
     job: jobs::JobRow,
 }
 
@@ -167,7 +246,11 @@ impl Execution {
             site.id = self.job.site_id.as_deref().unwrap_or(""),
             attempt = self.job.attempts,
         );
-        self.execute().instrument(span).await
+        let id = self.job.id.clone();
+        let running = self.running.clone();
+        running.lock().expect("not poisoned").insert(id.clone());
+        self.execute().instrument(span).await;
+        running.lock().expect("not poisoned").remove(&id);
     }
 
     async fn execute(self) {
@@ -188,13 +271,11 @@ impl Execution {
             return;
         }
 
-        let heartbeat = AbortOnDrop(self.heartbeat());
         let started = Instant::now();
         let result = AssertUnwindSafe(handler(self.ctx.clone(), job.payload.clone(), None))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the job panicked")));
-        drop(heartbeat);
         let duration = started.elapsed();
         metrics::histogram!("berth_job_duration_seconds", "kind" => job.kind.clone())
             .record(duration.as_secs_f64());
@@ -249,7 +330,7 @@ impl Execution {
         let recorded = self
             .ctx
             .db
-            .run(move |c| match outcome {
+            .write(move |c| match outcome {
                 Outcome::Succeeded => jobs::succeed(c, &id, &owner),
                 Outcome::Retry(at, error) => jobs::retry_at(c, &id, &owner, at, &error),
                 Outcome::Failed(error) => jobs::fail(c, &id, &owner, &error),
@@ -267,37 +348,6 @@ impl Execution {
                 "failed to record the job's outcome; its lease will expire and it will run again"
             ),
         }
-    }
-
-    /// Extends the lease every third of its length while the job runs.
-    fn heartbeat(&self) -> tokio::task::JoinHandle<()> {
-        let db: Db = self.ctx.db.clone();
-        let lease_ms = (self.ctx.settings.jobs.lease_secs * 1000) as i64;
-        let (id, owner) = (self.job.id.clone(), self.owner.clone());
-        tokio::spawn(
-            async move {
-                let mut tick = tokio::time::interval(Duration::from_millis((lease_ms / 3) as u64));
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    let (id, owner) = (id.clone(), owner.clone());
-                    match db
-                        .run(move |c| jobs::heartbeat(c, &id, &owner, lease_ms))
-                        .await
-                    {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!("job lease lost to another worker");
-                            return;
-                        }
-                        Err(error) => {
-                            tracing::warn!(error = format!("{error:#}"), "lease heartbeat failed")
-                        }
-                    }
-                }
-            }
-            .in_current_span(),
-        )
     }
 }
 
@@ -317,7 +367,7 @@ impl Outcome {
     }
 }
 
-/// Stops the heartbeat when the job ends, including when the job itself is aborted.
+/// Stops a background task of the worker when the worker stops.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{BackgroundJob, JobContext};
-use crate::db::{outbox, sites, write_tx};
+use crate::db::{outbox, sites};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SendEmail {
@@ -40,7 +40,7 @@ impl BackgroundJob for SendEmail {
         ctx.faults.hit("send_email.after_send").await?;
         let (id, notice) = (self.site_id.clone(), self.notice.clone());
         ctx.db
-            .run(move |c| write_tx(c, |c| outbox::mark_sent(c, &id, &notice)))
+            .write(move |c| outbox::mark_sent(c, &id, &notice))
             .await?;
         metrics::counter!("berth_emails_sent_total", "notice" => self.notice.clone()).increment(1);
         tracing::info!(site.id = %site.id, notice = %self.notice, message_id = %row.message_id, "email sent");

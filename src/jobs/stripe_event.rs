@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{BackgroundJob, JobContext, Permanent};
-use crate::db::{stripe_events, write_tx};
+use crate::db::stripe_events;
 use crate::stripe::event::Event;
 use crate::stripe::process::{self, Outcome, Processor};
 
@@ -35,10 +35,8 @@ impl BackgroundJob for ProcessStripeEvent {
             Err(why) => {
                 let id = row.id.clone();
                 ctx.db
-                    .run(move |c| {
-                        write_tx(c, |c| {
-                            stripe_events::finish(c, &id, stripe_events::INVALID, &why, None)
-                        })
+                    .write(move |c| {
+                        stripe_events::finish(c, &id, stripe_events::INVALID, &why, None)
                     })
                     .await?;
                 return Ok(());
@@ -50,14 +48,12 @@ impl BackgroundJob for ProcessStripeEvent {
         let (row_id, processing_tenant) = (row.id.clone(), tenant.clone());
         let outcome = ctx
             .db
-            .run(move |c| {
-                write_tx(c, |c| {
-                    Processor {
-                        tenant: &processing_tenant,
-                        jobs: &jobs,
-                    }
-                    .apply(c, &row_id, &event, payment_first)
-                })
+            .write(move |c| {
+                Processor {
+                    tenant: &processing_tenant,
+                    jobs: &jobs,
+                }
+                .apply(c, &row_id, &event, payment_first)
             })
             .await?;
         let Some(outcome) = outcome else {
@@ -74,7 +70,7 @@ impl BackgroundJob for ProcessStripeEvent {
             format!("processing failed: {error}; replay the event once the cause is fixed"),
         );
         ctx.db
-            .run(move |c| write_tx(c, |c| stripe_events::note(c, &id, &detail)))
+            .write(move |c| stripe_events::note(c, &id, &detail))
             .await
     }
 }

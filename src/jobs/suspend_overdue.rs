@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{BackgroundJob, JobContext, Suspend};
 use crate::db::sites::{self, PaymentChanges, Transition, SUSPENDED_FOR_PAYMENT};
-use crate::db::write_tx;
 use crate::domain::SiteState;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -31,41 +30,39 @@ impl BackgroundJob for SuspendOverdue {
         );
         let suspended = ctx
             .db
-            .run(move |c| {
-                write_tx(c, |c| {
-                    sites::lock(c, &id)?;
-                    let overdue = sites::get(c, &id)?.and_then(|s| s.payment_overdue_since);
-                    if overdue != Some(since) {
-                        return Ok(false);
-                    }
-                    let transition = sites::act_in_tx(
-                        c,
-                        &id,
-                        &[SiteState::Ready, SiteState::Provisioning],
-                        SiteState::Suspended,
-                        |site| {
-                            Some(
-                                Suspend {
-                                    site_id: site.id.clone(),
-                                    version: site.version,
-                                }
-                                .to_new_job(&jobs),
-                            )
-                        },
-                    )?;
-                    if !matches!(transition, Transition::Done(_)) {
-                        return Ok(false);
-                    }
-                    sites::record_payment(
-                        c,
-                        &id,
-                        PaymentChanges {
-                            suspended_for: Some(Some(SUSPENDED_FOR_PAYMENT.to_owned())),
-                            ..Default::default()
-                        },
-                    )?;
-                    Ok(true)
-                })
+            .write(move |c| {
+                sites::lock(c, &id)?;
+                let overdue = sites::get(c, &id)?.and_then(|s| s.payment_overdue_since);
+                if overdue != Some(since) {
+                    return Ok(false);
+                }
+                let transition = sites::act(
+                    c,
+                    &id,
+                    &[SiteState::Ready, SiteState::Provisioning],
+                    SiteState::Suspended,
+                    |site| {
+                        Some(
+                            Suspend {
+                                site_id: site.id.clone(),
+                                version: site.version,
+                            }
+                            .to_new_job(&jobs),
+                        )
+                    },
+                )?;
+                if !matches!(transition, Transition::Done(_)) {
+                    return Ok(false);
+                }
+                sites::record_payment(
+                    c,
+                    &id,
+                    PaymentChanges {
+                        suspended_for: Some(Some(SUSPENDED_FOR_PAYMENT.to_owned())),
+                        ..Default::default()
+                    },
+                )?;
+                Ok(true)
             })
             .await?;
         if suspended {

@@ -19,11 +19,22 @@ pub(crate) async fn render(state: web::Data<AppState>) -> HttpResponse {
                 sites::count_by_state(c)?,
                 jobs::oldest_due_age_ms(c)?,
                 stripe_events::count_deferred(c)?,
+                jobs::backlog(c)?,
             ))
         })
         .await;
     match counts {
-        Ok((by_state, lag_ms, deferred)) => {
+        Ok((by_state, lag_ms, deferred, backlog)) => {
+            for kind in crate::jobs::registry().kinds() {
+                for job_state in [jobs::QUEUED, jobs::RUNNING] {
+                    let n = backlog
+                        .iter()
+                        .find(|(k, s, _)| k == kind && s == job_state)
+                        .map_or(0, |(_, _, n)| *n);
+                    metrics::gauge!("berth_jobs", "kind" => kind, "state" => job_state)
+                        .set(n as f64);
+                }
+            }
             for site_state in crate::domain::SiteState::ALL {
                 let n = by_state
                     .iter()

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::{prefers_html, AppState};
 use crate::client_ip::client_ip;
-use crate::db::sites;
+use crate::db::{is_unique_violation, sites};
 use crate::domain::{SiteId, SiteName, SiteState};
 use crate::error::ApiError;
 use crate::jobs::{BackgroundJob, Provision};
@@ -152,15 +152,19 @@ async fn store(
         .to_new_job(&state.settings.jobs)
     });
     let (name, hostname) = (site.name.clone(), site.hostname.clone());
-    let created = state
+    match state
         .db
-        .run(move |c| sites::create(c, &site, job.as_ref()))
-        .await?;
-    if !created {
-        return Err(ApiError::conflict(
-            "name_taken",
-            format!("{hostname} is already taken; choose another name"),
-        ));
+        .write(move |c| sites::create(c, &site, job.as_ref()))
+        .await
+    {
+        Ok(()) => {}
+        Err(error) if is_unique_violation(&error) => {
+            return Err(ApiError::conflict(
+                "name_taken",
+                format!("{hostname} is already taken; choose another name"),
+            ))
+        }
+        Err(error) => return Err(error.into()),
     }
     state.wake.notify_one();
     Ok(Created {

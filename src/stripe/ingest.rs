@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::db::jobs::{self, NewJob};
 use crate::db::stripe_events::{self, NewStripeEvent};
-use crate::db::{write_tx, Backend, Db, DbConnection};
+use crate::db::{Backend, Db, DbConnection};
 
 /// The most deliveries one commit takes.
 pub const MAX_BATCH: usize = 256;
@@ -97,7 +97,7 @@ impl EventWriter {
 /// Stores one delivery in a transaction of its own: one commit per event. The baseline the
 /// benchmark measures group commit against, and the fallback when a shared commit fails.
 pub async fn store_one(db: &Db, delivery: Delivery) -> anyhow::Result<Stored> {
-    db.run(move |c| write_tx(c, |c| insert(c, &delivery))).await
+    db.write(move |c| insert(c, &delivery)).await
 }
 
 /// Stores a batch with one multi-row insert for the events and one for their jobs, so that a
@@ -174,9 +174,7 @@ async fn commit(db: &Db, batch: Vec<Waiter>) {
         batch.into_iter().map(|w| (w.delivery, w.reply)).unzip();
     let deliveries = Arc::new(deliveries);
     let shared = deliveries.clone();
-    let result = db
-        .run(move |c| write_tx(c, |c| insert_batch(c, &shared)))
-        .await;
+    let result = db.write(move |c| insert_batch(c, &shared)).await;
     match result {
         Ok(stored) => {
             for (reply, stored) in replies.into_iter().zip(stored) {

@@ -602,16 +602,15 @@ impl Processor<'_> {
             .into_iter()
             .filter(|s| *s != SiteState::Deprovisioning)
             .collect();
-        let transition =
-            sites::act_in_tx(conn, &site.id, &from, SiteState::Deprovisioning, |site| {
-                Some(
-                    Deprovision {
-                        site_id: site.id.clone(),
-                        version: site.version,
-                    }
-                    .to_new_job(self.jobs),
-                )
-            })?;
+        let transition = sites::act(conn, &site.id, &from, SiteState::Deprovisioning, |site| {
+            Some(
+                Deprovision {
+                    site_id: site.id.clone(),
+                    version: site.version,
+                }
+                .to_new_job(self.jobs),
+            )
+        })?;
         Ok(match transition {
             Transition::Done(_) => {
                 Outcome::applied(&site.id, "subscription canceled: removing the site")
@@ -633,7 +632,7 @@ impl Processor<'_> {
         id: &str,
         from: &[SiteState],
     ) -> anyhow::Result<()> {
-        sites::act_in_tx(conn, id, from, SiteState::Provisioning, |site| {
+        sites::act(conn, id, from, SiteState::Provisioning, |site| {
             Some(
                 Provision {
                     site_id: site.id.clone(),

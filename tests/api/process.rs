@@ -56,6 +56,17 @@ base_delay_secs = 1
 
 impl Berth {
     fn start(config: &Path, port: u16, log: PathBuf, env: &[(&str, &str)]) -> Self {
+        Self::start_with(config, port, log, env, &[])
+    }
+
+    /// `berth serve` with extra arguments (`--no-worker`, `--worker-only`).
+    fn start_with(
+        config: &Path,
+        port: u16,
+        log: PathBuf,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -65,6 +76,7 @@ impl Berth {
             .arg("--config")
             .arg(config)
             .arg("serve")
+            .args(args)
             .env("BERTH_SERVER__ADMIN_TOKEN", ADMIN_TOKEN)
             .env("BERTH_LOG__FORMAT", "json")
             .env_remove("BERTH_FAILPOINTS")
@@ -363,6 +375,113 @@ async fn sigterm_stops_gracefully_and_releases_unfinished_leases() {
         provision["attempts"], 1,
         "a released lease does not count as an attempt"
     );
+}
+
+#[tokio::test]
+async fn a_kill_9_amid_a_large_batch_of_job_outcomes_applies_every_payment_once() {
+    const SECRET: &str = "whsec_test_outcomes_52e0";
+    const SITES: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path());
+    let (config, port) = write_config(dir.path(), &url, "berth", "lease_secs = 5\n");
+    let secrets = format!("[\"{SECRET}\"]");
+    let env = [
+        ("BERTH_TENANTS__DEFAULT__PAYMENT_REQUIRED", "true"),
+        (
+            "BERTH_TENANTS__DEFAULT__CHECKOUT_URL",
+            "https://buy.stripe.com/test_berth",
+        ),
+        (
+            "BERTH_RATE_LIMITS__SIGNUP_PER_TENANT",
+            "{ per_second = 10000, burst = 10000 }",
+        ),
+        (
+            "BERTH_RATE_LIMITS__ADMIN_PER_TOKEN",
+            "{ per_second = 10000, burst = 10000 }",
+        ),
+        (
+            "BERTH_TENANTS__DEFAULT__STRIPE__WEBHOOK_SECRETS",
+            secrets.as_str(),
+        ),
+    ];
+    let client = fresh_client();
+
+    // A backlog: sites waiting for payment, and a paid checkout for each, queued with no worker.
+    let mut ingest = Berth::start_with(
+        &config,
+        port,
+        dir.path().join("ingest.log"),
+        &env,
+        &["--no-worker"],
+    );
+    let template: serde_json::Value = serde_json::from_str(include_str!(
+        "../../webhooks/stripe/checkout.session.completed.json"
+    ))
+    .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..SITES {
+        let id = signup(&client, &ingest.api, &format!("paid-{n}")).await;
+        let mut event = template.clone();
+        event["id"] = serde_json::json!(format!("evt_outcomes_{n}"));
+        event["data"]["object"]["client_reference_id"] = serde_json::json!(id);
+        event["data"]["object"]["subscription"] = serde_json::json!(format!("sub_outcomes_{n}"));
+        let body = serde_json::to_string(&event).unwrap();
+        let signature =
+            berth::stripe::signature::sign(body.as_bytes(), SECRET, berth::db::now_ms() / 1000);
+        let response = client
+            .post(format!("{}/webhooks/stripe", ingest.api))
+            .header("stripe-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        ids.push(id);
+    }
+    ingest.kill_9();
+
+    // The worker starts on the backlog and is killed while outcomes are being recorded.
+    let mut first = Berth::start(&config, port, dir.path().join("first.log"), &env);
+    eventually(
+        60,
+        "the worker to be part-way through the backlog",
+        || async {
+            let events = admin_json(
+                &client,
+                &first.api,
+                "/admin/events?outcome=applied&limit=1000",
+            )
+            .await;
+            (events["events"].as_array().unwrap().len() >= SITES / 10).then_some(())
+        },
+    )
+    .await;
+    first.kill_9();
+
+    let second = Berth::start(&config, port, dir.path().join("second.log"), &env);
+    for id in &ids {
+        wait_for_state(&client, &second.api, id, "ready").await;
+    }
+    let events = admin_json(&client, &second.api, "/admin/events?limit=1000").await;
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), SITES);
+    for event in events {
+        assert_eq!(event["outcome"], "applied", "{event}");
+    }
+    // Each payment took effect once: one provision job per site, and one email.
+    let jobs = admin_json(&client, &second.api, "/admin/jobs?limit=1000").await;
+    let provisions: Vec<&str> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["kind"] == "provision")
+        .map(|j| j["site_id"].as_str().unwrap())
+        .collect();
+    for id in &ids {
+        let n = provisions.iter().filter(|p| **p == id.as_str()).count();
+        assert_eq!(n, 1, "site {id} has {n} provision jobs");
+    }
+    assert_eq!(eml_files(&dir.path().join("outbox")).len(), SITES);
 }
 
 #[tokio::test]

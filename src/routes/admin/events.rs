@@ -6,8 +6,8 @@ use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Admin;
+use crate::db::jobs;
 use crate::db::stripe_events::{self, StripeEventRow};
-use crate::db::{jobs, write_tx};
 use crate::domain::EventId;
 use crate::error::ApiError;
 use crate::jobs::{BackgroundJob, ProcessStripeEvent};
@@ -118,12 +118,10 @@ pub(crate) async fn replay(
     let id = event.id.clone();
     let replayed = state
         .db
-        .run(move |c| {
-            write_tx(c, |c| {
-                stripe_events::reset(c, &id)?;
-                jobs::insert(c, &job)?;
-                stripe_events::get(c, &id)
-            })
+        .write(move |c| {
+            stripe_events::reset(c, &id)?;
+            jobs::insert(c, &job)?;
+            stripe_events::get(c, &id)
         })
         .await?;
     state.wake.notify_one();

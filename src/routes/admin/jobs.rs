@@ -72,7 +72,7 @@ pub(crate) async fn retry(
     let requeue = id.clone();
     if !state
         .db
-        .run(move |c| jobs::requeue_failed(c, &requeue))
+        .write(move |c| jobs::requeue_failed(c, &requeue))
         .await?
     {
         return Err(ApiError::conflict(

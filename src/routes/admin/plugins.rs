@@ -123,7 +123,7 @@ pub(crate) async fn upload(
         query.mutating,
         plugin.info.validates_settings,
     );
-    let created = state.db.run(move |c| plugins::put(c, &row)).await?;
+    let created = state.db.write(move |c| plugins::put(c, &row)).await?;
     let (t, n) = (tenant.name.to_string(), name.to_string());
     let stored = state
         .db
@@ -209,7 +209,7 @@ pub(crate) async fn remove(
     let tenant = tenant_for(&admin, &state, &tenant)?;
     refuse_if_configured(&tenant)?;
     let (t, n) = (tenant.name.to_string(), plugin_name(&name)?.to_string());
-    match state.db.run(move |c| plugins::delete(c, &t, &n)).await? {
+    match state.db.write(move |c| plugins::delete(c, &t, &n)).await? {
         Removal::Deleted => {
             tracing::info!(tenant = %tenant.name, plugin = %name, "policy plugin deleted");
             Ok(HttpResponse::NoContent().finish())

@@ -142,7 +142,7 @@ pub(crate) async fn replace(
     let name = tenant.name.to_string();
     state
         .db
-        .run(move |c| plugins::replace_bindings(c, &name, &rows))
+        .write(move |c| plugins::replace_bindings(c, &name, &rows))
         .await?;
     tracing::info!(tenant = %tenant.name, bindings = bindings.len(), "policies replaced");
     Ok(json_ok(StatusCode::OK, &Policies { policies: bindings }))

@@ -136,7 +136,7 @@ async fn act(
     let settings = state.settings.jobs.clone();
     let result = state
         .db
-        .run(move |c: &mut DbConnection| sites::act(c, &site.id, from, to, |s| job(s, &settings)))
+        .write(move |c: &mut DbConnection| sites::act(c, &site.id, from, to, |s| job(s, &settings)))
         .await?;
     match result {
         Transition::Done(site) => {
