@@ -14,5 +14,6 @@ pub mod plugins;
 mod process;
 mod provisioning;
 mod rate_limits;
+mod retention;
 mod signup;
 mod stripe;
