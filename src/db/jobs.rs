@@ -307,6 +307,55 @@ pub fn prune_succeeded(conn: &mut DbConnection, before: i64, limit: i64) -> anyh
     Ok(diesel::delete(jobs::table.filter(jobs::id.eq_any(oldest))).execute(conn)?)
 }
 
+/// The queue at a glance: how many jobs wait and run, per kind, and how long the oldest due one
+/// has waited.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Backlog {
+    pub queued: i64,
+    pub running: i64,
+    /// Seconds the oldest due job has waited (0 when none is due).
+    pub oldest_due_secs: f64,
+    pub by_kind: Vec<KindBacklog>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct KindBacklog {
+    pub kind: String,
+    pub queued: i64,
+    pub running: i64,
+}
+
+impl Backlog {
+    pub fn read(conn: &mut DbConnection) -> anyhow::Result<Self> {
+        let mut by_kind: Vec<KindBacklog> = Vec::new();
+        for (kind, state, n) in backlog(conn)? {
+            let entry = match by_kind.iter_mut().find(|k| k.kind == kind) {
+                Some(entry) => entry,
+                None => {
+                    by_kind.push(KindBacklog {
+                        kind,
+                        queued: 0,
+                        running: 0,
+                    });
+                    by_kind.last_mut().expect("just pushed")
+                }
+            };
+            if state == QUEUED {
+                entry.queued = n;
+            } else {
+                entry.running = n;
+            }
+        }
+        by_kind.sort_by(|a, b| a.kind.cmp(&b.kind));
+        Ok(Self {
+            queued: by_kind.iter().map(|k| k.queued).sum(),
+            running: by_kind.iter().map(|k| k.running).sum(),
+            oldest_due_secs: oldest_due_age_ms(conn)? as f64 / 1000.0,
+            by_kind,
+        })
+    }
+}
+
 /// How many jobs are queued and running, per kind: `(kind, state, count)`.
 pub fn backlog(conn: &mut DbConnection) -> anyhow::Result<Vec<(String, String, i64)>> {
     Ok(jobs::table

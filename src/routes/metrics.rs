@@ -17,23 +17,20 @@ pub(crate) async fn render(state: web::Data<AppState>) -> HttpResponse {
         .run(|c| {
             Ok((
                 sites::count_by_state(c)?,
-                jobs::oldest_due_age_ms(c)?,
                 stripe_events::count_deferred(c)?,
-                jobs::backlog(c)?,
+                jobs::Backlog::read(c)?,
             ))
         })
         .await;
     match counts {
-        Ok((by_state, lag_ms, deferred, backlog)) => {
+        Ok((by_state, deferred, backlog)) => {
             for kind in crate::jobs::registry().kinds() {
-                for job_state in [jobs::QUEUED, jobs::RUNNING] {
-                    let n = backlog
-                        .iter()
-                        .find(|(k, s, _)| k == kind && s == job_state)
-                        .map_or(0, |(_, _, n)| *n);
-                    metrics::gauge!("berth_jobs", "kind" => kind, "state" => job_state)
-                        .set(n as f64);
-                }
+                let of_kind = backlog.by_kind.iter().find(|k| k.kind == kind);
+                let (queued, running) = of_kind.map_or((0, 0), |k| (k.queued, k.running));
+                metrics::gauge!("berth_jobs", "kind" => kind, "state" => jobs::QUEUED)
+                    .set(queued as f64);
+                metrics::gauge!("berth_jobs", "kind" => kind, "state" => jobs::RUNNING)
+                    .set(running as f64);
             }
             for site_state in crate::domain::SiteState::ALL {
                 let n = by_state
@@ -42,7 +39,7 @@ pub(crate) async fn render(state: web::Data<AppState>) -> HttpResponse {
                     .map_or(0, |(_, n)| *n);
                 metrics::gauge!("berth_sites", "state" => site_state.as_str()).set(n as f64);
             }
-            metrics::gauge!("berth_job_queue_lag_seconds").set(lag_ms as f64 / 1000.0);
+            metrics::gauge!("berth_job_queue_lag_seconds").set(backlog.oldest_due_secs);
             for tenant in state.tenants.names() {
                 let n = deferred
                     .iter()

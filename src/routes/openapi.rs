@@ -54,6 +54,7 @@ pub struct SiteList {
 #[derive(Serialize, ToSchema)]
 pub struct JobList {
     jobs: Vec<JobRow>,
+    backlog: crate::db::jobs::Backlog,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -13,6 +13,7 @@ mod kubernetes_cluster;
 pub mod plugins;
 mod process;
 mod provisioning;
+mod queue;
 mod rate_limits;
 mod retention;
 mod signup;

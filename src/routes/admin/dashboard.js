@@ -108,6 +108,13 @@ function renderEvents(events) {
   }
 }
 
+function renderBacklog(backlog) {
+  const kinds = backlog.by_kind.map((k) => k.kind + " " + k.queued + "/" + k.running).join(", ");
+  $("backlog").textContent =
+    backlog.queued + " queued, " + backlog.running + " running; the oldest due job has waited " +
+    backlog.oldest_due_secs.toFixed(1) + " s" + (kinds ? " (queued/running: " + kinds + ")" : "");
+}
+
 async function refresh() {
   try {
     const { sites } = await api("GET", "/admin/sites?limit=500");
@@ -117,8 +124,9 @@ async function refresh() {
     );
     renderEvents(attention.flatMap((page) => page.events));
     try {
-      const { jobs } = await api("GET", "/admin/jobs?state=failed&limit=200");
+      const { jobs, backlog } = await api("GET", "/admin/jobs?state=failed&limit=200");
       renderJobs(jobs);
+      renderBacklog(backlog);
       $("failed-jobs").hidden = false;
       $("scope").textContent = "global token";
     } catch (error) {

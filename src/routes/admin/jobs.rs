@@ -21,7 +21,7 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/admin/jobs", tag = "admin", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "Jobs, newest first (global token only)", body = crate::routes::openapi::JobList), (status = 400, description = "Bad filter", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/admin/jobs", tag = "admin", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "Jobs, newest first, and the queue's backlog (global token only)", body = crate::routes::openapi::JobList), (status = 400, description = "Bad filter", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[get("/admin/jobs")]
 pub(crate) async fn list(
     admin: Admin,
@@ -42,13 +42,18 @@ pub(crate) async fn list(
         }
     }
     let limit = super::limit(query.limit);
-    let rows = state
+    let (rows, backlog) = state
         .db
-        .run(move |c| jobs::list(c, query.state.as_deref(), None, limit))
+        .run(move |c| {
+            Ok((
+                jobs::list(c, query.state.as_deref(), None, limit)?,
+                jobs::Backlog::read(c)?,
+            ))
+        })
         .await?;
     Ok(json_ok(
         StatusCode::OK,
-        &serde_json::json!({ "jobs": rows }),
+        &serde_json::json!({ "jobs": rows, "backlog": backlog }),
     ))
 }
 
