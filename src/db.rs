@@ -3,9 +3,11 @@
 //! Durability rules: SQLite runs in WAL mode with `synchronous=FULL` and a busy timeout;
 //! PostgreSQL keeps its durable defaults. Every write transaction goes through [`Db::write`]: one
 //! connection per process that runs the transactions waiting at a moment together and commits
-//! them once (see `writer`), opening each with `BEGIN IMMEDIATE` on SQLite so the lock is taken
-//! up front. Reads use the pool ([`Db::run`]). `Db::write` returning `Ok` means the write is on
-//! disk. Functions in the submodules that write expect to be called inside `Db::write`.
+//! them once (see `writer`), opening each batch with `BEGIN IMMEDIATE` on SQLite so the lock is
+//! taken up front. Stripe ingestion, which batches its own deliveries, may write beside it on
+//! PostgreSQL ([`Db::write_in_parallel`]). Reads use the pool ([`Db::run`]). A write returning
+//! `Ok` means it is on disk. Functions in the submodules that write expect to be called inside
+//! one of these.
 
 pub mod jobs;
 pub mod outbox;
@@ -151,6 +153,20 @@ impl Db {
         T: Send + 'static,
     {
         self.writer.write(f).await
+    }
+
+    /// Like [`Db::write`], for a caller that batches its own writes and gains from commits in
+    /// parallel: on PostgreSQL a transaction on a pooled connection (its flushes overlap those
+    /// of the write path), on SQLite the one write path (it has one write lock anyway).
+    pub async fn write_in_parallel<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        F: FnOnce(&mut DbConnection) -> anyhow::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.backend {
+            Backend::Sqlite => self.write(f).await,
+            Backend::Postgres => self.run(move |c| c.transaction(f)).await,
+        }
     }
 
     /// Runs blocking diesel work (reads) on the blocking pool with a pooled connection.

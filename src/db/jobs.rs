@@ -177,9 +177,31 @@ pub fn heartbeat(
         .collect())
 }
 
-/// Marks the job done; `false` means the lease was lost and nothing was written.
-pub fn succeed(conn: &mut DbConnection, id: &str, owner: &str) -> anyhow::Result<bool> {
-    finish(conn, id, owner, SUCCEEDED, None, None)
+/// Marks the jobs among `ids` that `owner` still holds done, in one statement; returns the ids
+/// it marked (a missing id's lease was lost and nothing was written for it).
+pub fn succeed_many(
+    conn: &mut DbConnection,
+    ids: &[String],
+    owner: &str,
+) -> anyhow::Result<Vec<String>> {
+    let now = now_ms();
+    // A finished job's `run_at` becomes the time it finished.
+    Ok(diesel::update(
+        jobs::table
+            .filter(jobs::id.eq_any(ids))
+            .filter(jobs::lease_owner.eq(owner))
+            .filter(jobs::state.eq(RUNNING)),
+    )
+    .set((
+        jobs::state.eq(SUCCEEDED),
+        jobs::run_at.eq(now),
+        jobs::lease_owner.eq(None::<String>),
+        jobs::lease_expires_at.eq(None::<i64>),
+        jobs::last_error.eq(None::<String>),
+        jobs::updated_at.eq(now),
+    ))
+    .returning(jobs::id)
+    .get_results(conn)?)
 }
 
 /// Puts the job back in the queue to run at `run_at`, keeping the error.

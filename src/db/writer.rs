@@ -9,8 +9,9 @@
 //! once, and only then answers each waiter. Nobody is answered before the commit that holds
 //! their writes is durable (SQLite `synchronous=FULL`, PostgreSQL's durable defaults), so a
 //! returned `Ok` still means "on disk"; throughput comes from sharing each fsync, never from
-//! acknowledging early. PostgreSQL gets the same path: one connection that batches commits does
-//! more than several that each pay their own, and serialised bodies cannot deadlock each other.
+//! acknowledging early. PostgreSQL gets the same path: there it turns the worker's many small
+//! transactions (claims, Stripe events applied one per tenant at a time, outcomes) into few
+//! commits, and jobs that wait their turn hold no pooled connection that requests need.
 //!
 //! A body must be pure database work: it holds the write path while it runs.
 
@@ -28,7 +29,7 @@ use super::DbConnection;
 const MAX_BATCH: usize = 512;
 /// A batch stops taking new bodies once it has run this long, so the first waiter of a busy
 /// batch is answered soon.
-const MAX_BATCH_TIME: Duration = Duration::from_millis(20);
+const MAX_BATCH_TIME: Duration = Duration::from_millis(5);
 
 /// A transaction body waiting for the writer thread, with the channel to answer its waiter.
 trait Pending: Send {

@@ -54,12 +54,20 @@ impl BackgroundJob for Provision {
 impl Provision {
     async fn provision(&self, ctx: &JobContext) -> anyhow::Result<()> {
         // An operator re-ran this job after it failed for good: same intent, so start over.
-        let (id, version) = (self.site_id.clone(), self.version);
-        ctx.db
-            .write(move |c| {
-                sites::advance(c, &id, version, SiteState::Failed, SiteState::Provisioning)
-            })
-            .await?;
+        let id = self.site_id.clone();
+        let failed = ctx
+            .db
+            .run(move |c| sites::get(c, &id))
+            .await?
+            .is_some_and(|site| site.state() == SiteState::Failed);
+        if failed {
+            let (id, version) = (self.site_id.clone(), self.version);
+            ctx.db
+                .write(move |c| {
+                    sites::advance(c, &id, version, SiteState::Failed, SiteState::Provisioning)
+                })
+                .await?;
+        }
         let Some(site) = super::current_site(
             ctx,
             Self::KIND,

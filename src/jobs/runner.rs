@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures_util::FutureExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -29,6 +29,7 @@ pub struct Worker {
     owner: Arc<str>,
     /// The ids of the jobs this worker runs now, whose leases the heartbeat extends.
     running: Arc<Mutex<HashSet<String>>>,
+    successes: Successes,
 }
 
 impl Worker {
@@ -39,10 +40,12 @@ impl Worker {
             std::process::id(),
             rand::random::<u32>()
         );
+        let owner: Arc<str> = owner.into();
         Self {
+            successes: Successes::start(ctx.db.clone(), owner.clone()),
             ctx,
             registry: Arc::new(registry),
-            owner: owner.into(),
+            owner,
             running: Arc::default(),
         }
     }
@@ -67,6 +70,7 @@ impl Worker {
             registry: self.registry.clone(),
             owner: self.owner.clone(),
             running: self.running.clone(),
+            successes: self.successes.clone(),
             job,
         }
     }
@@ -215,7 +219,9 @@ impl Worker {
                     .await
                 {
                     Ok(lost) => {
-                        for id in lost {
+                        // A job that finished meanwhile is not lost: only one still running is.
+                        let running = running.lock().expect("not poisoned");
+                        for id in lost.iter().filter(|id| running.contains(*id)) {
                             tracing::warn!(job.id = %id, "job lease lost to another worker");
                         }
                     }
@@ -228,17 +234,71 @@ impl Worker {
     }
 }
 
+/// Records successes in batches: one statement marks done every job that succeeded since the
+/// last one (most outcomes are successes, and each would otherwise pay a statement of its own).
+#[derive(Clone)]
+struct Successes {
+    queue: mpsc::UnboundedSender<(String, oneshot::Sender<anyhow::Result<bool>>)>,
+}
+
+/// The most successes one statement records.
+const SUCCESS_BATCH: usize = 512;
+
+impl Successes {
+    fn start(db: Db, owner: Arc<str>) -> Self {
+        let (queue, mut waiting) =
+            mpsc::unbounded_channel::<(String, oneshot::Sender<anyhow::Result<bool>>)>();
+        tokio::spawn(async move {
+            while let Some(first) = waiting.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < SUCCESS_BATCH {
+                    match waiting.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
+                let owner = owner.clone();
+                let recorded = db.write(move |c| jobs::succeed_many(c, &ids, &owner)).await;
+                for (id, reply) in batch {
+                    let _ = reply.send(match &recorded {
+                        Ok(marked) => Ok(marked.contains(&id)),
+                        Err(error) => Err(anyhow::anyhow!("{error:#}")),
+                    });
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Marks the job done; `false` means the lease was lost and nothing was written.
+    async fn record(&self, id: String) -> anyhow::Result<bool> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send((id, reply))
+            .map_err(|_| anyhow::anyhow!("the outcome writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("the outcome writer stopped before answering"))?
+    }
+}
+
 /// One claimed job on its way to an outcome.
 struct Execution {
     ctx: Arc<JobContext>,
     registry: Arc<Registry>,
     owner: Arc<str>,
     running: Arc<Mutex<HashSet<String>>>,
+    successes: Successes,
     job: jobs::JobRow,
 }
 
 impl Execution {
-    async fn run(self, _permit: OwnedSemaphorePermit) {
+    /// Runs the job, frees its slot, then records the outcome. The slot is free before the
+    /// outcome is durable so that the next claim shares the outcome's commit instead of waiting
+    /// for it; if berth dies in between, the job's lease expires and it runs again, which an
+    /// idempotent job turns into a no-op.
+    async fn run(self, permit: OwnedSemaphorePermit) {
         let span = tracing::info_span!(
             "job",
             job.id = %self.job.id,
@@ -249,11 +309,17 @@ impl Execution {
         let id = self.job.id.clone();
         let running = self.running.clone();
         running.lock().expect("not poisoned").insert(id.clone());
-        self.execute().instrument(span).await;
+        async {
+            let outcome = self.execute().await;
+            drop(permit);
+            self.finish(outcome).await;
+        }
+        .instrument(span)
+        .await;
         running.lock().expect("not poisoned").remove(&id);
     }
 
-    async fn execute(self) {
+    async fn execute(&self) -> Outcome {
         let job = &self.job;
         let lag_ms = (now_ms() - job.run_at).max(0);
         metrics::histogram!("berth_job_lag_seconds", "kind" => job.kind.clone())
@@ -262,13 +328,11 @@ impl Execution {
         let Some(handler) = self.registry.get(&job.kind) else {
             let error = format!("no handler for job kind {:?}", job.kind);
             tracing::error!(error, "job cannot run");
-            self.finish(Outcome::Failed(error)).await;
-            return;
+            return Outcome::Failed(error);
         };
         if job.attempts > job.max_attempts {
             let error = "the last attempt was cut off (the worker stopped or crashed)".to_owned();
-            self.exhaust(handler, error).await;
-            return;
+            return self.exhaust(handler, error).await;
         }
 
         let started = Instant::now();
@@ -283,13 +347,13 @@ impl Execution {
         match result {
             Ok(()) => {
                 tracing::info!(duration_ms = duration.as_millis() as u64, "job done");
-                self.finish(Outcome::Succeeded).await;
+                Outcome::Succeeded
             }
             Err(error) => {
                 let permanent = super::is_permanent(&error);
                 let error = format!("{error:#}");
                 if permanent || job.attempts >= job.max_attempts {
-                    self.exhaust(handler, error).await;
+                    self.exhaust(handler, error).await
                 } else {
                     let delay = backoff(&self.ctx.settings.jobs, job.attempts);
                     tracing::warn!(
@@ -298,14 +362,14 @@ impl Execution {
                         attempts_left = job.max_attempts - job.attempts,
                         "job failed; will retry"
                     );
-                    self.finish(Outcome::Retry(now_ms() + delay.as_millis() as i64, error))
-                        .await;
+                    Outcome::Retry(now_ms() + delay.as_millis() as i64, error)
                 }
             }
         }
     }
 
-    async fn exhaust(&self, handler: super::Erased, error: String) {
+    /// Runs the job's failure hook; the job fails for good.
+    async fn exhaust(&self, handler: super::Erased, error: String) -> Outcome {
         tracing::error!(error, attempts = self.job.attempts, "job failed for good");
         if let Err(hook) = handler(
             self.ctx.clone(),
@@ -319,7 +383,7 @@ impl Execution {
                 "the job's failure hook failed too"
             );
         }
-        self.finish(Outcome::Failed(error)).await;
+        Outcome::Failed(error)
     }
 
     async fn finish(&self, outcome: Outcome) {
@@ -327,15 +391,17 @@ impl Execution {
         metrics::counter!("berth_jobs_total", "kind" => self.job.kind.clone(), "outcome" => label)
             .increment(1);
         let (id, owner) = (self.job.id.clone(), self.owner.clone());
-        let recorded = self
-            .ctx
-            .db
-            .write(move |c| match outcome {
-                Outcome::Succeeded => jobs::succeed(c, &id, &owner),
-                Outcome::Retry(at, error) => jobs::retry_at(c, &id, &owner, at, &error),
-                Outcome::Failed(error) => jobs::fail(c, &id, &owner, &error),
-            })
-            .await;
+        let recorded = match outcome {
+            Outcome::Succeeded => self.successes.record(id).await,
+            Outcome::Retry(at, error) => {
+                let write = move |c: &mut _| jobs::retry_at(c, &id, &owner, at, &error);
+                self.ctx.db.write(write).await
+            }
+            Outcome::Failed(error) => {
+                let write = move |c: &mut _| jobs::fail(c, &id, &owner, &error);
+                self.ctx.db.write(write).await
+            }
+        };
         match recorded {
             Ok(true) => {}
             Ok(false) => tracing::warn!(

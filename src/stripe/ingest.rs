@@ -97,7 +97,7 @@ impl EventWriter {
 /// Stores one delivery in a transaction of its own: one commit per event. The baseline the
 /// benchmark measures group commit against, and the fallback when a shared commit fails.
 pub async fn store_one(db: &Db, delivery: Delivery) -> anyhow::Result<Stored> {
-    db.write(move |c| insert(c, &delivery)).await
+    db.write_in_parallel(move |c| insert(c, &delivery)).await
 }
 
 /// Stores a batch with one multi-row insert for the events and one for their jobs, so that a
