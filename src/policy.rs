@@ -19,6 +19,9 @@ use crate::plugin_host::{
 };
 use crate::tenants::Tenant;
 
+/// The reason code of a plugin that could not check a submission (fail closed).
+pub const POLICY_ERROR: &str = "policy_error";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hook {
     Name,
@@ -247,7 +250,7 @@ impl PolicyEngine {
                     if !allow {
                         reasons.push(PolicyReason {
                             plugin: binding.plugin.clone(),
-                            code: "policy_error".into(),
+                            code: POLICY_ERROR.into(),
                             message: format!(
                                 "the {} policy could not check this submission ({})",
                                 binding.plugin,

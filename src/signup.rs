@@ -22,13 +22,18 @@ pub struct RawForm {
 impl RawForm {
     pub fn insert(&mut self, name: String, value: Vec<u8>) -> Result<(), ApiError> {
         if self.fields.contains_key(&name) {
-            return Err(ApiError::bad_request(
-                "duplicate_field",
-                format!("field {name:?} is given more than once"),
-            ));
+            return Err(Self::duplicate(&name));
         }
         self.fields.insert(name, value);
         Ok(())
+    }
+
+    /// The `400` for a field given more than once, in whatever body format.
+    pub fn duplicate(name: &str) -> ApiError {
+        ApiError::bad_request(
+            "duplicate_field",
+            format!("field {name:?} is given more than once"),
+        )
     }
 
     pub fn get(&self, name: &str) -> Option<&[u8]> {

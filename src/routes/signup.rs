@@ -1,6 +1,12 @@
 //! `POST /signup` and `POST /t/{tenant}/signup`: rate limits → parse → built-in validation →
 //! policy plugins → uniqueness → one transaction storing the site and its first job → `201`
 //! (or `303` to the status page for a browser form post).
+//!
+//! The per-IP and per-tenant limits count every request. The per-email limit counts only
+//! submissions that would create a site: built-in validation and every policy passed and the
+//! name is free. It keys on the validated address, normalised (see
+//! [`EmailAddress::rate_limit_key`](crate::domain::EmailAddress::rate_limit_key)), so nobody
+//! can fill it with junk or lock a customer out with refused signups in their name.
 
 pub(crate) mod body;
 
@@ -13,7 +19,7 @@ use serde::Serialize;
 use super::{prefers_html, AppState};
 use crate::client_ip::client_ip;
 use crate::db::sites;
-use crate::domain::{SiteId, SiteName, SiteState};
+use crate::domain::{Hostname, SiteId, SiteName, SiteState};
 use crate::error::ApiError;
 use crate::jobs::{BackgroundJob, Provision};
 use crate::rate_limit::ip_key;
@@ -112,16 +118,14 @@ async fn accept(
         tracing::info!("honeypot field filled in; dropping the signup silently");
         return Ok(respond(req, tenant, decoy(tenant, &form)));
     }
-    if let Some(email) = form.get("email").and_then(|e| std::str::from_utf8(e).ok()) {
-        state
-            .limits
-            .signup_per_email
-            .check(&email.trim().to_lowercase())?;
-    }
-
     let mut signup = validate(tenant, &form)?;
     tracing::Span::current().record("site.name", signup.name.as_str());
     run_policies(&state.policies, tenant, &mut signup).await?;
+    refuse_taken(state, tenant, &signup).await?;
+    state
+        .limits
+        .signup_per_email
+        .check(&signup.email.rate_limit_key())?;
 
     let site_id = SiteId::generate();
     tracing::Span::current().record("site.id", site_id.as_str());
@@ -129,6 +133,28 @@ async fn accept(
     metrics::counter!("berth_signups_total", "tenant" => tenant.name.to_string(), "outcome" => "created").increment(1);
     tracing::info!(site.hostname = %created.hostname, site.state = %created.state, "site created");
     Ok(respond(req, tenant, created))
+}
+
+/// A `409` when the name is taken, before the signup counts toward the per-email limit. The
+/// store checks again, in its transaction, for a race of concurrent signups.
+async fn refuse_taken(state: &AppState, tenant: &Tenant, signup: &Signup) -> Result<(), ApiError> {
+    let hostname = Hostname::new(&signup.name, &tenant.settings.base_domain).to_string();
+    let lookup = hostname.clone();
+    if state
+        .db
+        .run(move |c| sites::hostname_taken(c, &lookup))
+        .await?
+    {
+        return Err(taken(&hostname));
+    }
+    Ok(())
+}
+
+fn taken(hostname: &str) -> ApiError {
+    ApiError::conflict(
+        "name_taken",
+        format!("{hostname} is already taken; choose another name"),
+    )
 }
 
 /// Stores the site and, unless it waits for payment, its provision job: one transaction.
@@ -157,10 +183,7 @@ async fn store(
         .run(move |c| sites::create(c, &site, job.as_ref()))
         .await?;
     if !created {
-        return Err(ApiError::conflict(
-            "name_taken",
-            format!("{hostname} is already taken; choose another name"),
-        ));
+        return Err(taken(&hostname));
     }
     state.wake.notify_one();
     Ok(Created {

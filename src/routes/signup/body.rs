@@ -92,18 +92,52 @@ fn percent_decode(input: &[u8]) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
+/// The members of a JSON object in order, duplicates included (a `serde_json::Map` would keep
+/// only the last of `{"name": "a", "name": "b"}`).
+struct Members(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
 fn parse_json(body: &[u8]) -> Result<RawForm, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("malformed_body", format!("the body is not valid JSON: {e}"))
     })?;
-    let serde_json::Value::Object(object) = value else {
+    if !value.is_object() {
         return Err(ApiError::bad_request(
             "malformed_body",
             "the JSON body must be an object",
         ));
-    };
+    }
+    let Members(members) = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("malformed_body", format!("the body is not valid JSON: {e}"))
+    })?;
     let mut form = RawForm::default();
-    for (name, value) in object {
+    let mut nulls = std::collections::HashSet::new();
+    for (name, value) in members {
+        if form.get(&name).is_some() || !nulls.insert(name.clone()) {
+            return Err(RawForm::duplicate(&name));
+        }
         match value {
             serde_json::Value::String(s) => form.insert(name, s.into_bytes())?,
             serde_json::Value::Null => {}
@@ -202,5 +236,28 @@ mod tests {
         );
         assert!(parse_json(b"[1]").is_err());
         assert!(parse_json(b"{").is_err());
+    }
+
+    #[test]
+    fn json_refuses_a_field_given_twice_like_the_forms_do() {
+        for body in [
+            &br#"{"name": "a", "name": "b"}"#[..],
+            br#"{"name": null, "name": "b"}"#,
+            br#"{"name": "a", "email": "x@y.z", "name": null}"#,
+        ] {
+            assert!(
+                matches!(
+                    parse_json(body),
+                    Err(ApiError::BadRequest {
+                        code: "duplicate_field",
+                        ..
+                    })
+                ),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // Nested objects are refused anyway; only the top level names fields.
+        assert!(parse_json(br#"{"name": "a", "email": "b"}"#).is_ok());
     }
 }
