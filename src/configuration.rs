@@ -67,6 +67,9 @@ pub struct ServerSettings {
     pub metrics_token: Secret,
     /// How long a client may take to send a request body, in seconds; then `408`.
     pub body_timeout_secs: u64,
+    /// Open connections one client IP may hold on the API listener; more are closed at once.
+    /// Peers in `trusted_proxies` are not bound.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for ServerSettings {
@@ -79,6 +82,7 @@ impl Default for ServerSettings {
             public_url: String::new(),
             metrics_token: Secret::default(),
             body_timeout_secs: 30,
+            max_connections_per_ip: 64,
         }
     }
 }
@@ -342,6 +346,14 @@ pub struct PluginSettings {
     pub stack_bytes: usize,
     /// Plugin instances that may run at once (slots of the pooling allocator).
     pub max_instances: u32,
+    /// Of those, the most one tenant's calls may take at once, so that other tenants always
+    /// find slots.
+    pub max_instances_per_tenant: u32,
+    /// Bindings one tenant may have on one hook.
+    pub max_bindings_per_hook: usize,
+    /// Plugin time one submission may use across all its bindings and hooks, in milliseconds;
+    /// bindings left unrun when it is spent count as failed (class `budget`).
+    pub submission_budget_ms: u64,
 }
 
 impl Default for PluginSettings {
@@ -354,6 +366,9 @@ impl Default for PluginSettings {
             max_log_bytes: 4 * 1024,
             stack_bytes: 256 * 1024,
             max_instances: 32,
+            max_instances_per_tenant: 4,
+            max_bindings_per_hook: 16,
+            submission_budget_ms: 1000,
         }
     }
 }
@@ -910,6 +925,26 @@ impl Settings {
         if plugins.max_instances == 0 {
             return Err(invalid("plugins.max_instances", "must be at least 1"));
         }
+        if plugins.max_instances_per_tenant == 0
+            || plugins.max_instances_per_tenant > plugins.max_instances
+        {
+            return Err(invalid(
+                "plugins.max_instances_per_tenant",
+                "must be from 1 to plugins.max_instances",
+            ));
+        }
+        if plugins.max_bindings_per_hook == 0 {
+            return Err(invalid(
+                "plugins.max_bindings_per_hook",
+                "must be at least 1",
+            ));
+        }
+        if plugins.submission_budget_ms < plugins.timeout_ms {
+            return Err(invalid(
+                "plugins.submission_budget_ms",
+                "must be at least plugins.timeout_ms (one whole call)",
+            ));
+        }
         if plugins.stack_bytes < 16 * 1024 {
             return Err(invalid("plugins.stack_bytes", "must be at least 16384"));
         }
@@ -954,6 +989,12 @@ impl Settings {
         }
         if self.server.body_timeout_secs == 0 {
             return Err(invalid("server.body_timeout_secs", "must be at least 1"));
+        }
+        if self.server.max_connections_per_ip == 0 {
+            return Err(invalid(
+                "server.max_connections_per_ip",
+                "must be at least 1",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, tenant) in self.tenants.iter().enumerate() {
@@ -1054,6 +1095,18 @@ impl Settings {
                 }
                 if policy.mutating && policy.hook != "html" {
                     return Err(invalid(key("mutating"), "only html plugins may rewrite"));
+                }
+            }
+            for hook in ["name", "html"] {
+                let bound = tenant.policies.iter().filter(|p| p.hook == hook).count();
+                if bound > self.plugins.max_bindings_per_hook {
+                    return Err(invalid(
+                        key("policies"),
+                        format!(
+                            "{bound} bindings on the {hook} hook; plugins.max_bindings_per_hook allows {}",
+                            self.plugins.max_bindings_per_hook
+                        ),
+                    ));
                 }
             }
             for notice in tenant.email_templates.keys() {

@@ -203,8 +203,8 @@ fn check_html(tenant: &Tenant, html: &str, needed: bool, errors: &mut Vec<FieldE
     }
 }
 
-/// The tenant's policy plugins: the name hook, then the html hook. A rewrite replaces the HTML
-/// and the built-in checks run again on it.
+/// The tenant's policy plugins: the name hook, then the html hook, sharing one time budget. A
+/// rewrite replaces the HTML and the built-in checks run again on it.
 pub async fn run_policies(
     policies: &PolicyEngine,
     tenant: &Tenant,
@@ -215,15 +215,22 @@ pub async fn run_policies(
         email: signup.email.as_str(),
         plan: signup.plan.as_deref(),
     };
+    let budget = policies.budget();
     if let Verdict::Deny(reasons) = policies
-        .check(tenant, Hook::Name, signup.name.as_str(), &submission)
+        .check(
+            tenant,
+            Hook::Name,
+            signup.name.as_str(),
+            &submission,
+            &budget,
+        )
         .await?
     {
         return Err(ApiError::PolicyRejected(reasons));
     }
     if let Some(html) = &signup.html {
         match policies
-            .check(tenant, Hook::Html, html, &submission)
+            .check(tenant, Hook::Html, html, &submission, &budget)
             .await?
         {
             Verdict::Deny(reasons) => return Err(ApiError::PolicyRejected(reasons)),

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::{prefers_html, AppState};
 use crate::client_ip::client_ip;
+use crate::connections::client_gone;
 use crate::db::sites;
 use crate::domain::{Hostname, SiteId, SiteName, SiteState};
 use crate::error::ApiError;
@@ -120,7 +121,13 @@ async fn accept(
     }
     let mut signup = validate(tenant, &form)?;
     tracing::Span::current().record("site.name", signup.name.as_str());
-    run_policies(&state.policies, tenant, &mut signup).await?;
+    tokio::select! {
+        checked = run_policies(&state.policies, tenant, &mut signup) => checked?,
+        () = client_gone(req) => {
+            tracing::info!("client gone; policies stopped");
+            return Err(ApiError::ClientGone);
+        }
+    }
     refuse_taken(state, tenant, &signup).await?;
     state
         .limits

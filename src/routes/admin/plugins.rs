@@ -113,7 +113,7 @@ pub(crate) async fn upload(
         })?;
     let plugin = state
         .policies
-        .load(bytes.to_vec())
+        .load(tenant.name.as_str(), bytes.to_vec())
         .await?
         .map_err(|reason| ApiError::bad_request("module_refused", reason))?;
     let row = plugins::new_plugin(
@@ -298,6 +298,9 @@ pub(crate) async fn test(
         &settings,
         &submission,
     );
-    let result = state.policies.test(plugin, context, body.value).await?;
+    let result = state
+        .policies
+        .test(tenant.name.as_str(), plugin, context, body.value)
+        .await?;
     Ok(json_ok(StatusCode::OK, &result))
 }
