@@ -64,10 +64,7 @@ fn authenticate(req: &HttpRequest) -> Result<Admin, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))?;
-    let ip = client_ip(req, &state.settings.server.trusted_proxies).map(ip_key);
-    if let Some(ip) = &ip {
-        state.limits.admin_failures_per_ip.check(ip)?;
-    }
+    let ip = unrefused_address(req, state)?;
     let token = bearer(req)
         .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <admin token>".into()))?;
     // Check every token so the time taken does not tell which one matched.
@@ -95,6 +92,15 @@ fn authenticate(req: &HttpRequest) -> Result<Admin, ApiError> {
     Ok(Admin { scope })
 }
 
+/// The client's address key, unless it is refused for too many wrong tokens (`429`).
+fn unrefused_address(req: &HttpRequest, state: &AppState) -> Result<Option<String>, ApiError> {
+    let ip = client_ip(req, &state.settings.server.trusted_proxies).map(ip_key);
+    if let Some(ip) = &ip {
+        state.limits.admin_failures_per_ip.check(ip)?;
+    }
+    Ok(ip)
+}
+
 /// The bearer token of the request, if it sends one.
 fn bearer(req: &HttpRequest) -> Option<&str> {
     req.headers()
@@ -119,10 +125,7 @@ pub fn require_token(req: &HttpRequest, state: &AppState, secret: &Secret) -> Re
     if secret.is_empty() {
         return Ok(());
     }
-    let ip = client_ip(req, &state.settings.server.trusted_proxies).map(ip_key);
-    if let Some(ip) = &ip {
-        state.limits.admin_failures_per_ip.check(ip)?;
-    }
+    let ip = unrefused_address(req, state)?;
     match bearer(req) {
         None => Err(ApiError::Unauthorized(
             "send Authorization: Bearer <token>".into(),

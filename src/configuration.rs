@@ -347,13 +347,25 @@ pub struct PluginSettings {
     /// Plugin instances that may run at once (slots of the pooling allocator).
     pub max_instances: u32,
     /// Of those, the most one tenant's calls may take at once, so that other tenants always
-    /// find slots.
+    /// find slots and CPU. 0: half the machine's CPUs (at least 1).
     pub max_instances_per_tenant: u32,
     /// Bindings one tenant may have on one hook.
     pub max_bindings_per_hook: usize,
     /// Plugin time one submission may use across all its bindings and hooks, in milliseconds;
     /// bindings left unrun when it is spent count as failed (class `budget`).
     pub submission_budget_ms: u64,
+}
+
+impl PluginSettings {
+    /// The slots one tenant's calls may take: `max_instances_per_tenant`, or half the CPUs
+    /// when it is 0; at least 1 and at most `max_instances`.
+    pub fn instances_per_tenant(&self) -> u32 {
+        let share = match self.max_instances_per_tenant {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32 / 2),
+            n => n,
+        };
+        share.clamp(1, self.max_instances.max(1))
+    }
 }
 
 impl Default for PluginSettings {
@@ -366,7 +378,7 @@ impl Default for PluginSettings {
             max_log_bytes: 4 * 1024,
             stack_bytes: 256 * 1024,
             max_instances: 32,
-            max_instances_per_tenant: 4,
+            max_instances_per_tenant: 0,
             max_bindings_per_hook: 16,
             submission_budget_ms: 1000,
         }
@@ -925,12 +937,10 @@ impl Settings {
         if plugins.max_instances == 0 {
             return Err(invalid("plugins.max_instances", "must be at least 1"));
         }
-        if plugins.max_instances_per_tenant == 0
-            || plugins.max_instances_per_tenant > plugins.max_instances
-        {
+        if plugins.max_instances_per_tenant > plugins.max_instances {
             return Err(invalid(
                 "plugins.max_instances_per_tenant",
-                "must be from 1 to plugins.max_instances",
+                "must be at most plugins.max_instances (0 = half the CPUs)",
             ));
         }
         if plugins.max_bindings_per_hook == 0 {
@@ -1623,6 +1633,33 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.tenants[0].stripe.webhook_secrets.len(), 2);
+    }
+
+    #[test]
+    fn a_tenant_s_share_of_plugin_slots_is_half_the_cpus_unless_set() {
+        let with = |per_tenant, max| PluginSettings {
+            max_instances_per_tenant: per_tenant,
+            max_instances: max,
+            ..PluginSettings::default()
+        };
+        assert_eq!(with(3, 32).instances_per_tenant(), 3);
+        let cpus = std::thread::available_parallelism().unwrap().get() as u32;
+        assert_eq!(with(0, 32).instances_per_tenant(), (cpus / 2).clamp(1, 32));
+        assert_eq!(
+            with(0, 1).instances_per_tenant(),
+            1,
+            "never more than all slots"
+        );
+        let err = load(
+            "[plugins]\nmax_instances = 2\nmax_instances_per_tenant = 3\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("plugins.max_instances_per_tenant:"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -161,7 +161,7 @@ impl PolicyEngine {
         let settings = host.settings();
         let slots = Slots {
             all: Arc::new(Semaphore::new(settings.max_instances as usize)),
-            per_tenant: settings.max_instances_per_tenant.max(1) as usize,
+            per_tenant: settings.instances_per_tenant() as usize,
             tenants: Mutex::new(HashMap::new()),
         };
         Self { host, db, slots }
