@@ -18,9 +18,8 @@ use serde::Serialize;
 
 use super::{prefers_html, AppState};
 use crate::client_ip::client_ip;
-use crate::connections::client_gone;
 use crate::db::sites;
-use crate::domain::{Hostname, SiteId, SiteName, SiteState};
+use crate::domain::{SiteId, SiteName, SiteState};
 use crate::error::ApiError;
 use crate::jobs::{BackgroundJob, Provision};
 use crate::rate_limit::ip_key;
@@ -123,7 +122,7 @@ async fn accept(
     tracing::Span::current().record("site.name", signup.name.as_str());
     tokio::select! {
         checked = run_policies(&state.policies, tenant, &mut signup) => checked?,
-        () = client_gone(req) => {
+        () = crate::connections::client_gone(req) => {
             tracing::info!("client gone; policies stopped");
             return Err(ApiError::ClientGone);
         }
@@ -145,23 +144,20 @@ async fn accept(
 /// A `409` when the name is taken, before the signup counts toward the per-email limit. The
 /// store checks again, in its transaction, for a race of concurrent signups.
 async fn refuse_taken(state: &AppState, tenant: &Tenant, signup: &Signup) -> Result<(), ApiError> {
-    let hostname = Hostname::new(&signup.name, &tenant.settings.base_domain).to_string();
+    let hostname =
+        crate::domain::Hostname::new(&signup.name, &tenant.settings.base_domain).to_string();
     let lookup = hostname.clone();
     if state
         .db
         .run(move |c| sites::hostname_taken(c, &lookup))
         .await?
     {
-        return Err(taken(&hostname));
+        return Err(ApiError::conflict(
+            "name_taken",
+            format!("{hostname} is already taken; choose another name"),
+        ));
     }
     Ok(())
-}
-
-fn taken(hostname: &str) -> ApiError {
-    ApiError::conflict(
-        "name_taken",
-        format!("{hostname} is already taken; choose another name"),
-    )
 }
 
 /// Stores the site and, unless it waits for payment, its provision job: one transaction.
@@ -190,7 +186,10 @@ async fn store(
         .run(move |c| sites::create(c, &site, job.as_ref()))
         .await?;
     if !created {
-        return Err(taken(&hostname));
+        return Err(ApiError::conflict(
+            "name_taken",
+            format!("{hostname} is already taken; choose another name"),
+        ));
     }
     state.wake.notify_one();
     Ok(Created {
