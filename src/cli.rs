@@ -110,7 +110,8 @@ pub fn run(cli: Cli) -> ExitCode {
     } = cli.command
     {
         if let Err(error) = crate::tenants::Tenants::build(&settings) {
-            eprintln!("error: invalid configuration: {error:#}");
+            let error = settings.redact(&format!("{error:#}"));
+            eprintln!("error: invalid configuration: {error}");
             return ExitCode::from(2);
         }
         print!("{}", settings.redacted_toml());
@@ -146,6 +147,7 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let redactor = settings.clone();
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve {
@@ -167,8 +169,9 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "berth stopped with an error");
-            eprintln!("error: {error:#}");
+            let error = redactor.redact(&format!("{error:#}"));
+            tracing::error!(error, "berth stopped with an error");
+            eprintln!("error: {error}");
             ExitCode::FAILURE
         }
     }

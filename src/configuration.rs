@@ -83,6 +83,14 @@ pub struct ServerSettings {
     pub admin_token: Secret,
     /// Base of the links berth hands out (status pages, emails). Empty: `http://<listen>`.
     pub public_url: String,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <metrics_token>` (the metrics name
+    /// tenants and plugins). Empty: `/metrics` is open, for a listener only scrapers reach.
+    pub metrics_token: Secret,
+    /// How long a client may take to send a request body, in seconds; then `408`.
+    pub body_timeout_secs: u64,
+    /// Open connections one client IP may hold on the API listener; more are closed at once.
+    /// Peers in `trusted_proxies` are not bound.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for ServerSettings {
@@ -93,6 +101,9 @@ impl Default for ServerSettings {
             trusted_proxies: Vec::new(),
             admin_token: Secret::default(),
             public_url: String::new(),
+            metrics_token: Secret::default(),
+            body_timeout_secs: 30,
+            max_connections_per_ip: 64,
         }
     }
 }
@@ -216,6 +227,11 @@ pub struct RateLimitSettings {
     pub signup_per_tenant: Rate,
     pub stripe_per_tenant: Rate,
     pub admin_per_token: Rate,
+    /// Stripe deliveries whose signature does not verify, per client IP (only those count).
+    pub stripe_invalid_per_ip: Rate,
+    /// Admin requests with a missing or wrong token, per client IP (only those count); over
+    /// it, even a right token is refused until the bucket refills.
+    pub admin_failures_per_ip: Rate,
     /// Keys kept per limiter before idle ones are evicted; bounds memory under a flood.
     pub max_keys: usize,
 }
@@ -228,6 +244,8 @@ impl Default for RateLimitSettings {
             signup_per_tenant: Rate::per_second(50, 100),
             stripe_per_tenant: Rate::per_second(200, 500),
             admin_per_token: Rate::per_second(20, 50),
+            stripe_invalid_per_ip: Rate::per_minute(30, 20),
+            admin_failures_per_ip: Rate::per_minute(5, 10),
             max_keys: 100_000,
         }
     }
@@ -353,6 +371,26 @@ pub struct PluginSettings {
     pub stack_bytes: usize,
     /// Plugin instances that may run at once (slots of the pooling allocator).
     pub max_instances: u32,
+    /// Of those, the most one tenant's calls may take at once, so that other tenants always
+    /// find slots and CPU. 0: half the machine's CPUs (at least 1).
+    pub max_instances_per_tenant: u32,
+    /// Bindings one tenant may have on one hook.
+    pub max_bindings_per_hook: usize,
+    /// Plugin time one submission may use across all its bindings and hooks, in milliseconds;
+    /// bindings left unrun when it is spent count as failed (class `budget`).
+    pub submission_budget_ms: u64,
+}
+
+impl PluginSettings {
+    /// The slots one tenant's calls may take: `max_instances_per_tenant`, or half the CPUs
+    /// when it is 0; at least 1 and at most `max_instances`.
+    pub fn instances_per_tenant(&self) -> u32 {
+        let share = match self.max_instances_per_tenant {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32 / 2),
+            n => n,
+        };
+        share.clamp(1, self.max_instances.max(1))
+    }
 }
 
 impl Default for PluginSettings {
@@ -365,6 +403,9 @@ impl Default for PluginSettings {
             max_log_bytes: 4 * 1024,
             stack_bytes: 256 * 1024,
             max_instances: 32,
+            max_instances_per_tenant: 0,
+            max_bindings_per_hook: 16,
+            submission_budget_ms: 1000,
         }
     }
 }
@@ -666,6 +707,9 @@ impl Default for TenantSettings {
     }
 }
 
+/// Admin tokens are at least this long, so that guessing one is hopeless.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
 /// A configuration problem, always naming the key it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -678,6 +722,70 @@ pub enum ConfigError {
     Syntax { path: PathBuf, message: String },
     #[error("{key}: {message}")]
     Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    /// The same error with no value in it: serde's "invalid type: string \"…\"" keeps only
+    /// the kind of value, "unknown variant `…`" drops the variant, and any given value of 8 or
+    /// more characters left in a message becomes `[redacted]`.
+    fn without_values(self, values: &[String]) -> Self {
+        match self {
+            Self::Invalid { key, message } => {
+                let mut message = without_serde_values(&message);
+                let mut values: Vec<&String> = values.iter().filter(|v| v.len() >= 8).collect();
+                values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+                for value in values {
+                    message = message.replace(value.as_str(), "[redacted]");
+                }
+                Self::Invalid { key, message }
+            }
+            other => other,
+        }
+    }
+}
+
+/// serde's messages without the value they quote: `invalid type: string "…", expected X` →
+/// `invalid type: string, expected X`; `unknown variant `…`, expected …` → `unknown variant,
+/// expected …`.
+fn without_serde_values(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            if let Some((found, expected)) = rest.split_once(", expected ") {
+                let kind = found.split(['`', '"']).next().unwrap_or_default().trim();
+                return format!("{prefix}{kind}, expected {expected}");
+            }
+        }
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        if let Some((_, expected)) = rest.split_once("`, ") {
+            return format!("unknown variant, {expected}");
+        }
+    }
+    message.to_owned()
+}
+
+/// A TOML syntax error by line and column, without the line itself (it may hold a secret).
+fn syntax_message(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim().replace('\n', "; ");
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+/// Every string in a TOML tree.
+fn collect_strings(value: &toml::Value, into: &mut Vec<String>) {
+    match value {
+        toml::Value::String(s) => into.push(s.clone()),
+        toml::Value::Array(items) => items.iter().for_each(|v| collect_strings(v, into)),
+        toml::Value::Table(table) => table.values().for_each(|v| collect_strings(v, into)),
+        _ => {}
+    }
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -694,9 +802,27 @@ impl Settings {
     }
 
     /// Loads the file (if any) and the given environment; the seam tests use.
+    ///
+    /// No error shows a value from the file or the environment, whatever the mistake: any of
+    /// them may be a secret in the wrong place. Errors name the key, the kind of value found
+    /// and what was expected (see [`ConfigError::without_values`]).
     pub fn load_from(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(ENV_PREFIX)?.to_owned(), v)))
+            .filter(|(k, _)| k.contains("__"))
+            .collect();
+        let mut values: Vec<String> = overrides.iter().map(|(_, v)| v.clone()).collect();
+        Self::load_tree(path, overrides, &mut values).map_err(|e| e.without_values(&values))
+    }
+
+    fn load_tree(
+        path: Option<&Path>,
+        mut overrides: Vec<(String, String)>,
+        values: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
         let mut tree = match path {
             Some(path) => {
@@ -707,16 +833,12 @@ impl Settings {
                 text.parse::<toml::Table>()
                     .map_err(|e| ConfigError::Syntax {
                         path: path.into(),
-                        message: e.to_string(),
+                        message: syntax_message(&text, &e),
                     })?
             }
             None => toml::Table::new(),
         };
-        let mut overrides: Vec<_> = env
-            .into_iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix(ENV_PREFIX)?.to_owned(), v)))
-            .filter(|(k, _)| k.contains("__"))
-            .collect();
+        collect_strings(&toml::Value::Table(tree.clone()), values);
         overrides.sort();
         for (key, value) in overrides {
             apply_override(&mut tree, &key, value)?;
@@ -730,6 +852,38 @@ impl Settings {
             })?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Every admin token set is long enough, and no two are the same (a tenant token equal to
+    /// the global one, or another tenant's, would give one caller two scopes).
+    fn validate_admin_tokens(&self) -> Result<(), ConfigError> {
+        let tokens = std::iter::once(("server.admin_token".to_owned(), &self.server.admin_token))
+            .chain(
+                self.tenants
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (format!("tenants[{i}].admin_token"), &t.admin_token)),
+            )
+            .filter(|(_, token)| !token.is_empty());
+        let mut seen: Vec<(String, &Secret)> = Vec::new();
+        for (key, token) in tokens {
+            if token.expose().chars().count() < MIN_ADMIN_TOKEN_CHARS {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "must be at least {MIN_ADMIN_TOKEN_CHARS} characters (generate one with: openssl rand -hex 32)"
+                    ),
+                ));
+            }
+            if let Some((other, _)) = seen.iter().find(|(_, t)| t.expose() == token.expose()) {
+                return Err(invalid(
+                    key,
+                    format!("must differ from {other}; every admin token gets its own value"),
+                ));
+            }
+            seen.push((key, token));
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -773,6 +927,14 @@ impl Settings {
             ("signup_per_tenant", &self.rate_limits.signup_per_tenant),
             ("stripe_per_tenant", &self.rate_limits.stripe_per_tenant),
             ("admin_per_token", &self.rate_limits.admin_per_token),
+            (
+                "stripe_invalid_per_ip",
+                &self.rate_limits.stripe_invalid_per_ip,
+            ),
+            (
+                "admin_failures_per_ip",
+                &self.rate_limits.admin_failures_per_ip,
+            ),
         ];
         for (name, rate) in rates {
             rate.replenish_interval()
@@ -799,6 +961,24 @@ impl Settings {
         }
         if plugins.max_instances == 0 {
             return Err(invalid("plugins.max_instances", "must be at least 1"));
+        }
+        if plugins.max_instances_per_tenant > plugins.max_instances {
+            return Err(invalid(
+                "plugins.max_instances_per_tenant",
+                "must be at most plugins.max_instances (0 = half the CPUs)",
+            ));
+        }
+        if plugins.max_bindings_per_hook == 0 {
+            return Err(invalid(
+                "plugins.max_bindings_per_hook",
+                "must be at least 1",
+            ));
+        }
+        if plugins.submission_budget_ms < plugins.timeout_ms {
+            return Err(invalid(
+                "plugins.submission_budget_ms",
+                "must be at least plugins.timeout_ms (one whole call)",
+            ));
         }
         if plugins.stack_bytes < 16 * 1024 {
             return Err(invalid("plugins.stack_bytes", "must be at least 16384"));
@@ -831,6 +1011,25 @@ impl Settings {
         }
         if self.tenants.is_empty() {
             return Err(invalid("tenants", "at least one tenant is needed"));
+        }
+        self.validate_admin_tokens()?;
+        let metrics_token = &self.server.metrics_token;
+        if !metrics_token.is_empty()
+            && metrics_token.expose().chars().count() < MIN_ADMIN_TOKEN_CHARS
+        {
+            return Err(invalid(
+                "server.metrics_token",
+                format!("must be at least {MIN_ADMIN_TOKEN_CHARS} characters"),
+            ));
+        }
+        if self.server.body_timeout_secs == 0 {
+            return Err(invalid("server.body_timeout_secs", "must be at least 1"));
+        }
+        if self.server.max_connections_per_ip == 0 {
+            return Err(invalid(
+                "server.max_connections_per_ip",
+                "must be at least 1",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, tenant) in self.tenants.iter().enumerate() {
@@ -933,6 +1132,18 @@ impl Settings {
                     return Err(invalid(key("mutating"), "only html plugins may rewrite"));
                 }
             }
+            for hook in ["name", "html"] {
+                let bound = tenant.policies.iter().filter(|p| p.hook == hook).count();
+                if bound > self.plugins.max_bindings_per_hook {
+                    return Err(invalid(
+                        key("policies"),
+                        format!(
+                            "{bound} bindings on the {hook} hook; plugins.max_bindings_per_hook allows {}",
+                            self.plugins.max_bindings_per_hook
+                        ),
+                    ));
+                }
+            }
             for notice in tenant.email_templates.keys() {
                 if !crate::mailer::NOTICES.contains(&notice.as_str()) {
                     return Err(invalid(
@@ -1014,6 +1225,40 @@ impl Settings {
     pub fn redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
+
+    /// `text` (an error to print, say) with every secret's value, and the password inside a
+    /// database or SMTP URL, replaced by `[redacted]`: a last guard for messages that other
+    /// libraries wrote.
+    pub fn redact(&self, text: &str) -> String {
+        let mut secrets: Vec<&str> = vec![
+            self.server.admin_token.expose(),
+            self.server.metrics_token.expose(),
+            self.database.url.expose(),
+            self.email.smtp_url.expose(),
+        ];
+        secrets.extend(url_password(self.database.url.expose()));
+        secrets.extend(url_password(self.email.smtp_url.expose()));
+        for tenant in &self.tenants {
+            secrets.push(tenant.admin_token.expose());
+            secrets.push(tenant.dns.api_token.expose());
+            secrets.extend(tenant.stripe.webhook_secrets.iter().map(Secret::expose));
+        }
+        secrets.retain(|s| !s.is_empty());
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut text = text.to_owned();
+        for secret in secrets {
+            text = text.replace(secret, "[redacted]");
+        }
+        text
+    }
+}
+
+/// The password of `scheme://user:password@host…`, if there is one.
+fn url_password(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let (userinfo, _) = rest.rsplit_once('@')?;
+    let (_, password) = userinfo.split_once(':')?;
+    (!password.is_empty()).then_some(password)
 }
 
 /// The largest HTML a static site on Kubernetes may have: it travels in a ConfigMap, whose data
@@ -1219,7 +1464,7 @@ mod tests {
         let settings = load(
             "[server]\nadmin_token = \"from-file\"\n",
             &[
-                ("BERTH_SERVER__ADMIN_TOKEN", "12345"),
+                ("BERTH_SERVER__ADMIN_TOKEN", "1234567890123456"),
                 (
                     "BERTH_RATE_LIMITS__SIGNUP_PER_IP",
                     "{ per_second = 3, burst = 4 }",
@@ -1229,7 +1474,7 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(settings.server.admin_token.expose(), "12345");
+        assert_eq!(settings.server.admin_token.expose(), "1234567890123456");
         assert_eq!(settings.rate_limits.signup_per_ip, Rate::per_second(3, 4));
         assert_eq!(settings.jobs.concurrency, 2);
     }
@@ -1238,10 +1483,13 @@ mod tests {
     fn environment_addresses_tenants_by_name() {
         let settings = load(
             "[[tenants]]\nname = \"default\"\n[[tenants]]\nname = \"acme-shops\"\nbase_domain = \"shops.example\"\n",
-            &[("BERTH_TENANTS__ACME_SHOPS__ADMIN_TOKEN", "t0k3n")],
+            &[("BERTH_TENANTS__ACME_SHOPS__ADMIN_TOKEN", "t0k3n-of-acme-shops")],
         )
         .unwrap();
-        assert_eq!(settings.tenants[1].admin_token.expose(), "t0k3n");
+        assert_eq!(
+            settings.tenants[1].admin_token.expose(),
+            "t0k3n-of-acme-shops"
+        );
         assert!(settings.tenants[0].admin_token.is_empty());
 
         let err = load("", &[("BERTH_TENANTS__NOPE__ADMIN_TOKEN", "x")])
@@ -1413,14 +1661,168 @@ mod tests {
     }
 
     #[test]
+    fn a_tenant_s_share_of_plugin_slots_is_half_the_cpus_unless_set() {
+        let with = |per_tenant, max| PluginSettings {
+            max_instances_per_tenant: per_tenant,
+            max_instances: max,
+            ..PluginSettings::default()
+        };
+        assert_eq!(with(3, 32).instances_per_tenant(), 3);
+        let cpus = std::thread::available_parallelism().unwrap().get() as u32;
+        assert_eq!(with(0, 32).instances_per_tenant(), (cpus / 2).clamp(1, 32));
+        assert_eq!(
+            with(0, 1).instances_per_tenant(),
+            1,
+            "never more than all slots"
+        );
+        let err = load(
+            "[plugins]\nmax_instances = 2\nmax_instances_per_tenant = 3\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("plugins.max_instances_per_tenant:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn short_or_shared_admin_tokens_are_refused_at_start() {
+        let global = "g-0123456789abcdef";
+        let cases = [
+            (
+                "[server]\nadmin_token = \"short\"\n".to_owned(),
+                "server.admin_token: must be at least 16 characters",
+            ),
+            (
+                "[[tenants]]\nname = \"default\"\nadmin_token = \"fifteen-chars-x\"\n".to_owned(),
+                "tenants[0].admin_token: must be at least 16 characters",
+            ),
+            (
+                format!("[server]\nadmin_token = \"{global}\"\n[[tenants]]\nname = \"default\"\nadmin_token = \"{global}\"\n"),
+                "tenants[0].admin_token: must differ from server.admin_token",
+            ),
+            (
+                format!("[[tenants]]\nname = \"default\"\nadmin_token = \"{global}\"\n[[tenants]]\nname = \"acme\"\nbase_domain = \"acme.test\"\nadmin_token = \"{global}\"\n"),
+                "tenants[1].admin_token: must differ from tenants[0].admin_token",
+            ),
+        ];
+        for (file, expected) in cases {
+            let err = load(&file, &[]).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{file}: {err}");
+            assert!(!err.contains(global), "{err}");
+        }
+        let fine = format!("[server]\nadmin_token = \"{global}\"\n");
+        assert!(load(&fine, &[]).is_ok());
+    }
+
+    #[test]
+    fn no_configuration_error_shows_a_secret() {
+        let secret = "whsec_9f8e7d6c5b4a39281706";
+        let token = "tok_3b9d1f7a5c2e8046";
+        /// What went wrong, the file, the environment.
+        type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+        let cases: Vec<Case> = vec![
+            (
+                "a secret as a string where a list belongs",
+                String::new(),
+                vec![("BERTH_TENANTS__DEFAULT__STRIPE__WEBHOOK_SECRETS", secret)],
+            ),
+            (
+                "a secret in a number's place",
+                String::new(),
+                vec![("BERTH_TENANTS__DEFAULT__STRIPE__TOLERANCE_SECS", secret)],
+            ),
+            (
+                "a malformed admin_token line",
+                format!("[server]\nadmin_token = {token}\n"),
+                vec![],
+            ),
+            (
+                "an unterminated admin_token string",
+                format!("[server]\nadmin_token = \"{token}\n"),
+                vec![],
+            ),
+            (
+                "a secret as an enum value",
+                format!("[email]\ntransport = \"{token}\"\n"),
+                vec![],
+            ),
+            (
+                "a secret as a tenant name",
+                format!("[[tenants]]\nname = \"{token}_X\"\n"),
+                vec![],
+            ),
+            (
+                "a secret as a list where a string belongs",
+                format!("[server]\nadmin_token = [\"{token}\"]\n"),
+                vec![],
+            ),
+            (
+                "a secret in an origin",
+                format!("[[tenants]]\nname = \"default\"\nallowed_origins = [\"{token}\"]\n"),
+                vec![],
+            ),
+        ];
+        for (what, file, env) in cases {
+            let err = load(&file, &env).unwrap_err().to_string();
+            assert!(
+                !err.contains(secret) && !err.contains(token),
+                "{what}: {err}"
+            );
+            assert!(
+                err.contains(':'),
+                "{what}: the error still says where: {err}"
+            );
+        }
+        let err = load(
+            "",
+            &[("BERTH_TENANTS__DEFAULT__STRIPE__WEBHOOK_SECRETS", secret)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("tenants[0].stripe.webhook_secrets")
+                && err.contains("invalid type: string, expected a sequence"),
+            "{err}"
+        );
+        let err = load("[server]\nadmin_token = oops-no-quotes\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2, column"), "{err}");
+    }
+
+    #[test]
+    fn redact_hides_secrets_and_url_passwords_in_any_message() {
+        let settings = load(
+            "[server]\nadmin_token = \"s3cret-admin-0123456\"\n[database]\nurl = \"postgres://berth:pw-7f3a9c@db.internal/berth\"\n[email]\nsmtp_url = \"smtps://mailer:smtp-9d2e@mail.example:465\"\n",
+            &[],
+        )
+        .unwrap();
+        let message = "connection to server at \"db.internal\" failed for postgres://berth:pw-7f3a9c@db.internal/berth; \
+                       password pw-7f3a9c; smtp smtp-9d2e; token s3cret-admin-0123456";
+        let redacted = settings.redact(message);
+        for secret in ["pw-7f3a9c", "smtp-9d2e", "s3cret-admin-0123456"] {
+            assert!(!redacted.contains(secret), "{redacted}");
+        }
+        assert!(redacted.contains("db.internal"), "{redacted}");
+    }
+
+    #[test]
     fn redacted_output_hides_every_secret() {
         let settings = load(
-            "[server]\nadmin_token = \"s3cret-admin\"\n[database]\nurl = \"postgres://u:pw@h/db\"\n[[tenants]]\nname = \"default\"\nadmin_token = \"s3cret-tenant\"\nstripe = { webhook_secrets = [\"whsec_s3cret\"] }\n",
+            "[server]\nadmin_token = \"s3cret-admin-0123456\"\n[database]\nurl = \"postgres://u:pw@h/db\"\n[[tenants]]\nname = \"default\"\nadmin_token = \"s3cret-tenant-012345\"\nstripe = { webhook_secrets = [\"whsec_s3cret\"] }\n",
             &[],
         )
         .unwrap();
         let out = settings.redacted_toml();
-        for secret in ["s3cret-admin", "pw@h", "s3cret-tenant", "whsec_s3cret"] {
+        for secret in [
+            "s3cret-admin-0123456",
+            "pw@h",
+            "s3cret-tenant-012345",
+            "whsec_s3cret",
+        ] {
             assert!(!out.contains(secret), "{secret} leaked into:\n{out}");
         }
         assert!(out.contains("[redacted]"));

@@ -34,6 +34,11 @@ pub enum ApiError {
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("{0}")]
+    RequestTimeout(String),
+    /// The client closed its connection before the answer was ready; nobody reads this one.
+    #[error("the client closed the connection")]
+    ClientGone,
+    #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -84,6 +89,8 @@ impl ApiError {
             | Self::Conflict { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::RequestTimeout(_) => "request_timeout",
+            Self::ClientGone => "client_gone",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::InvalidFields(_) => "invalid_fields",
@@ -119,6 +126,7 @@ impl ResponseError for ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::RequestTimeout(_) | Self::ClientGone => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::InvalidFields(_) | Self::PolicyRejected(_) | Self::InvalidSettings(_) => {

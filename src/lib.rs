@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod client_ip;
 pub mod configuration;
+pub mod connections;
 pub mod db;
 pub mod dns;
 pub mod domain;

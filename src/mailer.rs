@@ -45,7 +45,13 @@ impl Mailer {
             EmailTransport::Log => Transport::Log,
             EmailTransport::Smtp => Transport::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(settings.smtp_url.expose())
-                    .map_err(|e| anyhow::anyhow!("email.smtp_url is not a valid SMTP URL: {e}"))?
+                    // Not the parser's message: it may quote the URL, credentials and all.
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "email.smtp_url is not a valid SMTP URL (smtps://user:pass@host:465, \
+                             smtp://host:587?tls=required, or smtp://127.0.0.1:25 for a local relay)"
+                        )
+                    })?
                     .timeout(Some(Duration::from_secs(settings.timeout_secs)))
                     .build(),
             ),

@@ -3,13 +3,21 @@
 //! no are returned together. A plugin that fails (timeout, oom, crash, abi_error, bad_output)
 //! denies with `policy_error` unless its binding says `on_error = "allow"`; either way the
 //! failure is logged with the plugin's name and hash and counted, and nothing else is disturbed.
+//!
+//! One tenant's plugins cannot make the others wait: a hook holds at most
+//! `plugins.max_bindings_per_hook` bindings, a submission's plugins share one time budget
+//! (`plugins.submission_budget_ms`; the bindings it leaves unrun count as failed, class
+//! `budget`), and a tenant's calls take at most `plugins.max_instances_per_tenant` of the
+//! instance slots. A call keeps its slots until it really returns, even when the request that
+//! started it is gone; evaluation itself stops with the request.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde::Serialize;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::configuration::{OnError, Settings};
 use crate::db::{plugins, Db};
@@ -18,6 +26,9 @@ use crate::plugin_host::{
     CallReport, CompiledPlugin, LogLine, PluginError, PluginHost, PluginOutput,
 };
 use crate::tenants::Tenant;
+
+/// The reason code of a plugin that could not check a submission (fail closed).
+pub const POLICY_ERROR: &str = "policy_error";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hook {
@@ -77,8 +88,53 @@ pub struct TestResult {
 pub struct PolicyEngine {
     host: Arc<PluginHost>,
     db: Db,
-    /// Calls running at once, at most the host's instance slots.
-    slots: Arc<Semaphore>,
+    slots: Slots,
+}
+
+/// The instance slots: calls running at once, at most the host's `max_instances` overall and
+/// `max_instances_per_tenant` for any one tenant.
+struct Slots {
+    all: Arc<Semaphore>,
+    per_tenant: usize,
+    tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// The slots one call holds; dropped when the blocking call returns.
+type Held = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
+impl Slots {
+    /// Waits for a slot of `tenant`'s share, then for one of all. Tenants are the configured
+    /// ones, so the map stays small.
+    async fn acquire(&self, tenant: &str) -> anyhow::Result<Held> {
+        let share = self
+            .tenants
+            .lock()
+            .expect("slots lock")
+            .entry(tenant.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant)))
+            .clone();
+        let own = share.acquire_owned().await?;
+        let any = self.all.clone().acquire_owned().await?;
+        Ok((own, any))
+    }
+}
+
+/// The plugin time one submission may use across all its bindings and hooks.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    deadline: Instant,
+}
+
+impl Budget {
+    pub fn new(total: Duration) -> Self {
+        Self {
+            deadline: Instant::now() + total,
+        }
+    }
+
+    fn exhausted(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
 }
 
 /// The host-built context JSON of ABI v1.
@@ -102,24 +158,41 @@ pub fn context_json(
 
 impl PolicyEngine {
     pub fn new(host: Arc<PluginHost>, db: Db) -> Self {
-        let slots = Arc::new(Semaphore::new(host.settings().max_instances as usize));
+        let settings = host.settings();
+        let slots = Slots {
+            all: Arc::new(Semaphore::new(settings.max_instances as usize)),
+            per_tenant: settings.instances_per_tenant() as usize,
+            tenants: Mutex::new(HashMap::new()),
+        };
         Self { host, db, slots }
+    }
+
+    /// The time budget of one submission that starts now.
+    pub fn budget(&self) -> Budget {
+        Budget::new(Duration::from_millis(
+            self.host.settings().submission_budget_ms,
+        ))
     }
 
     pub fn host(&self) -> &Arc<PluginHost> {
         &self.host
     }
 
-    /// Checks and compiles a module off the async executor; `Err` inside is the reason it is
-    /// refused, fit to show the operator.
+    /// Checks and compiles `tenant`'s module off the async executor; `Err` inside is the reason
+    /// it is refused, fit to show the operator.
     pub async fn load(
         &self,
+        tenant: &str,
         bytes: Vec<u8>,
     ) -> anyhow::Result<Result<Arc<CompiledPlugin>, String>> {
         // Checking a module instantiates it once (berth_abi_version): it takes a slot too.
-        let _slot = self.slots.clone().acquire_owned().await?;
+        let held = self.slots.acquire(tenant).await?;
         let host = self.host.clone();
-        Ok(tokio::task::spawn_blocking(move || host.load(&bytes)).await?)
+        Ok(tokio::task::spawn_blocking(move || {
+            let _held = held;
+            host.load(&bytes)
+        })
+        .await?)
     }
 
     /// The stored plugin `tenant/name`, compiled (`None` when there is none).
@@ -136,7 +209,7 @@ impl PolicyEngine {
             return Ok(Some(plugin));
         }
         let plugin = self
-            .load(module)
+            .load(tenant, module)
             .await?
             .map_err(|reason| anyhow::anyhow!("stored plugin {name} no longer loads: {reason}"))?;
         Ok(Some(plugin))
@@ -158,25 +231,43 @@ impl PolicyEngine {
             .with_context(|| format!("plugin {name} of tenant {tenant} is gone"))
     }
 
-    /// Runs one call on the blocking pool, within the instance budget.
+    /// Runs one call of `tenant`'s plugin on the blocking pool, in one of the tenant's slots.
+    /// With `labels`, the call is counted (`berth_plugin_calls_total`) as it ends, before its
+    /// slots are given back, even when nobody awaits it any more.
     async fn call(
         &self,
+        tenant: &str,
+        labels: Option<Labels>,
         plugin: Arc<CompiledPlugin>,
         context: String,
         value: String,
     ) -> anyhow::Result<Result<CallReport<PluginOutput>, (PluginError, CallReport<()>)>> {
-        let _slot = self.slots.clone().acquire_owned().await?;
+        let held = self.slots.acquire(tenant).await?;
         let host = self.host.clone();
-        Ok(tokio::task::spawn_blocking(move || host.validate(&plugin, &context, &value)).await?)
+        Ok(tokio::task::spawn_blocking(move || {
+            let result = host.validate(&plugin, &context, &value);
+            if let Some(labels) = &labels {
+                let (outcome, duration) = match &result {
+                    Ok(report) if report.result.denies() => ("deny", report.duration),
+                    Ok(report) => ("allow", report.duration),
+                    Err((error, report)) => (error.class(), report.duration),
+                };
+                record(labels, outcome, duration);
+            }
+            drop(held);
+            result
+        })
+        .await?)
     }
 
-    /// Runs the tenant's bindings for `hook` on `value`, in order.
+    /// Runs the tenant's bindings for `hook` on `value`, in order, within `budget`.
     pub async fn check(
         &self,
         tenant: &Tenant,
         hook: Hook,
         value: &str,
         submission: &Submission<'_>,
+        budget: &Budget,
     ) -> anyhow::Result<Verdict> {
         let (t, h) = (tenant.name.to_string(), hook.as_str());
         let bindings = self.db.run(move |c| plugins::active(c, &t, h)).await?;
@@ -184,6 +275,26 @@ impl PolicyEngine {
         let mut rewritten = false;
         let mut reasons = Vec::new();
         for binding in bindings {
+            let labels = [
+                ("tenant", tenant.name.to_string()),
+                ("plugin", binding.plugin.clone()),
+                ("hook", hook.as_str().to_owned()),
+            ];
+            if budget.exhausted() {
+                record(&labels, "budget", Duration::ZERO);
+                tracing::warn!(
+                    tenant = %tenant.name,
+                    plugin = %binding.plugin,
+                    hook = hook.as_str(),
+                    error.class = "budget",
+                    on_error = %binding.on_error,
+                    "policy plugin not run: the submission's plugin time budget is spent"
+                );
+                if binding.on_error != "allow" {
+                    reasons.push(failed(&binding.plugin, "budget"));
+                }
+                continue;
+            }
             let plugin = self
                 .compiled(tenant.name.as_str(), &binding.plugin, &binding.hash)
                 .await?;
@@ -196,24 +307,18 @@ impl PolicyEngine {
                 &settings,
                 submission,
             );
-            let result = self.call(plugin.clone(), context, current.clone()).await?;
-            let labels = [
-                ("tenant", tenant.name.to_string()),
-                ("plugin", binding.plugin.clone()),
-                ("hook", hook.as_str().to_owned()),
-            ];
+            let result = self
+                .call(
+                    tenant.name.as_str(),
+                    Some(labels),
+                    plugin.clone(),
+                    context,
+                    current.clone(),
+                )
+                .await?;
             match result {
                 Ok(report) => {
                     emit_logs(tenant, &binding.plugin, &report.logs, report.dropped_logs);
-                    record(
-                        &labels,
-                        if report.result.denies() {
-                            "deny"
-                        } else {
-                            "allow"
-                        },
-                        report.duration,
-                    );
                     let output = report.result;
                     if output.denies() {
                         reasons.extend(output.reasons.into_iter().map(|r| PolicyReason {
@@ -232,7 +337,6 @@ impl PolicyEngine {
                 }
                 Err((error, report)) => {
                     emit_logs(tenant, &binding.plugin, &report.logs, report.dropped_logs);
-                    record(&labels, error.class(), report.duration);
                     let allow = binding.on_error == "allow";
                     tracing::warn!(
                         tenant = %tenant.name,
@@ -245,15 +349,7 @@ impl PolicyEngine {
                         "policy plugin failed"
                     );
                     if !allow {
-                        reasons.push(PolicyReason {
-                            plugin: binding.plugin.clone(),
-                            code: "policy_error".into(),
-                            message: format!(
-                                "the {} policy could not check this submission ({})",
-                                binding.plugin,
-                                error.class()
-                            ),
-                        });
+                        reasons.push(failed(&binding.plugin, error.class()));
                     }
                 }
             }
@@ -266,29 +362,36 @@ impl PolicyEngine {
         })
     }
 
-    /// Runs one plugin once with the given settings, reporting everything (admin test endpoint,
-    /// `berth plugin run`).
+    /// Runs `tenant`'s plugin once with the given settings, reporting everything (admin test
+    /// endpoint).
     pub async fn test(
         &self,
+        tenant: &str,
         plugin: Arc<CompiledPlugin>,
         context: String,
         value: String,
     ) -> anyhow::Result<TestResult> {
-        Ok(test_result(self.call(plugin, context, value).await?))
+        Ok(test_result(
+            self.call(tenant, None, plugin, context, value).await?,
+        ))
     }
 
     /// Asks the plugin whether `settings` suit it (`berth_validate_settings`); `Err` names what is
     /// wrong. Plugins without the export accept any settings.
     pub async fn check_settings(
         &self,
+        tenant: &str,
         plugin: Arc<CompiledPlugin>,
         settings: &serde_json::Value,
     ) -> anyhow::Result<Result<(), String>> {
-        let _slot = self.slots.clone().acquire_owned().await?;
+        let held = self.slots.acquire(tenant).await?;
         let host = self.host.clone();
         let text = settings.to_string();
-        let answer =
-            tokio::task::spawn_blocking(move || host.validate_settings(&plugin, &text)).await?;
+        let answer = tokio::task::spawn_blocking(move || {
+            let _held = held;
+            host.validate_settings(&plugin, &text)
+        })
+        .await?;
         Ok(match answer {
             Ok(None) | Ok(Some((true, _))) => Ok(()),
             Ok(Some((false, message))) => {
@@ -313,16 +416,19 @@ impl PolicyEngine {
                         tenant.name, policy.plugin, policy.file
                     )
                 })?;
-                let plugin = self.load(bytes.clone()).await?.map_err(|reason| {
-                    anyhow::anyhow!(
-                        "tenant {}: plugin {} ({}) is refused: {reason}",
-                        tenant.name,
-                        policy.plugin,
-                        policy.file
-                    )
-                })?;
+                let plugin = self
+                    .load(&tenant.name, bytes.clone())
+                    .await?
+                    .map_err(|reason| {
+                        anyhow::anyhow!(
+                            "tenant {}: plugin {} ({}) is refused: {reason}",
+                            tenant.name,
+                            policy.plugin,
+                            policy.file
+                        )
+                    })?;
                 if let Err(reason) = self
-                    .check_settings(plugin.clone(), &policy.settings)
+                    .check_settings(&tenant.name, plugin.clone(), &policy.settings)
                     .await?
                 {
                     anyhow::bail!(
@@ -362,6 +468,15 @@ impl PolicyEngine {
     }
 }
 
+/// The reason a binding that could not check the submission (failure `class`) denies it.
+fn failed(plugin: &str, class: &str) -> PolicyReason {
+    PolicyReason {
+        plugin: plugin.to_owned(),
+        code: POLICY_ERROR.into(),
+        message: format!("the {plugin} policy could not check this submission ({class})"),
+    }
+}
+
 fn test_result(
     result: Result<CallReport<PluginOutput>, (PluginError, CallReport<()>)>,
 ) -> TestResult {
@@ -387,7 +502,10 @@ fn test_result(
     }
 }
 
-fn record(labels: &[(&'static str, String); 3], outcome: &'static str, duration: Duration) {
+/// The labels a plugin call is counted under: tenant, plugin, hook.
+type Labels = [(&'static str, String); 3];
+
+fn record(labels: &Labels, outcome: &'static str, duration: Duration) {
     let mut with_outcome = labels.to_vec();
     with_outcome.push(("outcome", outcome.to_owned()));
     metrics::counter!("berth_plugin_calls_total", &with_outcome).increment(1);

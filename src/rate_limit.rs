@@ -1,13 +1,17 @@
 //! Keyed rate limits (governor): signup per client IP, per email and per tenant; Stripe webhooks
-//! per tenant; admin API per token. Limits are per process (per replica).
+//! per tenant; admin API per token; and, per client IP, failures only: deliveries whose
+//! signature does not verify and admin requests with a wrong token. Limits are per process (per
+//! replica).
 //!
 //! Memory stays bounded under a flood of distinct keys: idle keys (whose bucket is full again)
 //! are evicted when a limiter reaches `max_keys`, and if a flood keeps every key busy the
 //! limiter starts afresh rather than grow (counted in `berth_rate_limit_resets_total`).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -65,16 +69,21 @@ impl KeyedLimiter {
             Ok(()) => Ok(()),
             Err(not_until) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 metrics::counter!("berth_rate_limited_total", "limiter" => self.name).increment(1);
-                Err(ApiError::TooManyRequests {
-                    message: format!(
-                        "too many requests ({}); retry in {retry_after_secs} s",
-                        self.describe()
-                    ),
-                    retry_after_secs: retry_after_secs.max(1),
-                })
+                Err(self.too_many(wait))
             }
+        }
+    }
+
+    /// The `429` for a client that may retry after `wait`.
+    fn too_many(&self, wait: Duration) -> ApiError {
+        let retry_after_secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        ApiError::TooManyRequests {
+            message: format!(
+                "too many requests ({}); retry in {retry_after_secs} s",
+                self.describe()
+            ),
+            retry_after_secs,
         }
     }
 
@@ -85,6 +94,8 @@ impl KeyedLimiter {
             "signup_per_tenant" => "signups for this site builder",
             "stripe_per_tenant" => "webhook deliveries for this tenant",
             "admin_per_token" => "admin requests with this token",
+            "stripe_invalid_per_ip" => "webhook deliveries with a bad signature from this address",
+            "admin_failures_per_ip" => "failed admin authentications from this address",
             _ => "requests",
         }
     }
@@ -105,12 +116,80 @@ impl KeyedLimiter {
     }
 }
 
+/// A limit on failures: only failures are charged, and a key over its budget is refused until
+/// its bucket refills, before anything is checked (so a guess made while refused cannot
+/// succeed). The refused keys are bounded like the limiter's.
+pub struct FailureLimiter {
+    limiter: KeyedLimiter,
+    refused: Mutex<HashMap<String, Instant>>,
+}
+
+impl FailureLimiter {
+    pub fn new(name: &'static str, rate: &Rate, max_keys: usize) -> Self {
+        Self {
+            limiter: KeyedLimiter::new(name, rate, max_keys),
+            refused: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Err` (a `429`) while `key` is refused for too many failures.
+    pub fn check(&self, key: &str) -> Result<(), ApiError> {
+        let mut refused = self.refused.lock().expect("refused lock");
+        let Some(until) = refused.get(key).copied() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if until <= now {
+            refused.remove(key);
+            return Ok(());
+        }
+        let wait = until - now;
+        metrics::counter!("berth_rate_limited_total", "limiter" => self.limiter.name).increment(1);
+        Err(self.limiter.too_many(wait))
+    }
+
+    /// Charges one failure to `key`; `Err` (a `429`) when it went over the budget, from which
+    /// moment the key is refused until its bucket refills.
+    pub fn fail(&self, key: &str) -> Result<(), ApiError> {
+        let error = match self.limiter.check(key) {
+            Ok(()) => return Ok(()),
+            Err(error) => error,
+        };
+        if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = &error
+        {
+            let mut refused = self.refused.lock().expect("refused lock");
+            if refused.len() >= self.limiter.max_keys {
+                let now = Instant::now();
+                refused.retain(|_, until| *until > now);
+                if refused.len() >= self.limiter.max_keys {
+                    refused.clear();
+                }
+            }
+            let until = Instant::now() + Duration::from_secs(*retry_after_secs);
+            refused.insert(key.to_owned(), until);
+        }
+        Err(error)
+    }
+
+    fn sweep(&self) {
+        self.limiter.sweep();
+        let now = Instant::now();
+        let mut refused = self.refused.lock().expect("refused lock");
+        refused.retain(|_, until| *until > now);
+        refused.shrink_to_fit();
+    }
+}
+
 pub struct RateLimits {
     pub signup_per_ip: KeyedLimiter,
     pub signup_per_email: KeyedLimiter,
     pub signup_per_tenant: KeyedLimiter,
     pub stripe_per_tenant: KeyedLimiter,
     pub admin_per_token: KeyedLimiter,
+    pub stripe_invalid_per_ip: FailureLimiter,
+    pub admin_failures_per_ip: FailureLimiter,
 }
 
 impl RateLimits {
@@ -134,6 +213,16 @@ impl RateLimits {
                 max,
             ),
             admin_per_token: KeyedLimiter::new("admin_per_token", &settings.admin_per_token, max),
+            stripe_invalid_per_ip: FailureLimiter::new(
+                "stripe_invalid_per_ip",
+                &settings.stripe_invalid_per_ip,
+                max,
+            ),
+            admin_failures_per_ip: FailureLimiter::new(
+                "admin_failures_per_ip",
+                &settings.admin_failures_per_ip,
+                max,
+            ),
         }
     }
 
@@ -147,6 +236,8 @@ impl RateLimits {
         ] {
             limiter.sweep();
         }
+        self.stripe_invalid_per_ip.sweep();
+        self.admin_failures_per_ip.sweep();
     }
 }
 
@@ -209,6 +300,28 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(5));
         limiter.check("busy").unwrap();
         assert!(limiter.len() <= 2, "idle keys were kept: {}", limiter.len());
+    }
+
+    #[test]
+    fn a_failure_limit_charges_only_failures_and_then_refuses_before_checking() {
+        let limiter = FailureLimiter::new("admin_failures_per_ip", &Rate::per_hour(1, 2), 100);
+        for _ in 0..10 {
+            assert!(limiter.check("a").is_ok(), "successes are never charged");
+        }
+        assert!(limiter.fail("a").is_ok());
+        assert!(limiter.fail("a").is_ok());
+        assert!(limiter.check("a").is_ok(), "still within the budget");
+        assert!(matches!(
+            limiter.fail("a"),
+            Err(ApiError::TooManyRequests { .. })
+        ));
+        match limiter.check("a") {
+            Err(ApiError::TooManyRequests {
+                retry_after_secs, ..
+            }) => assert!((1..=3600).contains(&retry_after_secs), "{retry_after_secs}"),
+            other => panic!("a key over its failure budget was let through: {other:?}"),
+        }
+        assert!(limiter.check("b").is_ok(), "other keys are unaffected");
     }
 
     #[test]

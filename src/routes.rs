@@ -102,8 +102,29 @@ pub fn prefers_html(req: &HttpRequest) -> bool {
     html > 0.0 && html >= quality("application/json")
 }
 
-/// Reads the whole body, refusing (413) anything over `limit` bytes before buffering it.
+/// Reads the whole body, refusing (413) anything over `limit` bytes before buffering it, and
+/// (408) a body that takes longer than `server.body_timeout_secs` to arrive.
 pub async fn read_limited(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let secs = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(30, |state| state.settings.server.body_timeout_secs);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(secs),
+        read_body(req, payload, limit),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(ApiError::RequestTimeout(format!(
+            "the request body did not arrive within {secs} s"
+        )))
+    })
+}
+
+async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,

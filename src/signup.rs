@@ -22,13 +22,18 @@ pub struct RawForm {
 impl RawForm {
     pub fn insert(&mut self, name: String, value: Vec<u8>) -> Result<(), ApiError> {
         if self.fields.contains_key(&name) {
-            return Err(ApiError::bad_request(
-                "duplicate_field",
-                format!("field {name:?} is given more than once"),
-            ));
+            return Err(Self::duplicate(&name));
         }
         self.fields.insert(name, value);
         Ok(())
+    }
+
+    /// The `400` for a field given more than once, in whatever body format.
+    pub fn duplicate(name: &str) -> ApiError {
+        ApiError::bad_request(
+            "duplicate_field",
+            format!("field {name:?} is given more than once"),
+        )
     }
 
     pub fn get(&self, name: &str) -> Option<&[u8]> {
@@ -198,8 +203,8 @@ fn check_html(tenant: &Tenant, html: &str, needed: bool, errors: &mut Vec<FieldE
     }
 }
 
-/// The tenant's policy plugins: the name hook, then the html hook. A rewrite replaces the HTML
-/// and the built-in checks run again on it.
+/// The tenant's policy plugins: the name hook, then the html hook, sharing one time budget. A
+/// rewrite replaces the HTML and the built-in checks run again on it.
 pub async fn run_policies(
     policies: &PolicyEngine,
     tenant: &Tenant,
@@ -210,15 +215,22 @@ pub async fn run_policies(
         email: signup.email.as_str(),
         plan: signup.plan.as_deref(),
     };
+    let budget = policies.budget();
     if let Verdict::Deny(reasons) = policies
-        .check(tenant, Hook::Name, signup.name.as_str(), &submission)
+        .check(
+            tenant,
+            Hook::Name,
+            signup.name.as_str(),
+            &submission,
+            &budget,
+        )
         .await?
     {
         return Err(ApiError::PolicyRejected(reasons));
     }
     if let Some(html) = &signup.html {
         match policies
-            .check(tenant, Hook::Html, html, &submission)
+            .check(tenant, Hook::Html, html, &submission, &budget)
             .await?
         {
             Verdict::Deny(reasons) => return Err(ApiError::PolicyRejected(reasons)),

@@ -180,6 +180,7 @@ impl Application {
                 })
                 .default_service(web::to(routes::not_found))
         })
+        .on_connect(crate::connections::on_connect(&settings.server))
         .listen(api_listener)?
         .disable_signals()
         .shutdown_timeout(30)

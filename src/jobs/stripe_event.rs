@@ -43,7 +43,7 @@ impl BackgroundJob for ProcessStripeEvent {
             }
         };
         let (stripe_id, kind) = (event.id.as_str().to_owned(), event.kind.clone());
-        let payment_first = process::prepare(&event, &tenant, &ctx.policies).await;
+        let payment_first = process::prepare(&event, &tenant, &ctx.policies, &ctx.faults).await?;
         let jobs = ctx.settings.jobs.clone();
         let (row_id, processing_tenant) = (row.id.clone(), tenant.clone());
         let outcome = ctx

@@ -151,4 +151,52 @@ mod tests {
         );
         assert!(parse_output(&long).unwrap().reasons[0].message.len() <= 1000);
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_text_is_a_valid_output_or_bad_output(text in ".{0,300}") {
+                match parse_output(&text) {
+                    Ok(out) => prop_assert!(out.verdict == "allow" || out.verdict == "deny"),
+                    Err(error) => prop_assert!(matches!(error, PluginError::BadOutput(_))),
+                }
+            }
+
+            #[test]
+            fn json_shaped_text_is_a_valid_output_or_bad_output(
+                verdict in prop::sample::select(vec!["allow", "deny", "Allow", "", "maybe"]),
+                codes in prop::collection::vec("[a-zA-Z0-9_ -]{0,40}", 0..60),
+                message in ".{0,1200}",
+                rewrite in prop::option::of(".{0,40}"),
+                twice in any::<bool>(),
+            ) {
+                let reasons: Vec<_> = codes
+                    .iter()
+                    .map(|c| serde_json::json!({"code": c, "message": message}))
+                    .collect();
+                let mut text = serde_json::json!({"verdict": verdict, "reasons": reasons, "rewrite": rewrite}).to_string();
+                if twice {
+                    // A second verdict: a parser keeping the last would let a plugin say both.
+                    text = text.replacen('{', "{\"verdict\":\"allow\",", 1);
+                }
+                match parse_output(&text) {
+                    Ok(out) => {
+                        prop_assert!(!twice);
+                        prop_assert_eq!(out.verdict.as_str(), verdict);
+                        prop_assert!(out.reasons.len() <= MAX_REASONS);
+                        prop_assert!(!out.denies() || !out.reasons.is_empty());
+                        for reason in &out.reasons {
+                            prop_assert!(reason.message.len() <= MAX_MESSAGE);
+                            prop_assert!((1..=32).contains(&reason.code.len()));
+                        }
+                        prop_assert_eq!(out.rewrite, rewrite);
+                    }
+                    Err(error) => prop_assert!(matches!(error, PluginError::BadOutput(_))),
+                }
+            }
+        }
+    }
 }

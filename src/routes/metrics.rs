@@ -1,6 +1,7 @@
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse, ResponseError};
 
 use super::AppState;
+use crate::auth::require_token;
 use crate::db::{jobs, sites, stripe_events};
 use crate::telemetry::metrics_handle;
 
@@ -8,10 +9,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(render);
 }
 
-/// Prometheus text format. Gauges that describe stored state are read at scrape time.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+/// Prometheus text format. Gauges that describe stored state are read at scrape time. With
+/// `server.metrics_token` set, only a scraper with that bearer token gets them.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, description = "server.metrics_token is set and the request does not carry it", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Too many wrong tokens from this address", body = crate::routes::openapi::ErrorBody)))]
 #[get("/metrics")]
-pub(crate) async fn render(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn render(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Err(error) = require_token(&req, &state, &state.settings.server.metrics_token) {
+        return error.error_response();
+    }
     let counts = state
         .db
         .run(|c| {

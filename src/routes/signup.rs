@@ -1,6 +1,12 @@
 //! `POST /signup` and `POST /t/{tenant}/signup`: rate limits → parse → built-in validation →
 //! policy plugins → uniqueness → one transaction storing the site and its first job → `201`
 //! (or `303` to the status page for a browser form post).
+//!
+//! The per-IP and per-tenant limits count every request. The per-email limit counts only
+//! submissions that would create a site: built-in validation and every policy passed and the
+//! name is free. It keys on the validated address, normalised (see
+//! [`EmailAddress::rate_limit_key`](crate::domain::EmailAddress::rate_limit_key)), so nobody
+//! can fill it with junk or lock a customer out with refused signups in their name.
 
 pub(crate) mod body;
 
@@ -112,16 +118,20 @@ async fn accept(
         tracing::info!("honeypot field filled in; dropping the signup silently");
         return Ok(respond(req, tenant, decoy(tenant, &form)));
     }
-    if let Some(email) = form.get("email").and_then(|e| std::str::from_utf8(e).ok()) {
-        state
-            .limits
-            .signup_per_email
-            .check(&email.trim().to_lowercase())?;
-    }
-
     let mut signup = validate(tenant, &form)?;
     tracing::Span::current().record("site.name", signup.name.as_str());
-    run_policies(&state.policies, tenant, &mut signup).await?;
+    tokio::select! {
+        checked = run_policies(&state.policies, tenant, &mut signup) => checked?,
+        () = crate::connections::client_gone(req) => {
+            tracing::info!("client gone; policies stopped");
+            return Err(ApiError::ClientGone);
+        }
+    }
+    refuse_taken(state, tenant, &signup).await?;
+    state
+        .limits
+        .signup_per_email
+        .check(&signup.email.rate_limit_key())?;
 
     let site_id = SiteId::generate();
     tracing::Span::current().record("site.id", site_id.as_str());
@@ -129,6 +139,25 @@ async fn accept(
     metrics::counter!("berth_signups_total", "tenant" => tenant.name.to_string(), "outcome" => "created").increment(1);
     tracing::info!(site.hostname = %created.hostname, site.state = %created.state, "site created");
     Ok(respond(req, tenant, created))
+}
+
+/// A `409` when the name is taken, before the signup counts toward the per-email limit. The
+/// store checks again, in its transaction, for a race of concurrent signups.
+async fn refuse_taken(state: &AppState, tenant: &Tenant, signup: &Signup) -> Result<(), ApiError> {
+    let hostname =
+        crate::domain::Hostname::new(&signup.name, &tenant.settings.base_domain).to_string();
+    let lookup = hostname.clone();
+    if state
+        .db
+        .run(move |c| sites::hostname_taken(c, &lookup))
+        .await?
+    {
+        return Err(ApiError::conflict(
+            "name_taken",
+            format!("{hostname} is already taken; choose another name"),
+        ));
+    }
+    Ok(())
 }
 
 /// Stores the site and, unless it waits for payment, its provision job: one transaction.

@@ -1,7 +1,12 @@
-//! `POST /webhooks/stripe` (tenant `default`) and `POST /t/{tenant}/webhooks/stripe`: rate limit
-//! → `Stripe-Signature` → raw body → verification → envelope → durable store with its job →
-//! `200`. Anything wrong with the request is a `400` (or `404`, `413`, `429`) and stores nothing;
-//! a redelivered event gets `200` and stores nothing new.
+//! `POST /webhooks/stripe` (tenant `default`) and `POST /t/{tenant}/webhooks/stripe`:
+//! `Stripe-Signature` → raw body → verification → rate limit → envelope → durable store with its
+//! job → `200`. Anything wrong with the request is a `400` (or `404`, `413`, `429`) and stores
+//! nothing; a redelivered event gets `200` and stores nothing new.
+//!
+//! Only verified deliveries count toward the tenant's `stripe_per_tenant` limit, so nobody
+//! without the secret can use it up. A delivery that fails verification is charged to its
+//! client IP (`stripe_invalid_per_ip`); past that budget such failures get `429` instead of
+//! `400`. A delivery that verifies is never refused for its address.
 
 use std::sync::Arc;
 
@@ -10,11 +15,13 @@ use actix_web::{post, web, HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
 use super::AppState;
+use crate::client_ip::client_ip;
 use crate::db::now_ms;
 use crate::db::stripe_events::{self, NewStripeEvent};
 use crate::domain::EventId;
 use crate::error::ApiError;
 use crate::jobs::{BackgroundJob, ProcessStripeEvent};
+use crate::rate_limit::ip_key;
 use crate::stripe::event::Event;
 use crate::stripe::ingest::{Delivery, Stored};
 use crate::stripe::signature::{SignatureError, SignatureHeader};
@@ -100,18 +107,16 @@ async fn accept(
     state: &AppState,
     tenant: &Arc<Tenant>,
 ) -> Result<Stored, ApiError> {
+    let body = match verified_body(req, payload, tenant).await {
+        Ok(body) => body,
+        Err(error) => {
+            if let Some(ip) = client_ip(req, &state.settings.server.trusted_proxies) {
+                state.limits.stripe_invalid_per_ip.fail(&ip_key(ip))?;
+            }
+            return Err(error);
+        }
+    };
     state.limits.stripe_per_tenant.check(tenant.name.as_str())?;
-    let header = signature_header(req)?;
-    let body = super::read_limited(req, payload, MAX_EVENT_BYTES).await?;
-    let stripe = &tenant.settings.stripe;
-    header
-        .verify(
-            &body,
-            &stripe.webhook_secrets,
-            stripe.tolerance_secs,
-            now_ms() / 1000,
-        )
-        .map_err(|error| rejected(&error))?;
     let event = Event::parse(&body).map_err(|why| ApiError::bad_request("malformed_event", why))?;
     let span = tracing::Span::current();
     span.record("stripe.event_id", event.id.as_str());
@@ -130,6 +135,26 @@ async fn accept(
         Stored::Duplicate => tracing::info!("Stripe event redelivered; already stored"),
     }
     Ok(stored)
+}
+
+/// The raw body, once its signature verified against one of the tenant's secrets.
+async fn verified_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    tenant: &Tenant,
+) -> Result<web::Bytes, ApiError> {
+    let header = signature_header(req)?;
+    let body = super::read_limited(req, payload, MAX_EVENT_BYTES).await?;
+    let stripe = &tenant.settings.stripe;
+    header
+        .verify(
+            &body,
+            &stripe.webhook_secrets,
+            stripe.tolerance_secs,
+            now_ms() / 1000,
+        )
+        .map_err(|error| rejected(&error))?;
+    Ok(body)
 }
 
 /// The one `Stripe-Signature` header, parsed. Absent, repeated or unreadable headers are `400`.

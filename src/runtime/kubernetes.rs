@@ -112,6 +112,22 @@ impl KubernetesRuntime {
         }
     }
 
+    /// The site's namespace if it exists; an error if it belongs to another site.
+    async fn owned_namespace(
+        &self,
+        client: &kube::Client,
+        site: &SiteSpec,
+    ) -> anyhow::Result<Option<k8s_openapi::api::core::v1::Namespace>> {
+        apply::check_owner(
+            client,
+            &names::namespace(&site.tenant, &site.name),
+            &site.tenant,
+            &site.name,
+            self.connection.request_timeout(),
+        )
+        .await
+    }
+
     fn manifests(&self, site: &SiteSpec, scale: Scale) -> anyhow::Result<Manifests> {
         manifests::build(&self.template, site, scale).map_err(|e| {
             Permanent::new(format!(
@@ -134,6 +150,7 @@ impl Runtime for KubernetesRuntime {
         measured("apply", async {
             let manifests = self.manifests(site, Scale::Running)?;
             let client = self.connection.client().await?;
+            self.owned_namespace(&client, site).await?;
             let objects = manifests.objects();
             apply::apply_all(&client, &objects, self.connection.request_timeout()).await?;
             tracing::info!(objects = objects.len(), "applied the site's objects");
@@ -176,7 +193,9 @@ impl Runtime for KubernetesRuntime {
             let client = self.connection.client().await?;
             let deployment = manifests::Object::of(&manifests.deployment);
             let timeout = self.connection.request_timeout();
-            if apply::apply_if_namespace_exists(&client, &deployment, timeout).await? {
+            if self.owned_namespace(&client, site).await?.is_some()
+                && apply::apply_if_namespace_exists(&client, &deployment, timeout).await?
+            {
                 tracing::info!("scaled the site to zero");
             } else {
                 tracing::info!("the site's namespace does not exist; nothing to suspend");
@@ -190,10 +209,15 @@ impl Runtime for KubernetesRuntime {
     async fn delete(&self, site: &SiteSpec) -> anyhow::Result<()> {
         measured("delete", async {
             let client = self.connection.client().await?;
+            let Some(owned) = self.owned_namespace(&client, site).await? else {
+                tracing::info!("namespace is already gone");
+                return Ok(());
+            };
             let settings = &self.connection.settings;
             apply::delete_namespace(
                 &client,
                 &names::namespace(&site.tenant, &site.name),
+                owned.metadata.uid,
                 self.connection.request_timeout(),
                 Duration::from_secs(settings.delete_timeout_secs),
             )
@@ -310,7 +334,7 @@ users:
 
     /// `deploy/components/kubernetes-runtime/clusterrole.yaml` grants exactly what the
     /// runtime uses: create and patch (server-side apply) on every kind it applies, list and
-    /// watch on what it waits for, delete on namespaces.
+    /// watch on what it waits for, get (the ownership check) and delete on namespaces.
     #[test]
     fn the_cluster_role_in_deploy_grants_exactly_what_the_runtime_uses() {
         use crate::configuration::{VolumeSettings, WorkloadKind, WorkloadSettings};
@@ -360,7 +384,7 @@ users:
         for (group, plural, verbs) in [
             ("apps", "deployments", &["list", "watch"][..]),
             ("networking.k8s.io", "ingresses", &["list", "watch"]),
-            ("", "namespaces", &["delete", "list", "watch"]),
+            ("", "namespaces", &["delete", "get", "list", "watch"]),
         ] {
             for verb in verbs {
                 needed.insert((group.to_owned(), plural.to_owned(), *verb));

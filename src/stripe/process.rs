@@ -21,8 +21,10 @@ use crate::db::sites::{self, PaymentChanges, SiteRow, Transition, SUSPENDED_FOR_
 use crate::db::stripe_events::{self, StripeEventRow};
 use crate::db::{jobs, DbConnection};
 use crate::domain::{SiteId, SiteName, SiteState};
+use crate::error::ApiError;
+use crate::faults::Faults;
 use crate::jobs::{BackgroundJob, Deprovision, Provision, SuspendOverdue};
-use crate::policy::PolicyEngine;
+use crate::policy::{PolicyEngine, POLICY_ERROR};
 use crate::signup::{self, RawForm, Signup};
 use crate::stripe::event::{CheckoutSession, Event, Invoice, Subscription};
 use crate::tenants::Tenant;
@@ -97,19 +99,29 @@ pub enum PaymentFirst {
 }
 
 /// Runs the signup pipeline on a payment-first checkout; `None` for any other event.
+///
+/// Only a real refusal refuses: built-in validation, or a policy that said no. Anything else —
+/// the database or the plugin host failing, or a plugin that could not check the submission
+/// (`policy_error`: timeout, crash, …) with no other plugin saying no — is an `Err`, and the
+/// job retries: a paid customer's site is never stored as `rejected` for a passing error.
 pub async fn prepare(
     event: &Event,
     tenant: &Tenant,
     policies: &PolicyEngine,
-) -> Option<PaymentFirst> {
+    faults: &Faults,
+) -> anyhow::Result<Option<PaymentFirst>> {
     if !event.kind.starts_with("checkout.session.") {
-        return None;
+        return Ok(None);
     }
-    let session: CheckoutSession = event.object().ok()?;
+    let Ok(session) = event.object::<CheckoutSession>() else {
+        return Ok(None);
+    };
     if named_site(&session).is_some() {
-        return None;
+        return Ok(None);
     }
-    let name = session.metadata.get("site_name")?.trim();
+    let Some(name) = session.metadata.get("site_name").map(|n| n.trim()) else {
+        return Ok(None);
+    };
     let mut form = RawForm::default();
     let mut put = |field: &str, value: &str| {
         let _ = form.insert(field.to_owned(), value.as_bytes().to_vec());
@@ -136,14 +148,44 @@ pub async fn prepare(
     }
     let mut checked = match signup::validate(tenant, &form) {
         Ok(checked) => checked,
-        Err(refusal) => return Some(PaymentFirst::Invalid(signup::describe_refusal(&refusal))),
+        Err(error) => {
+            let refusal = refusal(error)?;
+            return Ok(Some(PaymentFirst::Invalid(refusal)));
+        }
     };
-    Some(
-        match signup::run_policies(policies, tenant, &mut checked).await {
-            Ok(()) => PaymentFirst::Accepted(checked),
-            Err(refusal) => PaymentFirst::Denied(checked, signup::describe_refusal(&refusal)),
-        },
-    )
+    let verdict = match faults.hit("payment_first.policies").await {
+        Err(injected) => Err(ApiError::Internal(injected)),
+        Ok(()) => signup::run_policies(policies, tenant, &mut checked).await,
+    };
+    Ok(Some(match verdict {
+        Ok(()) => PaymentFirst::Accepted(checked),
+        Err(error) => {
+            let refusal = refusal(error)?;
+            PaymentFirst::Denied(checked, refusal)
+        }
+    }))
+}
+
+/// A refusal of the signup pipeline in one line; `Err` when `error` is no refusal at all but
+/// something retrying can fix.
+fn refusal(error: ApiError) -> anyhow::Result<String> {
+    let refused = match &error {
+        ApiError::InvalidFields(_) | ApiError::BadRequest { .. } => true,
+        ApiError::PolicyRejected(reasons) => reasons.iter().any(|r| r.code != POLICY_ERROR),
+        _ => false,
+    };
+    if refused {
+        return Ok(signup::describe_refusal(&error));
+    }
+    Err(match error {
+        ApiError::Internal(cause) => {
+            cause.context("the signup pipeline failed on a payment-first checkout")
+        }
+        other => anyhow::anyhow!(
+            "the signup pipeline could not decide on a payment-first checkout: {}",
+            signup::describe_refusal(&other)
+        ),
+    })
 }
 
 /// The page a payment-first site starts with when the checkout carried no `metadata.html`.
@@ -725,4 +767,45 @@ fn fnv1a(value: &str) -> i32 {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     });
     i32::from_ne_bytes(hash.to_ne_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{FieldError, PolicyReason};
+
+    fn reason(code: &str) -> PolicyReason {
+        PolicyReason {
+            plugin: "guard".into(),
+            code: code.into(),
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn only_a_real_refusal_refuses_a_payment_first_signup() {
+        let invalid = ApiError::InvalidFields(vec![FieldError {
+            field: "name",
+            code: "invalid",
+            message: "name is bad".into(),
+        }]);
+        assert!(refusal(invalid).unwrap().contains("name is bad"));
+        let denied = ApiError::PolicyRejected(vec![reason("brand"), reason(POLICY_ERROR)]);
+        assert!(refusal(denied).is_ok(), "a plugin said no");
+
+        let retry = [
+            (
+                "a database hiccup",
+                ApiError::Internal(anyhow::anyhow!("database is locked")),
+            ),
+            (
+                "a plugin that could not check it",
+                ApiError::PolicyRejected(vec![reason(POLICY_ERROR)]),
+            ),
+            ("the service not ready", ApiError::Unavailable),
+        ];
+        for (why, error) in retry {
+            assert!(refusal(error).is_err(), "{why} must retry, not refuse");
+        }
+    }
 }

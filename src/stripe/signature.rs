@@ -360,4 +360,82 @@ mod tests {
                 && !shown.contains(v1_of(&header))
         );
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Items made of the header's own pieces, so that most inputs get past the first check.
+        fn item() -> impl Strategy<Value = String> {
+            let key = prop::sample::select(vec!["t", "v1", "v0", "x", "", "T", "v1 "]);
+            let value = prop_oneof![
+                "[0-9]{0,14}",
+                "[0-9a-f]{62,66}",
+                "[0-9a-fA-F=, ]{0,70}",
+                ".{0,8}",
+            ];
+            (key, value).prop_map(|(k, v)| format!("{k}={v}"))
+        }
+
+        proptest! {
+            #[test]
+            fn parsing_any_header_never_panics(value in ".{0,300}") {
+                let _ = SignatureHeader::parse(&value);
+            }
+
+            #[test]
+            fn a_header_of_the_grammar_s_pieces_is_parsed_or_refused_never_panics(
+                items in prop::collection::vec(item(), 0..20),
+            ) {
+                let header = items.join(",");
+                if let Ok(parsed) = SignatureHeader::parse(&header) {
+                    prop_assert!(!parsed.v1.is_empty() && parsed.v1.len() <= MAX_SIGNATURES);
+                    prop_assert!(header.contains("t="));
+                }
+            }
+
+            #[test]
+            fn what_is_signed_verifies_and_nothing_else_does(
+                body in prop::collection::vec(any::<u8>(), 0..512),
+                other in prop::collection::vec(any::<u8>(), 0..512),
+                secret in "whsec_[a-zA-Z0-9]{1,40}",
+                wrong in "whsec_[a-zA-Z0-9]{1,40}",
+                t in 0i64..4_000_000_000,
+            ) {
+                let parsed = SignatureHeader::parse(&sign(&body, &secret, t)).unwrap();
+                let secrets = [Secret::new(secret.clone())];
+                prop_assert_eq!(parsed.verify(&body, &secrets, 300, t), Ok(()));
+                prop_assert_eq!(
+                    parsed.verify(&body, &secrets, 300, t + 301),
+                    Err(SignatureError::OutOfTolerance { tolerance_secs: 300 })
+                );
+                if other != body {
+                    prop_assert_eq!(parsed.verify(&other, &secrets, 300, t), Err(SignatureError::Mismatch));
+                }
+                if wrong != secret {
+                    let wrong = [Secret::new(wrong)];
+                    prop_assert_eq!(parsed.verify(&body, &wrong, 300, t), Err(SignatureError::Mismatch));
+                }
+            }
+
+            #[test]
+            fn a_changed_signature_digit_never_verifies(
+                body in prop::collection::vec(any::<u8>(), 0..128),
+                at in 0usize..64,
+                digit in "[0-9a-f]",
+            ) {
+                let t = 1_700_000_000;
+                let header = sign(&body, "whsec_k", t);
+                let start = header.find("v1=").unwrap() + 3;
+                let mut changed = header.clone();
+                changed.replace_range(start + at..start + at + 1, &digit);
+                prop_assume!(changed != header);
+                let parsed = SignatureHeader::parse(&changed).unwrap();
+                prop_assert_eq!(
+                    parsed.verify(&body, &[Secret::new("whsec_k")], 300, t),
+                    Err(SignatureError::Mismatch)
+                );
+            }
+        }
+    }
 }

@@ -218,3 +218,57 @@ async fn the_dashboard_page_holds_no_data_and_locks_down_scripts() {
     assert_eq!(script.status(), 200);
     assert!(script.text().await.unwrap().contains("Authorization"));
 }
+
+#[tokio::test]
+async fn a_tenant_token_cannot_tell_which_other_tenants_exist() {
+    let app = TestApp::spawn().await;
+    let mut answers = Vec::new();
+    for tenant in ["default", "no-such-tenant"] {
+        for path in ["plugins", "policies"] {
+            let response = app
+                .admin(
+                    Method::GET,
+                    &format!("/admin/t/{tenant}/{path}"),
+                    ACME_TOKEN,
+                )
+                .await;
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.unwrap();
+            answers.push((status, body));
+        }
+    }
+    for (status, body) in &answers {
+        assert_eq!(*status, 403, "{body}");
+        assert_eq!(
+            body, &answers[0].1,
+            "the same answer, existing tenant or not"
+        );
+    }
+    // The global token sees every tenant, so it may learn which exist.
+    let global = app
+        .admin(Method::GET, "/admin/t/no-such-tenant/plugins", ADMIN_TOKEN)
+        .await;
+    assert_eq!(global.status(), 404);
+}
+
+#[tokio::test]
+async fn metrics_can_be_kept_for_holders_of_the_metrics_token() {
+    let token = "metrics-token-0123456789";
+    let app =
+        TestApp::spawn_with(|s| s.server.metrics_token = berth::secret::Secret::new(token)).await;
+    let get = |auth: Option<&'static str>| {
+        let mut request = app.client.get(app.url("/metrics"));
+        if let Some(auth) = auth {
+            request = request.bearer_auth(auth);
+        }
+        request.send()
+    };
+    let anonymous = get(None).await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let body = anonymous.text().await.unwrap();
+    assert!(!body.contains("tenant="), "{body}");
+    assert_eq!(get(Some(ADMIN_TOKEN)).await.unwrap().status(), 401);
+    let scraped = get(Some(token)).await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped.text().await.unwrap().contains("berth_sites"));
+}

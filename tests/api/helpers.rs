@@ -18,7 +18,7 @@ use diesel::{Connection, PgConnection, RunQueryDsl};
 use tempfile::TempDir;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
-pub const ACME_TOKEN: &str = "test-acme-token";
+pub const ACME_TOKEN: &str = "test-acme-token-0";
 /// Tenant default's Stripe webhook secret (test only).
 pub const STRIPE_SECRET: &str = "whsec_test_default_5b1f0c3e9a7d2b4c6e8f";
 /// Tenant acme's Stripe webhook secret (test only).
@@ -70,6 +70,8 @@ pub fn test_settings(dir: &Path) -> Settings {
     settings.rate_limits.signup_per_tenant = lots;
     settings.rate_limits.admin_per_token = lots;
     settings.rate_limits.stripe_per_tenant = lots;
+    settings.rate_limits.stripe_invalid_per_ip = lots;
+    settings.rate_limits.admin_failures_per_ip = lots;
     settings.jobs.base_delay_secs = 0;
     settings.jobs.max_attempts = 3;
     settings.jobs.lease_secs = 5;

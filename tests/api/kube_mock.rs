@@ -181,11 +181,6 @@ pub fn failure(status: StatusCode, reason: &str, message: &str) -> Reply {
     )
 }
 
-/// The same request as `exchange`, answered with `reply` instead.
-pub fn answered(exchange: Exchange, reply: Reply) -> Exchange {
-    Exchange { reply, ..exchange }
-}
-
 fn list_uri(collection: &str) -> String {
     format!("{collection}?&fieldSelector=metadata.name%3D{{name}}&limit=500")
 }
@@ -250,12 +245,28 @@ pub fn ingress(namespace: &str, address: Option<&str>) -> Value {
     })
 }
 
-pub fn namespace_object(name: &str, phase: &str) -> Value {
+/// The uid of every namespace the mock server answers with.
+pub const NAMESPACE_UID: &str = "ns-uid-1";
+
+/// A namespace berth made for site `tenant/site`, in `phase`.
+pub fn namespace_object(name: &str, tenant: &str, site: &str, phase: &str) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": name, "uid": "ns-uid-1", "resourceVersion": "103"},
+        "metadata": {"name": name, "uid": NAMESPACE_UID, "resourceVersion": "103",
+                     "labels": {"app.kubernetes.io/managed-by": "berth",
+                                "berth.dev/tenant": tenant, "berth.dev/site": site}},
         "status": {"phase": phase}
     })
+}
+
+/// The read of a namespace that comes before berth applies into it or deletes it.
+pub fn get_namespace(namespace: &str, reply: Reply) -> Exchange {
+    Exchange {
+        method: Method::GET,
+        uri: format!("{NAMESPACES}/{namespace}"),
+        body: None,
+        reply,
+    }
 }
 
 /// The Deployment is ready at once, and the Ingress has an address.
@@ -276,12 +287,14 @@ pub fn ready(namespace: &str, address: &str) -> Vec<Exchange> {
     ]
 }
 
-/// The DELETE of a namespace (its contents go with it, in the background).
+/// The DELETE of a namespace (its contents go with it, in the background), only if it is
+/// still the object berth read.
 pub fn delete_namespace(namespace: &str, reply: Reply) -> Exchange {
     Exchange {
         method: Method::DELETE,
         uri: format!("{NAMESPACES}/{namespace}?"),
-        body: Some(json!({"propagationPolicy": "Background"})),
+        body: Some(json!({"propagationPolicy": "Background",
+                          "preconditions": {"uid": NAMESPACE_UID}})),
         reply,
     }
 }

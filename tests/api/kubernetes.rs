@@ -49,14 +49,41 @@ impl Expected {
         }
     }
 
-    /// A whole provisioning: every object applied in order, the rollout is done at once and
-    /// the Ingress has an address.
+    /// A whole provisioning: the namespace does not exist yet, every object is applied in
+    /// order, the rollout is done at once and the Ingress has an address.
     fn provision(&self) -> Vec<Exchange> {
+        [self.applies(), mock::ready(&self.namespace, ADDRESS)].concat()
+    }
+
+    /// The same on a namespace the site already has (a resume).
+    fn reprovision(&self) -> Vec<Exchange> {
         [
+            vec![self.owned()],
             mock::apply_all(&self.running),
             mock::ready(&self.namespace, ADDRESS),
         ]
         .concat()
+    }
+
+    /// The ownership check finds no namespace, then every object is applied.
+    fn applies(&self) -> Vec<Exchange> {
+        [vec![self.absent()], mock::apply_all(&self.running)].concat()
+    }
+
+    /// The ownership check, answered: no such namespace.
+    fn absent(&self) -> Exchange {
+        mock::get_namespace(&self.namespace, not_found(&self.namespace))
+    }
+
+    /// The ownership check, answered with this site's namespace.
+    fn owned(&self) -> Exchange {
+        self.held_by("kube", self.name)
+    }
+
+    /// The ownership check, answered with a namespace whose labels name `tenant/site`.
+    fn held_by(&self, tenant: &str, site: &str) -> Exchange {
+        let ns = mock::namespace_object(&self.namespace, tenant, site, "Active");
+        mock::get_namespace(&self.namespace, Reply::Json(StatusCode::OK, ns))
     }
 
     fn deployment(&self, manifests: &Manifests) -> Exchange {
@@ -68,11 +95,11 @@ impl Expected {
         mock::apply(&object)
     }
 
-    /// The first `n` applies of a provisioning, the last one answered with `reply`.
+    /// The ownership check and the first `n` applies of a provisioning, the last one answered
+    /// with `reply`.
     fn applies_ending_in(&self, n: usize, reply: Reply) -> Vec<Exchange> {
-        let mut applies: Vec<Exchange> =
-            mock::apply_all(&self.running).into_iter().take(n).collect();
-        applies[n - 1].reply = reply;
+        let mut applies: Vec<Exchange> = self.applies().into_iter().take(n + 1).collect();
+        applies[n].reply = reply;
         applies
     }
 }
@@ -127,7 +154,7 @@ async fn provisioning_applies_every_object_in_order_then_waits_and_points_dns_at
             // the watches bring the news.
             let modified = |object: Value| json!({"type": "MODIFIED", "object": object});
             [
-                mock::apply_all(&site.running),
+                site.applies(),
                 vec![
                     mock::list(
                         &mock::deployments(ns),
@@ -216,8 +243,8 @@ async fn suspend_scales_to_zero_and_resume_applies_the_same_objects_again() {
             // Resume is a re-provision: the very same applies (and still never a create).
             [
                 site.provision(),
-                vec![site.deployment(&site.suspended)],
-                site.provision(),
+                vec![site.owned(), site.deployment(&site.suspended)],
+                site.reprovision(),
             ]
             .concat()
         },
@@ -244,14 +271,7 @@ async fn suspending_a_site_whose_namespace_is_gone_succeeds() {
     let (app, site, server) = start(
         "gone-shop",
         |_| {},
-        |site| {
-            let missing = not_found(&site.namespace);
-            [
-                site.provision(),
-                vec![mock::answered(site.deployment(&site.suspended), missing)],
-            ]
-            .concat()
-        },
+        |site| [site.provision(), vec![site.absent()]].concat(),
     )
     .await;
     let id = provisioned(&app, &site).await;
@@ -265,11 +285,15 @@ async fn suspending_a_site_whose_namespace_is_gone_succeeds() {
 
 /// Provisions the site, deletes it through the admin API and checks it ends `deleted` after
 /// `attempts` runs of the deprovision job.
-async fn deprovision(name: &'static str, attempts: usize, deletion: fn(&str) -> Vec<Exchange>) {
+async fn deprovision(
+    name: &'static str,
+    attempts: usize,
+    deletion: fn(&Expected) -> Vec<Exchange>,
+) {
     let (app, site, server) = start(
         name,
         |_| {},
-        |site| [site.provision(), deletion(&site.namespace)].concat(),
+        |site| [site.provision(), deletion(site)].concat(),
     )
     .await;
     let id = provisioned(&app, &site).await;
@@ -289,9 +313,11 @@ fn not_found(namespace: &str) -> Reply {
 
 #[tokio::test]
 async fn deprovisioning_deletes_the_namespace_and_waits_until_it_is_gone() {
-    deprovision("bye-shop", 1, |ns| {
-        let terminating = mock::namespace_object(ns, "Terminating");
+    deprovision("bye-shop", 1, |site| {
+        let ns = &site.namespace;
+        let terminating = mock::namespace_object(ns, "kube", site.name, "Terminating");
         vec![
+            site.owned(),
             mock::delete_namespace(ns, Reply::Json(StatusCode::OK, terminating.clone())),
             mock::list(mock::NAMESPACES, ns, "Namespace", vec![terminating.clone()]),
             mock::watch(
@@ -306,16 +332,23 @@ async fn deprovisioning_deletes_the_namespace_and_waits_until_it_is_gone() {
 
 #[tokio::test]
 async fn deprovisioning_succeeds_when_the_namespace_is_already_gone() {
-    deprovision("lost-shop", 1, |ns| {
-        vec![mock::delete_namespace(ns, not_found(ns))]
+    deprovision("lost-shop", 1, |site| vec![site.absent()]).await;
+}
+
+#[tokio::test]
+async fn deprovisioning_succeeds_when_the_namespace_vanishes_before_the_delete() {
+    deprovision("vanished-shop", 1, |site| {
+        let ns = &site.namespace;
+        vec![site.owned(), mock::delete_namespace(ns, not_found(ns))]
     })
     .await;
 }
 
 #[tokio::test]
 async fn a_namespace_still_terminating_is_waited_for_again_on_the_next_attempt() {
-    deprovision("slow-shop", 2, |ns| {
-        let terminating = mock::namespace_object(ns, "Terminating");
+    deprovision("slow-shop", 2, |site| {
+        let ns = &site.namespace;
+        let terminating = mock::namespace_object(ns, "kube", site.name, "Terminating");
         let conflict = mock::failure(
             StatusCode::CONFLICT,
             "Conflict",
@@ -323,10 +356,12 @@ async fn a_namespace_still_terminating_is_waited_for_again_on_the_next_attempt()
         );
         vec![
             // Attempt 1: deletion starts, but the namespace outlives delete_timeout_secs.
+            site.owned(),
             mock::delete_namespace(ns, Reply::Json(StatusCode::OK, terminating.clone())),
             mock::list(mock::NAMESPACES, ns, "Namespace", vec![terminating]),
             mock::watch(mock::NAMESPACES, ns, Reply::Silence),
             // Attempt 2: already terminating (409), then gone.
+            site.owned(),
             mock::delete_namespace(ns, conflict),
             mock::list(mock::NAMESPACES, ns, "Namespace", vec![]),
         ]
@@ -377,7 +412,8 @@ async fn a_conflict_is_retried() {
             "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas",
         );
         let first = site.applies_ending_in(10, conflict);
-        assert!(first[9].uri.contains("/deployments/"), "{}", first[9].uri);
+        let last = &first.last().unwrap().uri;
+        assert!(last.contains("/deployments/"), "{last}");
         first
     })
     .await;
@@ -397,7 +433,7 @@ async fn a_rollout_that_does_not_finish_in_time_is_retried() {
         let ns = &site.namespace;
         let pending = vec![mock::deployment(ns, 1, 0)];
         [
-            mock::apply_all(&site.running),
+            site.applies(),
             vec![
                 mock::list(&mock::deployments(ns), "site", "Deployment", pending),
                 mock::watch(&mock::deployments(ns), "site", Reply::Silence),
@@ -406,6 +442,17 @@ async fn a_rollout_that_does_not_finish_in_time_is_retried() {
         .concat()
     })
     .await;
+}
+
+/// Signs the site up and expects its provisioning to fail on the first attempt (no retry, no
+/// request beyond the scenario); returns the site's last error.
+async fn fails_at_once(app: &TestApp, site: &Expected, server: JoinHandle<()>) -> String {
+    let id = sign_up(app, site.name).await;
+    assert_eq!(app.drain_jobs().await, 1, "no retry");
+    mock::finish(server).await;
+    let detail = app.site_detail(&id).await;
+    assert_eq!(detail["state"], "failed");
+    detail["last_error"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -419,12 +466,7 @@ async fn a_refusal_fails_the_site_at_once() {
         site.applies_ending_in(1, forbidden)
     })
     .await;
-    let id = sign_up(&app, site.name).await;
-    assert_eq!(app.drain_jobs().await, 1, "no retry");
-    mock::finish(server).await;
-    let detail = app.site_detail(&id).await;
-    assert_eq!(detail["state"], "failed");
-    let error = detail["last_error"].as_str().unwrap();
+    let error = fails_at_once(&app, &site, server).await;
     assert!(error.contains("403 Forbidden"), "{error}");
     assert!(error.contains("cannot patch resource"), "{error}");
 }
@@ -443,7 +485,7 @@ async fn a_configured_dns_target_needs_no_ingress_address() {
         let ns = &site.namespace;
         let ready = vec![mock::deployment(ns, 1, 1)];
         [
-            mock::apply_all(&site.running),
+            site.applies(),
             vec![mock::list(
                 &mock::deployments(ns),
                 "site",
@@ -476,4 +518,57 @@ async fn a_kubernetes_tenant_does_not_keep_berth_from_starting_without_a_cluster
         error.contains("cannot read kubeconfig /nonexistent/kubeconfig"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn provisioning_never_applies_into_a_namespace_that_belongs_to_another_site() {
+    let (app, site, server) = start(
+        "twin-shop",
+        |_| {},
+        |site| vec![site.held_by("kube", "other-shop")],
+    )
+    .await;
+    let error = fails_at_once(&app, &site, server).await;
+    assert!(error.contains("belongs to site kube/other-shop"), "{error}");
+    assert!(error.contains("not to site kube/twin-shop"), "{error}");
+}
+
+#[tokio::test]
+async fn provisioning_never_takes_over_a_namespace_berth_does_not_manage() {
+    let (app, site, server) = start(
+        "foreign-shop",
+        |_| {},
+        |site| {
+            let foreign = json!({"apiVersion": "v1", "kind": "Namespace",
+                                 "metadata": {"name": site.namespace, "uid": "x"}});
+            vec![mock::get_namespace(
+                &site.namespace,
+                Reply::Json(StatusCode::OK, foreign),
+            )]
+        },
+    )
+    .await;
+    let error = fails_at_once(&app, &site, server).await;
+    assert!(error.contains("is not managed by berth"), "{error}");
+}
+
+#[tokio::test]
+async fn deprovisioning_never_deletes_a_namespace_that_belongs_to_another_site() {
+    let (app, site, server) = start(
+        "leave-shop",
+        |_| {},
+        // Between provisioning and deletion, the namespace came to hold another site.
+        |site| [site.provision(), vec![site.held_by("acme", "leave-shop")]].concat(),
+    )
+    .await;
+    let id = provisioned(&app, &site).await;
+    admin_action(&app, Method::DELETE, format!("/admin/sites/{id}")).await;
+    assert_eq!(app.drain_jobs().await, 1, "no retry, no DELETE");
+    mock::finish(server).await;
+    let detail = app.site_detail(&id).await;
+    assert_eq!(detail["state"], "deprovisioning", "kept for an operator");
+    assert_eq!(job_of(&detail, "deprovision")["state"], "failed");
+    let error = detail["last_error"].as_str().unwrap();
+    assert!(error.contains("belongs to site acme/leave-shop"), "{error}");
+    assert!(error.contains("not to site kube/leave-shop"), "{error}");
 }

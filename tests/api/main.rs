@@ -7,6 +7,7 @@ mod admin;
 mod dns;
 mod email;
 mod health;
+mod hostile;
 mod kube_mock;
 mod kubernetes;
 mod kubernetes_cluster;

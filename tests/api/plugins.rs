@@ -841,3 +841,175 @@ fn plugin_check_and_run_work_from_the_command_line() {
         "settings the plugin refuses are an error"
     );
 }
+
+/// `count` bindings of `plugin` on `hook`.
+fn bindings_of(plugin: &str, hook: &str, count: usize) -> serde_json::Value {
+    serde_json::Value::Array(
+        (0..count)
+            .map(|_| serde_json::json!({"plugin": plugin, "hook": hook}))
+            .collect(),
+    )
+}
+
+/// The number of plugin calls counted for `tenant` with `outcome`.
+async fn calls(app: &TestApp, tenant: &str, outcome: &str) -> u64 {
+    let metrics = app.get_text("/metrics").await;
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("berth_plugin_calls_total{"))
+        .filter(|l| l.contains(&format!("tenant=\"{tenant}\"")))
+        .filter(|l| l.contains(&format!("outcome=\"{outcome}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Tenant `spinner` gets `spins` bindings of a plugin that loops forever on the name hook;
+/// tenant `calm` one that allows everything.
+async fn spinner_beside_calm(app: &TestApp, spinner: &str, spins: usize, calm: &str) {
+    upload(app, spinner, "spin", fixture("endless_loop"), "").await;
+    let bound = bind(app, spinner, bindings_of("spin", "name", spins)).await;
+    assert_eq!(bound.status(), 200);
+    upload(app, calm, "allow", fixture("allow"), "").await;
+    assert_eq!(
+        bind(app, calm, bindings_of("allow", "name", 1))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_hook_holds_at_most_max_bindings_per_hook() {
+    let app = TestApp::spawn_with(|s| s.plugins.max_bindings_per_hook = 3).await;
+    upload(&app, "acme", "allow", fixture("allow"), "").await;
+    for (count, status) in [(3, 200), (4, 400), (5_000, 400)] {
+        let response = bind(&app, "acme", bindings_of("allow", "name", count)).await;
+        assert_eq!(response.status(), status, "{count} bindings");
+        if status == 400 {
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "too_many_bindings", "{body}");
+        }
+    }
+    let kept: serde_json::Value = app
+        .admin(Method::GET, "/admin/t/acme/policies", ADMIN_TOKEN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(kept["policies"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_submission_s_plugins_share_one_time_budget() {
+    let app = TestApp::spawn_with(|s| {
+        s.plugins.timeout_ms = 100;
+        s.plugins.submission_budget_ms = 250;
+    })
+    .await;
+    upload(&app, "acme", "spin", fixture("endless_loop"), "").await;
+    assert_eq!(
+        bind(&app, "acme", bindings_of("spin", "name", 10))
+            .await
+            .status(),
+        200
+    );
+    let response = signup(&app, "acme", "budget-shop", "<p>x</p>").await;
+    assert_eq!(response.status(), 422);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let reasons = body["error"]["reasons"].as_array().unwrap();
+    assert_eq!(reasons.len(), 10, "every binding fails closed: {body}");
+    let class = |c: &str| {
+        reasons
+            .iter()
+            .filter(|r| r["message"].as_str().unwrap().ends_with(&format!("({c})")))
+            .count()
+    };
+    // A call runs its whole 100 ms deadline, so at most three start within 250 ms.
+    assert!((1..=3).contains(&class("timeout")), "{body}");
+    assert_eq!(class("timeout") + class("budget"), 10, "{body}");
+}
+
+#[tokio::test]
+async fn a_tenant_spinning_its_plugins_leaves_instance_slots_for_the_others() {
+    let app = TestApp::spawn_with(|s| {
+        s.plugins.max_instances = 2;
+        s.plugins.max_instances_per_tenant = 1;
+        s.plugins.timeout_ms = 3_000;
+        s.plugins.submission_budget_ms = 3_000;
+    })
+    .await;
+    spinner_beside_calm(&app, "acme", 1, "default").await;
+
+    let app = std::sync::Arc::new(app);
+    let spinning: Vec<_> = (0..3)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(
+                async move { signup(&app, "acme", &format!("spin-{i}"), "<p>x</p>").await },
+            )
+        })
+        .collect();
+    // Let acme's calls take their slot (not a timing assertion: if they start later, the
+    // other tenant's signup only has it easier).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for i in 0..5 {
+        let response = signup(&app, "default", &format!("calm-{i}"), "<p>x</p>").await;
+        assert_eq!(response.status(), 201);
+    }
+    assert!(
+        spinning.iter().all(|s| !s.is_finished()),
+        "the other tenant's signups had to wait for acme's plugins"
+    );
+    for task in spinning {
+        assert_eq!(task.await.unwrap().status(), 422);
+    }
+}
+
+#[tokio::test]
+async fn a_call_keeps_its_slot_until_it_returns_even_when_the_client_has_gone() {
+    // Tenants of this test only: the metrics they count are theirs alone.
+    let app = TestApp::spawn_with(|s| {
+        s.plugins.max_instances = 1;
+        s.plugins.max_instances_per_tenant = 1;
+        s.plugins.timeout_ms = 1_500;
+        s.plugins.submission_budget_ms = 10_000;
+        for name in ["leaver", "stayer"] {
+            s.tenants.push(berth::configuration::TenantSettings {
+                name: name.into(),
+                base_domain: format!("{name}.test"),
+                ..berth::configuration::TenantSettings::default()
+            });
+        }
+    })
+    .await;
+    spinner_beside_calm(&app, "leaver", 3, "stayer").await;
+
+    // The client gives up while the first of three spinning calls runs.
+    let gone = app
+        .client
+        .post(app.url("/t/leaver/signup"))
+        .timeout(std::time::Duration::from_millis(300))
+        .json(&serde_json::json!({"name": "gone-shop", "email": "ann@example.com", "html": "x"}))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client timed out");
+    // The only instance slot is still taken by that call: this signup waits for it rather
+    // than failing to instantiate.
+    let response = signup(&app, "stayer", "after-shop", "<p>x</p>").await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    assert_eq!(calls(&app, "stayer", "allow").await, 1);
+    assert_eq!(
+        calls(&app, "leaver", "timeout").await,
+        1,
+        "the abandoned call ran to its deadline, holding the slot, and was counted"
+    );
+    // Evaluation stopped with the request: had it gone on, the second binding's call would
+    // have timed out by now.
+    tokio::time::sleep(std::time::Duration::from_millis(2_000)).await;
+    assert_eq!(
+        calls(&app, "leaver", "timeout").await,
+        1,
+        "no binding ran after the client left"
+    );
+    assert_eq!(app.count_sites().await, 1);
+}

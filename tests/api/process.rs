@@ -573,10 +573,10 @@ fn berth_cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
 fn config_check_prints_the_effective_config_with_secrets_redacted() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("berth.toml");
-    std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:9999\"\n[[tenants]]\nname = \"default\"\nadmin_token = \"file-secret\"\n").unwrap();
+    std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:9999\"\n[[tenants]]\nname = \"default\"\nadmin_token = \"file-secret-0123456789\"\n").unwrap();
     let out = berth_cli(
         &["--config", path.to_str().unwrap(), "config", "check"],
-        &[("BERTH_SERVER__ADMIN_TOKEN", "env-secret")],
+        &[("BERTH_SERVER__ADMIN_TOKEN", "env-secret-0123456789")],
     );
     assert!(
         out.status.success(),
@@ -599,16 +599,46 @@ fn config_check_prints_the_effective_config_with_secrets_redacted() {
 }
 
 #[test]
-fn a_wrong_key_or_value_is_reported_by_name() {
+fn config_check_never_prints_a_secret_it_cannot_use() {
+    let secret = "whsec_live_7c1e9a3b5d2f4068";
+    let out = berth_cli(
+        &["config", "check"],
+        &[("BERTH_TENANTS__DEFAULT__STRIPE__WEBHOOK_SECRETS", secret)],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(stderr.contains("stripe.webhook_secrets"), "{stderr}");
+    assert!(
+        !stderr.contains(secret) && !stdout.contains(secret),
+        "{stderr}{stdout}"
+    );
+
+    let token = "tok-never-shown-0123456789";
+    let stderr = refused_config(&format!("[server]\nadmin_token = {token}\n"));
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(!stderr.contains(token), "{stderr}");
+}
+
+/// `berth config check` on a file holding `contents`, which it must refuse (status 2); its
+/// standard error.
+fn refused_config(contents: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("berth.toml");
-    std::fs::write(&path, "[email]\ntransprot = \"smtp\"\n").unwrap();
+    std::fs::write(&path, contents).unwrap();
     let out = berth_cli(
         &["--config", path.to_str().unwrap(), "config", "check"],
         &[],
     );
     assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn a_wrong_key_or_value_is_reported_by_name() {
+    let stderr = refused_config("[email]\ntransprot = \"smtp\"\n");
     assert!(stderr.contains("email.transprot: unknown key"), "{stderr}");
 
     let out = berth_cli(&["config", "check"], &[("BERTH_JOBS__CONCURRENCY", "many")]);

@@ -179,6 +179,22 @@ async fn bad_signups_get_a_precise_4xx_and_store_nothing() {
             "",
         ),
         (
+            "JSON field given twice (a parser keeping the last would take \"evil\")",
+            Some(json),
+            br#"{"name":"abc","email":"a@b.co","html":"x","name":"evil"}"#.to_vec(),
+            400,
+            "duplicate_field",
+            "",
+        ),
+        (
+            "an email the mailer could not send to",
+            Some(json),
+            br#"{"name":"abc","email":"\"a\\\"b\"@example.com","html":"x"}"#.to_vec(),
+            422,
+            "invalid_fields",
+            "email",
+        ),
+        (
             "bad percent escape",
             Some(form),
             b"name=%zz&email=a%40b.co&html=x".to_vec(),

@@ -3,6 +3,7 @@
 //! duplicated, concurrently and out of order, plus everything a forged or broken delivery can be.
 
 use berth::configuration::{PlanSettings, Rate, Settings};
+use berth::faults::Fault;
 use berth::secret::Secret;
 use berth::stripe::signature::sign;
 use reqwest::Method;
@@ -351,6 +352,35 @@ async fn deliveries_are_rate_limited_per_tenant_and_oversized_bodies_refused() {
     assert!(app.events("").await.is_empty());
 }
 
+#[tokio::test]
+async fn unsigned_deliveries_never_use_up_the_tenant_limit_and_are_limited_per_address() {
+    let app = TestApp::spawn_with(|s| {
+        s.rate_limits.stripe_per_tenant = Rate::per_minute(1, 5);
+        s.rate_limits.stripe_invalid_per_ip = Rate::per_minute(1, 3);
+    })
+    .await;
+    let garbage = serde_json::to_string(&example("invoice.paid")).unwrap();
+    let forged = sign(garbage.as_bytes(), "whsec_not_the_tenant_s", now());
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let response = app
+            .post_stripe("/webhooks/stripe", &garbage, Some(&forged))
+            .await;
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses[..3], [400, 400, 400], "{statuses:?}");
+    assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+
+    // Stripe's real deliveries (from that very address, too) all get through: the tenant's
+    // budget of 5 is whole, and only verified deliveries spend it.
+    for i in 0..5 {
+        let response = app.deliver(&example("invoice.paid")).await;
+        assert_eq!(response.status(), 200, "real delivery {i}");
+    }
+    assert_eq!(app.deliver(&example("invoice.paid")).await.status(), 429);
+    assert_eq!(app.events("").await.len(), 5);
+}
+
 // --- Durable, idempotent storage ----------------------------------------------------------
 
 #[tokio::test]
@@ -649,6 +679,44 @@ async fn a_payment_first_checkout_that_fails_validation_is_rejected_and_reported
     );
     let rejected: Vec<Value> = app.events("?outcome=rejected").await;
     assert_eq!(rejected.len(), 3);
+}
+
+#[tokio::test]
+async fn a_passing_error_in_the_payment_first_pipeline_retries_and_never_rejects_the_paid_site() {
+    let app = TestApp::spawn_with(paid).await;
+    let faults = &app.context().faults;
+    faults.set("payment_first.policies", Some(Fault::Error));
+    let event = with(
+        event_at("checkout.session.completed.payment-first", now()),
+        "metadata",
+        json!({"site_name": "steady-bakery"}),
+    );
+    app.apply(&event).await;
+    // Every attempt failed; the event waits, and no site was stored as rejected.
+    let stored = app.event(&event["id"]).await;
+    assert_eq!(stored["outcome"], "received", "{stored}");
+    assert!(stored["site_id"].is_null());
+    assert_eq!(app.count_sites().await, 0);
+    let jobs = app.jobs_of_kind("stripe_event").await;
+    assert_eq!(jobs[0]["state"], "failed", "{jobs:?}");
+    assert_eq!(jobs[0]["attempts"], 3, "{jobs:?}");
+
+    // Once the cause is gone, a replay creates the paid site.
+    faults.set("payment_first.policies", None);
+    let replay = app
+        .admin(
+            Method::POST,
+            &format!("/admin/events/{}/replay", stored["id"].as_str().unwrap()),
+            ADMIN_TOKEN,
+        )
+        .await;
+    assert_eq!(replay.status(), 202);
+    app.drain_jobs().await;
+    let stored = app.event(&event["id"]).await;
+    assert_eq!(stored["outcome"], "applied", "{stored}");
+    let site = app.site(stored["site_id"].as_str().unwrap()).await;
+    assert_eq!(site["name"], "steady-bakery");
+    assert_eq!(site["state"], "ready");
 }
 
 #[tokio::test]

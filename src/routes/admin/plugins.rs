@@ -22,15 +22,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(test);
 }
 
-/// The tenant named in the path, if the caller may manage it.
+/// The tenant named in the path, if the caller may manage it. Scope comes first: a tenant
+/// token gets the same `403` for a tenant that does not exist as for one that does, so it
+/// cannot list the other tenants by trying names.
 pub(super) fn tenant_for(
     admin: &Admin,
     state: &AppState,
     tenant: &str,
 ) -> Result<std::sync::Arc<Tenant>, ApiError> {
-    let found = state.tenant(tenant)?;
     admin.require(tenant)?;
-    Ok(found)
+    state.tenant(tenant)
 }
 
 /// Tenants that declare `policies` in the configuration are managed there, not through the API.
@@ -112,7 +113,7 @@ pub(crate) async fn upload(
         })?;
     let plugin = state
         .policies
-        .load(bytes.to_vec())
+        .load(tenant.name.as_str(), bytes.to_vec())
         .await?
         .map_err(|reason| ApiError::bad_request("module_refused", reason))?;
     let row = plugins::new_plugin(
@@ -297,6 +298,9 @@ pub(crate) async fn test(
         &settings,
         &submission,
     );
-    let result = state.policies.test(plugin, context, body.value).await?;
+    let result = state
+        .policies
+        .test(tenant.name.as_str(), plugin, context, body.value)
+        .await?;
     Ok(json_ok(StatusCode::OK, &result))
 }

@@ -70,11 +70,29 @@ pub(crate) async fn list(
     ))
 }
 
+/// `400 too_many_bindings` when a hook would hold more than `max` bindings: checked before any
+/// binding is looked at, so a huge list costs nothing.
+fn refuse_too_many(bindings: &[Binding], max: usize) -> Result<(), ApiError> {
+    for hook in [Hook::Name, Hook::Html] {
+        let bound = bindings.iter().filter(|b| b.hook == hook.as_str()).count();
+        if bound > max {
+            return Err(ApiError::bad_request(
+                "too_many_bindings",
+                format!(
+                    "{bound} bindings on the {} hook; at most {max} are allowed (plugins.max_bindings_per_hook)",
+                    hook.as_str()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Replaces the tenant's bindings. Each plugin's `berth_validate_settings` checks its settings.
 #[utoipa::path(put, path = "/admin/t/{tenant}/policies", tag = "plugins", security(("bearer" = [])),
     params(("tenant" = String, Path)), request_body = Vec<Binding>,
     responses((status = 200, description = "The new bindings", body = Policies),
-        (status = 400, description = "A binding is malformed or names no plugin", body = crate::routes::openapi::ErrorBody),
+        (status = 400, description = "A binding is malformed or names no plugin, or a hook would hold more than plugins.max_bindings_per_hook bindings", body = crate::routes::openapi::ErrorBody),
         (status = 409, description = "The tenant's policies are managed in the configuration", body = crate::routes::openapi::ErrorBody),
         (status = 422, description = "A plugin refused its settings", body = crate::routes::openapi::ErrorBody)))]
 #[put("/admin/t/{tenant}/policies")]
@@ -87,6 +105,7 @@ pub(crate) async fn replace(
     let tenant = tenant_for(&admin, &state, &tenant)?;
     refuse_if_configured(&tenant)?;
     let bindings = body.into_inner();
+    refuse_too_many(&bindings, state.settings.plugins.max_bindings_per_hook)?;
     let mut rows = Vec::with_capacity(bindings.len());
     for (i, binding) in bindings.iter().enumerate() {
         let at = |message: String| {
@@ -122,7 +141,7 @@ pub(crate) async fn replace(
             .ok_or_else(|| at(format!("plugin {} is gone", binding.plugin)))?;
         if let Err(reason) = state
             .policies
-            .check_settings(plugin, &binding.settings)
+            .check_settings(tenant.name.as_str(), plugin, &binding.settings)
             .await?
         {
             return Err(ApiError::InvalidSettings(format!(

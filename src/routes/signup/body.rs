@@ -92,18 +92,52 @@ fn percent_decode(input: &[u8]) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
+/// The members of a JSON object in order, duplicates included (a `serde_json::Map` would keep
+/// only the last of `{"name": "a", "name": "b"}`).
+struct Members(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
 fn parse_json(body: &[u8]) -> Result<RawForm, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("malformed_body", format!("the body is not valid JSON: {e}"))
     })?;
-    let serde_json::Value::Object(object) = value else {
+    if !value.is_object() {
         return Err(ApiError::bad_request(
             "malformed_body",
             "the JSON body must be an object",
         ));
-    };
+    }
+    let Members(members) = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("malformed_body", format!("the body is not valid JSON: {e}"))
+    })?;
     let mut form = RawForm::default();
-    for (name, value) in object {
+    let mut nulls = std::collections::HashSet::new();
+    for (name, value) in members {
+        if form.get(&name).is_some() || !nulls.insert(name.clone()) {
+            return Err(RawForm::duplicate(&name));
+        }
         match value {
             serde_json::Value::String(s) => form.insert(name, s.into_bytes())?,
             serde_json::Value::Null => {}
@@ -124,7 +158,48 @@ fn parse_json(body: &[u8]) -> Result<RawForm, ApiError> {
     Ok(form)
 }
 
+/// A multipart body, read from memory. The parser waits forever for the rest of a body that
+/// ends before its closing boundary, so such a body is refused before it is parsed, and, as a
+/// last guard, parsing (microseconds for anything berth accepts) has a deadline.
 async fn parse_multipart(req: &HttpRequest, body: web::Bytes) -> Result<RawForm, ApiError> {
+    if let Some(boundary) = boundary_of(req) {
+        let close = format!("--{boundary}--");
+        let closed = body.starts_with(close.as_bytes())
+            || contains(&body, format!("\r\n{close}").as_bytes());
+        if !closed {
+            return Err(ApiError::bad_request(
+                "malformed_body",
+                "the multipart body is incomplete: it has no closing boundary",
+            ));
+        }
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(1), read_parts(req, body))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::bad_request(
+                "malformed_body",
+                "the multipart body cannot be read to its end",
+            ))
+        })
+}
+
+/// The `boundary` parameter of the request's multipart Content-Type.
+fn boundary_of(req: &HttpRequest) -> Option<String> {
+    let mime: mime::Mime = req
+        .headers()
+        .get(header::CONTENT_TYPE)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    mime.get_param(mime::BOUNDARY).map(|b| b.to_string())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+async fn read_parts(req: &HttpRequest, body: web::Bytes) -> Result<RawForm, ApiError> {
     let malformed = |e: actix_multipart::MultipartError| {
         ApiError::bad_request(
             "malformed_body",
@@ -202,5 +277,169 @@ mod tests {
         );
         assert!(parse_json(b"[1]").is_err());
         assert!(parse_json(b"{").is_err());
+    }
+
+    #[test]
+    fn json_refuses_a_field_given_twice_like_the_forms_do() {
+        for body in [
+            &br#"{"name": "a", "name": "b"}"#[..],
+            br#"{"name": null, "name": "b"}"#,
+            br#"{"name": "a", "email": "x@y.z", "name": null}"#,
+        ] {
+            assert!(
+                matches!(
+                    parse_json(body),
+                    Err(ApiError::BadRequest {
+                        code: "duplicate_field",
+                        ..
+                    })
+                ),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // Nested objects are refused anyway; only the top level names fields.
+        assert!(parse_json(br#"{"name": "a", "email": "b"}"#).is_ok());
+    }
+
+    #[test]
+    fn a_multipart_body_without_its_closing_boundary_is_refused_not_waited_for() {
+        let part = "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv";
+        let cases = [
+            ("".to_owned(), "incomplete"),
+            (format!("{part}\r\n"), "incomplete"),
+            (format!("{part}--XyZ--"), "incomplete"),
+            (format!("{part}\r\n--XyZ\r\n"), "incomplete"),
+            (
+                "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n--XyZ--\r\n".to_owned(),
+                "malformed",
+            ),
+        ];
+        for (body, expected) in cases {
+            let error = properties::multipart(body.clone().into_bytes()).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    ApiError::BadRequest {
+                        code: "malformed_body",
+                        ..
+                    }
+                ) && error.to_string().contains(expected),
+                "{body:?}: {error}"
+            );
+        }
+        let whole = format!("{part}\r\n--XyZ--\r\n");
+        let form = properties::multipart(whole.into_bytes()).unwrap();
+        assert_eq!(form.get("a"), Some(&b"v"[..]));
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+
+        fn percent_encode(bytes: &[u8]) -> String {
+            bytes
+                .iter()
+                .map(|b| match b {
+                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (*b as char).to_string(),
+                    b' ' => "+".to_owned(),
+                    other => format!("%{other:02X}"),
+                })
+                .collect()
+        }
+
+        /// The answer of a body parser to anything: a form, or a 400 that says what is wrong.
+        fn is_form_or_400(result: Result<RawForm, ApiError>) -> bool {
+            matches!(result, Ok(_) | Err(ApiError::BadRequest { .. }))
+        }
+
+        pub(super) fn multipart(body: Vec<u8>) -> Result<RawForm, ApiError> {
+            let req = actix_web::test::TestRequest::default()
+                .insert_header((header::CONTENT_TYPE, "multipart/form-data; boundary=XyZ"))
+                .to_http_request();
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap()
+                .block_on(parse_multipart(&req, web::Bytes::from(body)))
+        }
+
+        proptest! {
+            #[test]
+            fn any_body_is_a_form_or_a_400_in_every_encoding(
+                body in prop::collection::vec(any::<u8>(), 0..600),
+            ) {
+                prop_assert!(is_form_or_400(parse_urlencoded(&body)));
+                prop_assert!(is_form_or_400(parse_json(&body)));
+                prop_assert!(is_form_or_400(multipart(body)));
+            }
+
+            #[test]
+            fn multipart_shaped_bodies_are_a_form_or_a_400(
+                parts in prop::collection::vec(("[a-z\"]{0,6}", prop::collection::vec(any::<u8>(), 0..40)), 0..5),
+                end in any::<bool>(),
+            ) {
+                let mut body = Vec::new();
+                for (name, value) in &parts {
+                    body.extend_from_slice(format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes());
+                    body.extend_from_slice(value);
+                    body.extend_from_slice(b"\r\n");
+                }
+                if end {
+                    body.extend_from_slice(b"--XyZ--\r\n");
+                }
+                prop_assert!(is_form_or_400(multipart(body)));
+            }
+
+            #[test]
+            fn urlencoded_fields_round_trip(
+                fields in prop::collection::btree_map("[a-z_]{1,8}", prop::collection::vec(any::<u8>(), 0..64), 0..6),
+            ) {
+                let body = fields
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+                    .collect::<Vec<_>>()
+                    .join("&");
+                let form = parse_urlencoded(body.as_bytes()).unwrap();
+                for (name, value) in &fields {
+                    prop_assert_eq!(form.get(name), Some(value.as_slice()));
+                }
+            }
+
+            #[test]
+            fn json_fields_round_trip(
+                fields in prop::collection::btree_map(".{1,8}", ".{0,40}", 0..6),
+            ) {
+                let body = serde_json::to_vec(&fields).unwrap();
+                let form = parse_json(&body).unwrap();
+                for (name, value) in &fields {
+                    prop_assert_eq!(form.get(name), Some(value.as_bytes()));
+                }
+            }
+
+            #[test]
+            fn a_field_given_twice_is_refused_in_every_encoding(
+                name in "[a-z]{1,8}",
+                first in "[a-z0-9]{0,10}",
+                second in "[a-z0-9]{0,10}",
+            ) {
+                let duplicate = |r: Result<RawForm, ApiError>| {
+                    matches!(r, Err(ApiError::BadRequest { code: "duplicate_field", .. }))
+                };
+                let form = format!("{name}={first}&{name}={second}");
+                prop_assert!(duplicate(parse_urlencoded(form.as_bytes())));
+                let json = format!("{{\"{name}\":\"{first}\",\"{name}\":\"{second}\"}}");
+                prop_assert!(duplicate(parse_json(json.as_bytes())));
+                let mut fields = BTreeMap::new();
+                fields.insert(name.clone(), first);
+                let body = format!(
+                    "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{}\r\n\
+                     --XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{second}\r\n--XyZ--\r\n",
+                    fields[&name]
+                );
+                prop_assert!(duplicate(multipart(body.into_bytes())));
+            }
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use kube::runtime::wait::{await_condition, Condition};
 use kube::{Api, Client};
 
@@ -61,6 +61,48 @@ async fn patch(client: &Client, object: &Object) -> Result<(), kube::Error> {
     api.patch(&object.name, &params, &Patch::Apply(&object.body))
         .await
         .map(drop)
+}
+
+/// The site's namespace when it exists and belongs to the site, `None` when it does not exist.
+/// A namespace whose berth labels name another site (or that berth does not manage) is a
+/// [`Permanent`] error naming both: berth never applies into it nor deletes it, whatever
+/// made the names meet.
+#[tracing::instrument(name = "kubernetes.check_owner", skip_all, fields(k8s.namespace = namespace))]
+pub async fn check_owner(
+    client: &Client,
+    namespace: &str,
+    tenant: &str,
+    site: &str,
+    timeout: Duration,
+) -> anyhow::Result<Option<Namespace>> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let what = format!("reading namespace {namespace}");
+    let Some(found) = within(timeout, &what, api.get_opt(namespace))
+        .await?
+        .map_err(|e| job_error(e, &what))?
+    else {
+        return Ok(None);
+    };
+    let labels = found.metadata.labels.clone().unwrap_or_default();
+    let label = |key: &str| labels.get(key).map_or("", String::as_str);
+    if label(names::MANAGED_BY_LABEL) != names::MANAGED_BY {
+        return Err(Permanent::new(format!(
+            "namespace {namespace} exists and is not managed by berth; refusing to use it for site {tenant}/{site}"
+        ))
+        .into());
+    }
+    let (owner_tenant, owner_site) = (label(names::TENANT_LABEL), label(names::SITE_LABEL));
+    if (owner_tenant, owner_site) != (tenant, site) {
+        tracing::error!(
+            k8s.owner = format!("{owner_tenant}/{owner_site}"),
+            "namespace belongs to another site"
+        );
+        return Err(Permanent::new(format!(
+            "namespace {namespace} belongs to site {owner_tenant}/{owner_site}, not to site {tenant}/{site}; refusing to touch it"
+        ))
+        .into());
+    }
+    Ok(Some(found))
 }
 
 /// Waits until the site's Deployment has rolled out (see [`rollout_status`]).
@@ -118,24 +160,28 @@ pub async fn wait_ingress_address(
 }
 
 /// Deletes the namespace (and with it everything of the site), then waits, at most `wait`,
-/// until it is gone. Succeeds at once when it is already gone; a namespace that is already
-/// terminating (409) is waited for like a fresh deletion.
+/// until it is gone. `uid` is the namespace [`check_owner`] found: the deletion holds only for
+/// that very object, never for one that replaced it since. Succeeds at once when it is
+/// already gone; a namespace that is already terminating (409) is waited for like a fresh
+/// deletion.
 #[tracing::instrument(name = "kubernetes.delete_namespace", skip_all, fields(k8s.namespace = namespace))]
 pub async fn delete_namespace(
     client: &Client,
     namespace: &str,
+    uid: Option<String>,
     timeout: Duration,
     wait: Duration,
 ) -> anyhow::Result<()> {
     let api: Api<Namespace> = Api::all(client.clone());
     let what = format!("deleting namespace {namespace}");
-    match within(
-        timeout,
-        &what,
-        api.delete(namespace, &DeleteParams::background()),
-    )
-    .await?
-    {
+    let params = DeleteParams {
+        preconditions: uid.map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    match within(timeout, &what, api.delete(namespace, &params)).await? {
         Ok(_) => tracing::info!("namespace deletion started"),
         Err(kube::Error::Api(status)) if status.code == 404 => {
             tracing::info!("namespace is already gone");

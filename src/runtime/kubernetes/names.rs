@@ -38,13 +38,17 @@ pub const ALLOW_INGRESS: &str = "allow-from-ingress-controller";
 const PREFIX: &str = "berth-";
 const MAX_LABEL: usize = 63;
 const TENANT_CHARS: usize = 16;
-const HASH_CHARS: usize = 8;
+/// 80 bits of SHA-256: finding two sites that share a namespace takes about 2^40 tries, and
+/// finding a name that shares a given site's namespace about 2^80.
+const HASH_CHARS: usize = 20;
 
 /// The namespace of a site: `berth-<tenant>-<site>-<hash>`, where tenant and site are
-/// truncated so the whole is at most 63 characters, and the hash (8 hex characters of SHA-256
+/// truncated so the whole is at most 63 characters, and the hash (20 hex characters of SHA-256
 /// over `tenant/site`) keeps names distinct when truncation (or a `-` in a name) would make
 /// two sites look alike. Inputs are DNS labels (tenant and site names are parsed as such), so
-/// the result is a valid namespace name.
+/// the result is a valid namespace name. The hash makes a collision infeasible, not impossible:
+/// the runtime also refuses to touch a namespace whose labels name another site (see
+/// `apply::check_owner`).
 pub fn namespace(tenant: &str, site: &str) -> String {
     let digest = Sha256::digest(format!("{tenant}/{site}").as_bytes());
     let hash: String = digest
@@ -99,7 +103,7 @@ mod tests {
     fn short_names_stay_readable() {
         let ns = namespace("default", "my-shop");
         assert!(ns.starts_with("berth-default-my-shop-"), "{ns}");
-        assert_eq!(ns.len(), "berth-default-my-shop-".len() + 8);
+        assert_eq!(ns.len(), "berth-default-my-shop-".len() + HASH_CHARS);
         assert!(is_dns1123_label(&ns));
     }
 
@@ -123,6 +127,27 @@ mod tests {
             namespace("acme", &format!("{long}-two"))
         );
         assert_ne!(namespace("acme", "shop"), namespace("other", "shop"));
+    }
+
+    #[test]
+    fn long_names_that_differ_only_past_the_cut_never_share_a_namespace() {
+        // With 32 bits of hash, a few hundred thousand such names held a collision; with 80
+        // bits, none is expected before about a trillion.
+        let tenant = "default";
+        let prefix = format!("s{}", "x".repeat(40));
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..300_000u32 {
+            let ns = namespace(tenant, &format!("{prefix}{i}"));
+            assert!(seen.insert(ns.clone()), "{ns} is shared");
+        }
+    }
+
+    #[test]
+    fn the_hash_carries_at_least_64_bits() {
+        let ns = namespace("t", &format!("s{}", "y".repeat(62)));
+        let hash = ns.rsplit('-').next().unwrap();
+        assert!(hash.len() * 4 >= 64, "{ns}");
+        assert!(hash.chars().all(|c| c.is_ascii_hexdigit()), "{ns}");
     }
 
     #[test]
