@@ -126,6 +126,33 @@ const READY_SQL: &str = "SELECT COUNT(*) AS n FROM sites WHERE state = 'ready'";
 struct Binary {
     label: &'static str,
     path: PathBuf,
+    /// Settings this binary knows beyond what every version has (a version that predates a key
+    /// refuses it as unknown), to lift its per-client limits out of the load generator's way.
+    extra_env: Vec<(String, String)>,
+}
+
+/// Limits newer versions have that one loopback client running the load would hit.
+const NEWER_LIMITS: [(&str, &str); 2] = [
+    ("BERTH_SERVER__MAX_CONNECTIONS_PER_IP", "100000"),
+    (
+        "BERTH_RATE_LIMITS__STRIPE_INVALID_PER_IP",
+        "{ per_second = 1000000, burst = 1000000 }",
+    ),
+];
+
+/// The settings of `NEWER_LIMITS` that `binary` accepts (`berth config check` with each one).
+fn known_limits(binary: &Path) -> Vec<(String, String)> {
+    NEWER_LIMITS
+        .iter()
+        .filter(|(key, value)| {
+            std::process::Command::new(binary)
+                .args(["config", "check"])
+                .env(key, value)
+                .output()
+                .is_ok_and(|out| out.status.success())
+        })
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect()
 }
 
 /// This build's release `berth`: the one cargo built beside the bench, else the target dir's.
@@ -155,11 +182,13 @@ fn binaries(args: &Args) -> Vec<Binary> {
         );
         binaries.push(Binary {
             label: "baseline",
+            extra_env: known_limits(baseline),
             path: baseline.clone(),
         });
     }
     binaries.push(Binary {
         label: "candidate",
+        extra_env: known_limits(&candidate),
         path: candidate,
     });
     binaries
@@ -457,6 +486,7 @@ fn environment(launch: &Launch, port: u16) -> Vec<(String, String)> {
     ] {
         env.push((format!("BERTH_RATE_LIMITS__{limit}"), unlimited.clone()));
     }
+    env.extend(launch.binary.extra_env.iter().cloned());
     env
 }
 
