@@ -372,7 +372,8 @@ pub struct PluginSettings {
     /// Plugin instances that may run at once (slots of the pooling allocator).
     pub max_instances: u32,
     /// Of those, the most one tenant's calls may take at once, so that other tenants always
-    /// find slots and CPU. 0: half the machine's CPUs (at least 1).
+    /// find slots and CPU. 0: half the machine's CPUs (at least 1), or every slot when there is
+    /// only one tenant (it has nobody to share with).
     pub max_instances_per_tenant: u32,
     /// Bindings one tenant may have on one hook.
     pub max_bindings_per_hook: usize,
@@ -382,10 +383,11 @@ pub struct PluginSettings {
 }
 
 impl PluginSettings {
-    /// The slots one tenant's calls may take: `max_instances_per_tenant`, or half the CPUs
-    /// when it is 0; at least 1 and at most `max_instances`.
-    pub fn instances_per_tenant(&self) -> u32 {
+    /// The slots one of `tenants` tenants' calls may take: `max_instances_per_tenant`, or when
+    /// it is 0 half the CPUs (every slot for a lone tenant); at least 1, at most `max_instances`.
+    pub fn instances_per_tenant(&self, tenants: usize) -> u32 {
         let share = match self.max_instances_per_tenant {
+            0 if tenants <= 1 => self.max_instances,
             0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32 / 2),
             n => n,
         };
@@ -1667,11 +1669,17 @@ mod tests {
             max_instances: max,
             ..PluginSettings::default()
         };
-        assert_eq!(with(3, 32).instances_per_tenant(), 3);
+        assert_eq!(with(3, 32).instances_per_tenant(2), 3);
         let cpus = std::thread::available_parallelism().unwrap().get() as u32;
-        assert_eq!(with(0, 32).instances_per_tenant(), (cpus / 2).clamp(1, 32));
+        assert_eq!(with(0, 32).instances_per_tenant(2), (cpus / 2).clamp(1, 32));
         assert_eq!(
-            with(0, 1).instances_per_tenant(),
+            with(0, 32).instances_per_tenant(1),
+            32,
+            "a lone tenant has nobody to share with"
+        );
+        assert_eq!(with(3, 32).instances_per_tenant(1), 3, "unless set");
+        assert_eq!(
+            with(0, 1).instances_per_tenant(2),
             1,
             "never more than all slots"
         );

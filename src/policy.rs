@@ -157,11 +157,12 @@ pub fn context_json(
 }
 
 impl PolicyEngine {
-    pub fn new(host: Arc<PluginHost>, db: Db) -> Self {
+    /// The engine for `tenants` tenants (their number decides each one's share of the slots).
+    pub fn new(host: Arc<PluginHost>, db: Db, tenants: usize) -> Self {
         let settings = host.settings();
         let slots = Slots {
             all: Arc::new(Semaphore::new(settings.max_instances as usize)),
-            per_tenant: settings.instances_per_tenant() as usize,
+            per_tenant: settings.instances_per_tenant(tenants) as usize,
             tenants: Mutex::new(HashMap::new()),
         };
         Self { host, db, slots }

@@ -125,7 +125,7 @@ impl Application {
         let limits = Arc::new(RateLimits::new(&settings.rate_limits));
         let wake = Arc::new(Notify::new());
         let host = Arc::new(PluginHost::new(&settings.plugins, HostOptions::default())?);
-        let policies = Arc::new(PolicyEngine::new(host, db.clone()));
+        let policies = Arc::new(PolicyEngine::new(host, db.clone(), settings.tenants.len()));
         policies.apply_configured(&settings).await?;
         let job_context = Arc::new(JobContext {
             db: db.clone(),
