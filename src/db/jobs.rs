@@ -84,6 +84,8 @@ pub fn insert_many(conn: &mut DbConnection, jobs: &[&NewJob]) -> anyhow::Result<
 
 /// Claims up to `$4` rows of the subquery for lease owner `$1` until `$2`, at time `$3`.
 /// `{due}` selects ids in index order; `{lock}` is `FOR UPDATE SKIP LOCKED` on PostgreSQL.
+/// (SQLite reads `$N` as named parameters numbered by first appearance, which is `$1`..`$4`
+/// here too, so one text serves both backends.)
 const CLAIM: &str = "
 UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2,
        attempts = attempts + 1, updated_at = $3
