@@ -812,32 +812,55 @@ impl Settings {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        let file = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.into(),
+                    source,
+                })?;
+                Some((path, text))
+            }
+            None => None,
+        };
+        Self::load_text(file, env)
+    }
+
+    /// As [`Settings::load_from`], with the file's text given rather than read (`path` only
+    /// names it in errors): the seam the configuration fuzz target uses. The same promise holds:
+    /// settings that passed validation, or an error that shows no value.
+    pub fn load_from_text(
+        path: &Path,
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        Self::load_text(Some((path, text.to_owned())), env)
+    }
+
+    fn load_text(
+        file: Option<(&Path, String)>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let overrides: Vec<(String, String)> = env
             .into_iter()
             .filter_map(|(k, v)| Some((k.strip_prefix(ENV_PREFIX)?.to_owned(), v)))
             .filter(|(k, _)| k.contains("__"))
             .collect();
         let mut values: Vec<String> = overrides.iter().map(|(_, v)| v.clone()).collect();
-        Self::load_tree(path, overrides, &mut values).map_err(|e| e.without_values(&values))
+        Self::load_tree(file, overrides, &mut values).map_err(|e| e.without_values(&values))
     }
 
     fn load_tree(
-        path: Option<&Path>,
+        file: Option<(&Path, String)>,
         mut overrides: Vec<(String, String)>,
         values: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
-        let mut tree = match path {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let mut tree = match file {
+            Some((path, text)) => text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError::Syntax {
                     path: path.into(),
-                    source,
-                })?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError::Syntax {
-                        path: path.into(),
-                        message: syntax_message(&text, &e),
-                    })?
-            }
+                    message: syntax_message(&text, &e),
+                })?,
             None => toml::Table::new(),
         };
         collect_strings(&toml::Value::Table(tree.clone()), values);

@@ -21,7 +21,7 @@ use wasmtime::{
 
 pub use call::{CallReport, LogLine};
 pub use inspect::ModuleInfo;
-pub use output::{PluginOutput, PluginReason};
+pub use output::{parse_output, parse_settings_output, PluginOutput, PluginReason};
 
 use crate::configuration::PluginSettings;
 

@@ -9,6 +9,8 @@ mod signup;
 mod status;
 mod webhooks;
 
+pub use signup::body::parse_with_content_type as parse_signup_body;
+
 use std::sync::Arc;
 
 use actix_web::http::header;

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use self::api::{ApiError, Record, RecordBody};
 pub use self::budget::Budget;
 use self::client::Client;
-pub use self::client::{real_pause, Pause, RetryPolicy};
+pub use self::client::{read_answer, real_pause, Pause, RetryPolicy};
 use super::{DnsProvider, DnsRecord, Owner, RecordType};
 use crate::configuration::DnsSettings;
 use crate::jobs::Permanent;

@@ -43,7 +43,10 @@ fn bad(message: impl Into<String>) -> PluginError {
     PluginError::BadOutput(message.into())
 }
 
-pub(super) fn parse_output(text: &str) -> Result<PluginOutput, PluginError> {
+/// Reads a plugin's output text as ABI v1: a checked [`PluginOutput`] (verdict `allow` or
+/// `deny`, at most 50 reasons with codes matching `[a-z0-9_]{1,32}` and messages of at most 1000
+/// bytes, a `deny` always with a reason), or `bad_output`. Never panics, whatever the text.
+pub fn parse_output(text: &str) -> Result<PluginOutput, PluginError> {
     let raw: RawOutput =
         serde_json::from_str(text).map_err(|e| bad(format!("not the ABI's output JSON: {e}")))?;
     if raw.verdict != "allow" && raw.verdict != "deny" {
@@ -100,7 +103,8 @@ struct RawSettingsOutput {
     message: Option<String>,
 }
 
-pub(super) fn parse_settings_output(text: &str) -> Result<(bool, Option<String>), PluginError> {
+/// Reads a plugin's answer to `validate_settings`: whether the settings are valid, and why not.
+pub fn parse_settings_output(text: &str) -> Result<(bool, Option<String>), PluginError> {
     let raw: RawSettingsOutput = serde_json::from_str(text)
         .map_err(|e| bad(format!("not the ABI's settings output JSON: {e}")))?;
     Ok((raw.valid, raw.message))

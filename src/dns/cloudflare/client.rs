@@ -313,11 +313,16 @@ async fn send<T: DeserializeOwned>(op: Op, request: RequestBuilder) -> Sent<T> {
         Ok(body) => body,
         Err(error) => return Sent::Failed(describe_transport(&error)),
     };
+    decode(op, status, &body)
+}
+
+/// An answer other than `429`, its body read as the API v4 envelope.
+fn decode<T: DeserializeOwned>(op: Op, status: StatusCode, body: &[u8]) -> Sent<T> {
     // An empty 2xx body says no more than an empty envelope.
     let body: &[u8] = if body.trim_ascii().is_empty() {
         b"{}"
     } else {
-        &body
+        body
     };
     let envelope = serde_json::from_slice::<Envelope<T>>(body);
     if status.is_server_error() {
@@ -343,6 +348,61 @@ async fn send<T: DeserializeOwned>(op: Op, request: RequestBuilder) -> Sent<T> {
             status: status.as_u16(),
             errors: Vec::new(),
         }),
+    }
+}
+
+/// One answer (`status` and `body`) to a call that lists records or returns one, read without the
+/// network exactly as a call reads it, as the call would end after that single try: a list
+/// answer gives its records and whether a page after `page` follows, a record answer (`list` is
+/// false: a create or update) its record. Any status and body give a result or an [`ApiError`],
+/// never a panic; the fuzz target `cloudflare_answer` checks that.
+pub fn read_answer(
+    status: u16,
+    body: &[u8],
+    list: bool,
+    page: u32,
+) -> Result<(Vec<Record>, bool), ApiError> {
+    let op = if list { Op::List } else { Op::Create };
+    let status = StatusCode::from_u16(status).map_err(|_| ApiError::Malformed {
+        op: op.describe(),
+        detail: format!("HTTP status {status} does not exist"),
+    })?;
+    fn once<T: DeserializeOwned>(
+        op: Op,
+        status: StatusCode,
+        body: &[u8],
+    ) -> Result<Envelope<T>, ApiError> {
+        let sent = if status == StatusCode::TOO_MANY_REQUESTS {
+            Sent::RateLimited(None)
+        } else {
+            decode(op, status, body)
+        };
+        match sent {
+            Sent::Done(envelope) => Ok(envelope),
+            Sent::Refused(error) => Err(error),
+            Sent::RateLimited(wait) => Err(ApiError::RateLimited {
+                op: op.describe(),
+                wait: wait.unwrap_or_default(),
+                why: "Cloudflare answered 429 Too Many Requests",
+            }),
+            Sent::Failed(last) => Err(ApiError::Unavailable {
+                op: op.describe(),
+                tries: 1,
+                last,
+            }),
+        }
+    }
+    if list {
+        let envelope: Envelope<Vec<Record>> = once(op, status, body)?;
+        let found = envelope.result.unwrap_or_default();
+        let more = envelope
+            .result_info
+            .unwrap_or_default()
+            .has_more(page, PER_PAGE, found.len());
+        Ok((found, more))
+    } else {
+        let envelope: Envelope<Record> = once(op, status, body)?;
+        Ok((vec![result(op, envelope)?], false))
     }
 }
 
