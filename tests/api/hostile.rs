@@ -190,9 +190,9 @@ const JSON: &str = "application/json";
 #[tokio::test]
 async fn attacks_on_signup_get_a_precise_4xx_and_store_nothing() {
     let app = TestApp::spawn().await;
-    let multipart = "multipart/form-data; boundary=XyZ";
+    let multipart = "multipart/form-data; boundary=XyZw";
     let part = |name: &str, value: &str| {
-        format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+        format!("--XyZw\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
     };
     let whole = format!(
         "{}{}{}",
@@ -213,7 +213,7 @@ async fn attacks_on_signup_get_a_precise_4xx_and_store_nothing() {
             "the same field twice in multipart",
             "/signup",
             multipart,
-            format!("{whole}{}--XyZ--\r\n", part("name", "evil")),
+            format!("{whole}{}--XyZw--\r\n", part("name", "evil")),
         )
         .answer(400, "duplicate_field"),
         attack(
