@@ -10,6 +10,7 @@
 //! one of these.
 
 pub mod jobs;
+pub mod listen;
 pub mod outbox;
 pub mod plugins;
 pub mod schema;
@@ -28,7 +29,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::configuration::DatabaseSettings;
 
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub(crate) const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// A connection to either backend. Queries written once with diesel's DSL run on both.
@@ -43,6 +44,11 @@ pub enum Backend {
     Sqlite,
     Postgres,
 }
+
+/// How much of a SQLite database each connection maps into memory: reads then copy no page
+/// out of the kernel's cache (after every commit, each pooled connection would otherwise read
+/// again, with a system call a page, whatever it reads next).
+const MMAP_BYTES: u64 = 256 << 20;
 
 /// Opens connections from a `sqlite://PATH` or `postgres://…` URL, setting SQLite's pragmas on
 /// each new connection.
@@ -70,7 +76,8 @@ impl ManageConnection for Manager {
                     "PRAGMA busy_timeout = {};
                      PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = FULL;
-                     PRAGMA foreign_keys = ON;",
+                     PRAGMA foreign_keys = ON;
+                     PRAGMA mmap_size = {MMAP_BYTES};",
                     self.busy_timeout_ms
                 ))
                 .map_err(r2d2::Error::QueryError)?;
@@ -93,6 +100,7 @@ impl ManageConnection for Manager {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<Manager>,
+    manager: Manager,
     writer: Arc<writer::Writer>,
     backend: Backend,
 }
@@ -127,13 +135,18 @@ impl Db {
             },
             begin,
         )?);
+        let listen_manager = manager.clone();
         let pool = Pool::builder()
             .max_size(settings.max_connections)
+            // A SQLite connection is a file handle: checking it with a query on every checkout
+            // only costs time. A PostgreSQL connection can break while it sits in the pool.
+            .test_on_check_out(backend == Backend::Postgres)
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .context("failed to connect to the database")?;
         Ok(Self {
             pool,
+            manager: listen_manager,
             writer,
             backend,
         })
@@ -141,6 +154,24 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// On PostgreSQL, wakes `wake` whenever any process commits new jobs (see `listen`), until
+    /// the returned listener is dropped. `None` on SQLite, which has no notifications.
+    pub fn listen_for_jobs(
+        &self,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> anyhow::Result<Option<listen::Listener>> {
+        if self.backend == Backend::Sqlite {
+            return Ok(None);
+        }
+        let manager = self.manager.clone();
+        let connect = move || {
+            manager
+                .connect()
+                .context("failed to connect to the database")
+        };
+        Ok(Some(listen::start(connect, wake)?))
     }
 
     /// Runs `f` in a write transaction on the one write path, sharing its commit with the other

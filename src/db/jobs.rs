@@ -16,6 +16,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use serde::Serialize;
 
+use super::listen::notify_jobs;
 use super::schema::jobs;
 use super::{now_ms, DbConnection};
 
@@ -59,23 +60,28 @@ pub struct JobRow {
     pub updated_at: i64,
 }
 
+/// Enqueues a job. On PostgreSQL the commit also notifies every listening worker.
 pub fn insert(conn: &mut DbConnection, job: &NewJob) -> anyhow::Result<()> {
-    diesel::insert_into(jobs::table).values(job).execute(conn)?;
-    Ok(())
+    insert_many(conn, &[job])
 }
 
-/// Inserts several jobs: one multi-row statement on PostgreSQL, one statement per row on SQLite
-/// (whose multi-row inserts diesel runs in a transaction of its own).
+/// Enqueues several jobs: one multi-row statement on PostgreSQL (and one notification to the
+/// listening workers), one statement per row on SQLite (whose multi-row inserts diesel runs in
+/// a transaction of its own).
 pub fn insert_many(conn: &mut DbConnection, jobs: &[&NewJob]) -> anyhow::Result<()> {
     match conn {
-        DbConnection::Postgresql(pg) if !jobs.is_empty() => {
+        DbConnection::Postgresql(_) if jobs.is_empty() => {}
+        DbConnection::Postgresql(pg) => {
             diesel::insert_into(jobs::table)
                 .values(jobs.to_vec())
                 .execute(pg)?;
+            notify_jobs(pg)?;
         }
-        _ => {
+        DbConnection::Sqlite(lite) => {
             for job in jobs {
-                insert(conn, job)?;
+                diesel::insert_into(jobs::table)
+                    .values(*job)
+                    .execute(lite)?;
             }
         }
     }

@@ -66,10 +66,15 @@ pub struct StripeEventRow {
     pub processed_at: Option<i64>,
 }
 
+/// Whether an event with this outcome still has to be processed.
+fn pending(outcome: &str) -> bool {
+    outcome == RECEIVED || outcome == DEFERRED
+}
+
 impl StripeEventRow {
     /// Whether processing still has to look at the event.
     pub fn is_pending(&self) -> bool {
-        self.outcome == RECEIVED || self.outcome == DEFERRED
+        pending(&self.outcome)
     }
 }
 
@@ -121,6 +126,17 @@ pub fn get(conn: &mut DbConnection, id: &str) -> anyhow::Result<Option<StripeEve
         .select(StripeEventRow::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// Whether the stored event `id` still has to be processed (`None`: there is no such event).
+/// Reads one column, not the payload: the write path checks this for every event it applies.
+pub fn is_pending(conn: &mut DbConnection, id: &str) -> anyhow::Result<Option<bool>> {
+    let outcome: Option<String> = stripe_events::table
+        .find(id)
+        .select(stripe_events::outcome)
+        .first(conn)
+        .optional()?;
+    Ok(outcome.as_deref().map(pending))
 }
 
 /// Events newest first (by arrival), filtered by tenant, outcome and/or site.

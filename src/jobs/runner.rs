@@ -21,6 +21,24 @@ use crate::db::{jobs, now_ms, Db};
 
 /// The most jobs one claim takes (bounded by the free slots).
 const CLAIM_BATCH: usize = 64;
+/// While a backlog drains, how long a claim waits for more free slots when it has few.
+const GATHER: Duration = Duration::from_millis(1);
+
+/// Adds free slots to `permits`, up to a claim's batch.
+fn take_free(slots: &Arc<Semaphore>, permits: &mut Vec<OwnedSemaphorePermit>) {
+    while permits.len() < CLAIM_BATCH {
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => permits.push(permit),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Below this many free slots, a claim during a backlog waits [`GATHER`] for more: a quarter of
+/// a batch, or of the slots when there are fewer.
+fn batch_floor(concurrency: usize) -> usize {
+    (CLAIM_BATCH.min(concurrency) / 4).max(1)
+}
 
 pub struct Worker {
     ctx: Arc<JobContext>,
@@ -96,8 +114,20 @@ impl Worker {
         let mut running = JoinSet::new();
         let heartbeat = AbortOnDrop(self.heartbeat());
         let retention = AbortOnDrop(self.retention());
+        let listener = match self.ctx.db.listen_for_jobs(self.ctx.wake.clone()) {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "no job notifications; the worker polls"
+                );
+                None
+            }
+        };
         tracing::info!(worker = %self.owner, concurrency = settings.concurrency, "job worker started");
 
+        // Whether the last claim found more due jobs than it had slots for (a backlog).
+        let mut backlog = false;
         loop {
             while running.try_join_next().is_some() {}
             let first = tokio::select! {
@@ -106,16 +136,18 @@ impl Worker {
             };
             // Take every free slot (up to a batch): one claim, one shared commit, many jobs.
             let mut permits = vec![first];
-            while permits.len() < CLAIM_BATCH {
-                match slots.clone().try_acquire_owned() {
-                    Ok(permit) => permits.push(permit),
-                    Err(_) => break,
-                }
+            take_free(&slots, &mut permits);
+            // Draining a backlog, a claim for the one slot that just freed costs as much as a
+            // claim for many: give a few more running jobs a moment to finish first.
+            if backlog && permits.len() < batch_floor(settings.concurrency) {
+                tokio::time::sleep(GATHER).await;
+                take_free(&slots, &mut permits);
             }
             let wanted = permits.len();
             match self.claim(wanted).await {
                 Ok(claimed) => {
                     let got = claimed.len();
+                    backlog = got == wanted;
                     for (job, permit) in claimed.into_iter().zip(permits) {
                         running.spawn(self.execution(job).run(permit));
                     }
@@ -130,6 +162,7 @@ impl Worker {
                 }
                 Err(error) => {
                     drop(permits);
+                    backlog = false;
                     tracing::error!(
                         error = format!("{error:#}"),
                         "failed to claim jobs; retrying"
@@ -159,7 +192,7 @@ impl Worker {
             running.abort_all();
             while running.join_next().await.is_some() {}
         }
-        drop((heartbeat, retention));
+        drop((heartbeat, retention, listener));
         let owner = self.owner.clone();
         match self
             .ctx

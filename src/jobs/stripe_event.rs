@@ -46,16 +46,19 @@ impl BackgroundJob for ProcessStripeEvent {
         let payment_first = process::prepare(&event, &tenant, &ctx.policies, &ctx.faults).await?;
         let jobs = ctx.settings.jobs.clone();
         let (row_id, processing_tenant) = (row.id.clone(), tenant.clone());
-        let outcome = ctx
+        let (outcome, event) = ctx
             .db
             .write(move |c| {
-                Processor {
+                let outcome = Processor {
                     tenant: &processing_tenant,
                     jobs: &jobs,
                 }
-                .apply(c, &row_id, &event, payment_first)
+                .apply(c, &row_id, &event, payment_first)?;
+                // Handed back so that the parsed payload is freed here, not on the write path.
+                Ok((outcome, event))
             })
             .await?;
+        drop(event);
         let Some(outcome) = outcome else {
             return Ok(());
         };
@@ -102,6 +105,14 @@ fn report(tenant: &str, stripe_id: &str, kind: &str, outcome: &Outcome) {
                 "Stripe event kept but not applied"
             )
         }
+        // Most of what Stripe sends is of no concern to berth: counted, logged only on request.
+        stripe_events::IGNORED => tracing::debug!(
+            tenant,
+            stripe.event_id = stripe_id,
+            stripe.event_type = kind,
+            detail = %outcome.detail,
+            "Stripe event ignored"
+        ),
         _ => tracing::info!(
             tenant,
             stripe.event_id = stripe_id,

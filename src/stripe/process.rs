@@ -18,7 +18,7 @@
 
 use crate::configuration::JobSettings;
 use crate::db::sites::{self, PaymentChanges, SiteRow, Transition, SUSPENDED_FOR_PAYMENT};
-use crate::db::stripe_events::{self, StripeEventRow};
+use crate::db::stripe_events;
 use crate::db::{jobs, DbConnection};
 use crate::domain::{SiteId, SiteName, SiteState};
 use crate::error::ApiError;
@@ -229,10 +229,7 @@ impl Processor<'_> {
         payment_first: Option<PaymentFirst>,
     ) -> anyhow::Result<Option<Outcome>> {
         lock_tenant(conn, self.tenant.name.as_str())?;
-        let Some(row) = stripe_events::get(conn, row_id)? else {
-            return Ok(None);
-        };
-        if !row.is_pending() {
+        if stripe_events::is_pending(conn, row_id)? != Some(true) {
             return Ok(None);
         }
         let outcome = match event.kind.as_str() {
@@ -242,7 +239,7 @@ impl Processor<'_> {
             kind if SUBSCRIPTION_EVENTS.contains(&kind) => self.subscription_event(conn, event)?,
             other => Outcome::ignored(format!("berth does not act on {other} events")),
         };
-        record(conn, &row, &outcome)?;
+        record(conn, row_id, &outcome)?;
         Ok(Some(outcome))
     }
 
@@ -467,7 +464,7 @@ impl Processor<'_> {
                 Ok(event) => self.subscription_event(conn, &event)?,
                 Err(why) => Outcome::invalid(why),
             };
-            record(conn, row, &outcome)?;
+            record(conn, &row.id, &outcome)?;
         }
         Ok(Some(format!(
             "applied {} event(s) that had waited for this site",
@@ -735,10 +732,10 @@ fn suspended_for_payment(site: &SiteRow) -> bool {
         && site.suspended_for.as_deref() == Some(SUSPENDED_FOR_PAYMENT)
 }
 
-fn record(conn: &mut DbConnection, row: &StripeEventRow, outcome: &Outcome) -> anyhow::Result<()> {
+fn record(conn: &mut DbConnection, row_id: &str, outcome: &Outcome) -> anyhow::Result<()> {
     stripe_events::finish(
         conn,
-        &row.id,
+        row_id,
         outcome.label,
         &outcome.detail,
         outcome.site_id.as_deref(),

@@ -430,7 +430,10 @@ async fn the_test_endpoint_reports_each_failure_class() {
 /// Hostile modules deny their own tenant's signups (fail closed) while signups elsewhere go on.
 #[tokio::test]
 async fn hostile_modules_deny_with_policy_error_while_other_signups_succeed() {
-    let app = TestApp::spawn().await;
+    // Every module must fail on its own terms: with six calls of up to a timeout each, the
+    // default budget per submission could run out first on a busy machine, and the calls it
+    // skips would count as `budget` instead of their own class.
+    let app = TestApp::spawn_with(|s| s.plugins.submission_budget_ms = 60_000).await;
     let hostile = [
         "endless_loop",
         "memory_hog",

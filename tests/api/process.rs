@@ -553,6 +553,61 @@ async fn two_processes_sharing_a_database_never_run_the_same_job_twice() {
     assert!(log_a.contains("job done") || log_b.contains("job done"));
 }
 
+/// A job enqueued by one process runs in a worker of another without waiting for that worker's
+/// poll: on PostgreSQL the enqueuing commit notifies every listening worker, so the worker here
+/// polls only once an hour. (SQLite has no notifications: there the other process finds the job
+/// at its next poll, which the test makes short.)
+#[tokio::test]
+async fn a_job_enqueued_by_one_process_runs_in_another_without_waiting_for_its_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path());
+    let poll_ms = if url.starts_with("postgres") {
+        3_600_000
+    } else {
+        200
+    };
+    let (config_api, port_api) = write_config(dir.path(), &url, "api", "");
+    let (config_worker, port_worker) = write_config(dir.path(), &url, "worker", "");
+    let worker_config = std::fs::read_to_string(&config_worker).unwrap();
+    std::fs::write(
+        &config_worker,
+        worker_config.replace(
+            "poll_interval_ms = 100",
+            &format!("poll_interval_ms = {poll_ms}"),
+        ),
+    )
+    .unwrap();
+    let migrate = berth_cli(&["--config", config_api.to_str().unwrap(), "migrate"], &[]);
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    let api = Berth::start_with(
+        &config_api,
+        port_api,
+        dir.path().join("api.log"),
+        &[],
+        &["--no-worker"],
+    );
+    let worker = Berth::start_with(
+        &config_worker,
+        port_worker,
+        dir.path().join("worker.log"),
+        &[],
+        &["--worker-only"],
+    );
+    let client = fresh_client();
+
+    let id = signup(&client, &api.api, "woken").await;
+    wait_for_state(&client, &api.api, &id, "ready").await;
+    assert!(
+        worker.log_text().contains("job done"),
+        "the worker process ran the job: {}",
+        worker.log_text()
+    );
+}
+
 /// No pooled connections: a process is killed and restarted on the same port.
 fn fresh_client() -> reqwest::Client {
     reqwest::Client::builder()
