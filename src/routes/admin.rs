@@ -7,20 +7,19 @@ pub(crate) mod plugins;
 pub(crate) mod policies;
 pub(crate) mod sites;
 
-use actix_web::web;
-
 use crate::auth::Admin;
 use crate::db::DbConnection;
 use crate::error::ApiError;
+use crate::routes::registry::Routes;
 use crate::routes::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.configure(sites::routes)
-        .configure(jobs::routes)
-        .configure(dashboard::routes)
-        .configure(plugins::routes)
-        .configure(policies::routes)
-        .configure(events::routes);
+pub fn routes(routes: &mut Routes) {
+    sites::routes(routes);
+    jobs::routes(routes);
+    dashboard::routes(routes);
+    plugins::routes(routes);
+    policies::routes(routes);
+    events::routes(routes);
 }
 
 /// `limit` query parameter: default 100, at most 1000.

@@ -1,18 +1,19 @@
-//! `GET /openapi.json`: the OpenAPI 3 document of the whole HTTP API, generated from the
-//! handlers' annotations so it cannot drift from the routes.
+//! `GET /openapi.json`: the OpenAPI 3 document of the whole HTTP API. Its paths come from the
+//! list that registers the routes (`routes::every_route`), so it cannot drift from them.
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, HttpResponse};
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{admin, health, metrics, signup, status, webhooks};
+use super::admin;
+use super::registry::Routes;
 use crate::db::jobs::JobRow;
 use crate::db::stripe_events::StripeEventRow;
 use crate::error::{FieldError, PolicyReason};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(document);
+pub fn routes(routes: &mut Routes) {
+    routes.add(document);
 }
 
 /// Every error: `{"error": {"code", "message", …}}`.
@@ -77,35 +78,6 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "berth", description = "Turns a signup or a Stripe payment into a live, isolated customer site."),
-    paths(
-        signup::signup_default,
-        signup::signup_tenant,
-        status::status,
-        webhooks::stripe_default,
-        webhooks::stripe_tenant,
-        health::healthz,
-        health::readyz,
-        metrics::render,
-        document,
-        admin::sites::list,
-        admin::sites::get,
-        admin::sites::retry,
-        admin::sites::suspend,
-        admin::sites::resume,
-        admin::sites::remove,
-        admin::jobs::list,
-        admin::jobs::retry,
-        admin::plugins::upload,
-        admin::plugins::list,
-        admin::plugins::get,
-        admin::plugins::remove,
-        admin::plugins::test,
-        admin::policies::list,
-        admin::policies::replace,
-        admin::events::list,
-        admin::events::get,
-        admin::events::replay,
-    ),
     components(schemas(ErrorBody, SignupIn, SiteList, JobList, EventList)),
     modifiers(&BearerAuth),
     tags(
@@ -118,9 +90,30 @@ impl Modify for BearerAuth {
 )]
 struct ApiDoc;
 
+/// The whole document: the parts declared here, and every registered route with the schemas
+/// it refers to.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let mut routes = Routes::describing();
+    super::every_route(&mut routes);
+    let (paths, schemas) = routes.into_parts();
+    doc.paths = paths;
+    let components = doc.components.get_or_insert_with(Default::default);
+    for (name, schema) in schemas {
+        components.schemas.entry(name).or_insert(schema);
+    }
+    doc
+}
+
 /// The OpenAPI 3 document of this API.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3 document")))]
+#[utoipa::path(tag = "operations", responses((status = 200, description = "OpenAPI 3 document")))]
 #[get("/openapi.json")]
 pub(crate) async fn document() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let body = DOCUMENT.get_or_init(|| {
+        serde_json::to_string(&openapi()).expect("the document serialises to JSON")
+    });
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body.as_str())
 }

@@ -13,9 +13,10 @@ pub(crate) mod body;
 use std::sync::Arc;
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{options, post, web, HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
+use super::registry::Routes;
 use super::{prefers_html, AppState};
 use crate::client_ip::client_ip;
 use crate::db::{is_unique_violation, sites};
@@ -26,21 +27,17 @@ use crate::rate_limit::ip_key;
 use crate::signup::{run_policies, validate, RawForm, Signup};
 use crate::tenants::Tenant;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/signup")
-            .route(web::post().to(signup_default))
-            .route(web::method(actix_web::http::Method::OPTIONS).to(preflight_default)),
-    )
-    .service(
-        web::resource("/t/{tenant}/signup")
-            .route(web::post().to(signup_tenant))
-            .route(web::method(actix_web::http::Method::OPTIONS).to(preflight_tenant)),
-    );
+pub fn routes(routes: &mut Routes) {
+    routes
+        .add(signup_default)
+        .add(preflight_default)
+        .add(signup_tenant)
+        .add(preflight_tenant);
 }
 
 /// Sign up on tenant `default`.
-#[utoipa::path(post, path = "/signup", tag = "signup", request_body(content((crate::routes::openapi::SignupIn = "application/x-www-form-urlencoded"), (crate::routes::openapi::SignupIn = "multipart/form-data"), (crate::routes::openapi::SignupIn = "application/json"))), responses((status = 201, description = "Site created", body = Created), (status = 303, description = "A browser form post: see the status page"), (status = 400, description = "Malformed body, missing or duplicated field", body = crate::routes::openapi::ErrorBody), (status = 404, description = "Unknown tenant", body = crate::routes::openapi::ErrorBody), (status = 409, description = "Name taken", body = crate::routes::openapi::ErrorBody), (status = 413, description = "Body over the limit", body = crate::routes::openapi::ErrorBody), (status = 415, description = "Unsupported content type", body = crate::routes::openapi::ErrorBody), (status = 422, description = "invalid_fields or policy_rejected", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(tag = "signup", request_body(content((crate::routes::openapi::SignupIn = "application/x-www-form-urlencoded"), (crate::routes::openapi::SignupIn = "multipart/form-data"), (crate::routes::openapi::SignupIn = "application/json"))), responses((status = 201, description = "Site created", body = Created), (status = 303, description = "A browser form post: see the status page"), (status = 400, description = "Malformed body, missing or duplicated field", body = crate::routes::openapi::ErrorBody), (status = 404, description = "Unknown tenant", body = crate::routes::openapi::ErrorBody), (status = 409, description = "Name taken", body = crate::routes::openapi::ErrorBody), (status = 413, description = "Body over the limit", body = crate::routes::openapi::ErrorBody), (status = 415, description = "Unsupported content type", body = crate::routes::openapi::ErrorBody), (status = 422, description = "invalid_fields or policy_rejected", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = crate::routes::openapi::ErrorBody)))]
+#[post("/signup")]
 pub(crate) async fn signup_default(
     req: HttpRequest,
     payload: web::Payload,
@@ -50,7 +47,8 @@ pub(crate) async fn signup_default(
 }
 
 /// Sign up on a tenant.
-#[utoipa::path(post, path = "/t/{tenant}/signup", tag = "signup", params(("tenant" = String, Path, description = "Tenant name")), request_body(content((crate::routes::openapi::SignupIn = "application/x-www-form-urlencoded"), (crate::routes::openapi::SignupIn = "multipart/form-data"), (crate::routes::openapi::SignupIn = "application/json"))), responses((status = 201, description = "Site created", body = Created), (status = 303, description = "A browser form post: see the status page"), (status = 400, description = "Malformed body, missing or duplicated field", body = crate::routes::openapi::ErrorBody), (status = 404, description = "Unknown tenant", body = crate::routes::openapi::ErrorBody), (status = 409, description = "Name taken", body = crate::routes::openapi::ErrorBody), (status = 413, description = "Body over the limit", body = crate::routes::openapi::ErrorBody), (status = 415, description = "Unsupported content type", body = crate::routes::openapi::ErrorBody), (status = 422, description = "invalid_fields or policy_rejected", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(tag = "signup", params(("tenant" = String, Path, description = "Tenant name")), request_body(content((crate::routes::openapi::SignupIn = "application/x-www-form-urlencoded"), (crate::routes::openapi::SignupIn = "multipart/form-data"), (crate::routes::openapi::SignupIn = "application/json"))), responses((status = 201, description = "Site created", body = Created), (status = 303, description = "A browser form post: see the status page"), (status = 400, description = "Malformed body, missing or duplicated field", body = crate::routes::openapi::ErrorBody), (status = 404, description = "Unknown tenant", body = crate::routes::openapi::ErrorBody), (status = 409, description = "Name taken", body = crate::routes::openapi::ErrorBody), (status = 413, description = "Body over the limit", body = crate::routes::openapi::ErrorBody), (status = 415, description = "Unsupported content type", body = crate::routes::openapi::ErrorBody), (status = 422, description = "invalid_fields or policy_rejected", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = crate::routes::openapi::ErrorBody)))]
+#[post("/t/{tenant}/signup")]
 pub(crate) async fn signup_tenant(
     req: HttpRequest,
     payload: web::Payload,
@@ -260,11 +258,29 @@ fn add_cors(req: &HttpRequest, tenant: &Tenant, response: &mut HttpResponse) {
     }
 }
 
-async fn preflight_default(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+/// CORS preflight for tenant `default`: allowed origins may POST JSON.
+#[utoipa::path(
+    tag = "signup",
+    responses((status = 204, description = "Allowed origins get the CORS headers; others none")),
+)]
+#[options("/signup")]
+pub(crate) async fn preflight_default(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     preflight(&req, &state, "default")
 }
 
-async fn preflight_tenant(
+/// CORS preflight for a tenant: allowed origins may POST JSON.
+#[utoipa::path(
+    tag = "signup",
+    responses(
+        (status = 204, description = "Allowed origins get the CORS headers; others none"),
+        (status = 404, description = "Unknown tenant", body = crate::routes::openapi::ErrorBody),
+    ),
+)]
+#[options("/t/{tenant}/signup")]
+pub(crate) async fn preflight_tenant(
     req: HttpRequest,
     state: web::Data<AppState>,
     tenant: web::Path<String>,

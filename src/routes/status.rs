@@ -6,13 +6,14 @@ use actix_web::{get, web, HttpRequest, HttpResponse};
 use maud::{html, Markup, DOCTYPE};
 use serde::Serialize;
 
+use super::registry::Routes;
 use super::AppState;
 use crate::db::sites::{self, SiteRow};
 use crate::domain::{SiteId, SiteState};
 use crate::error::ApiError;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(status);
+pub fn routes(routes: &mut Routes) {
+    routes.add(status);
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -33,7 +34,7 @@ pub(crate) struct Status<'a> {
 }
 
 /// The customer's status page: HTML that refreshes itself, or JSON with `Accept: application/json`.
-#[utoipa::path(get, path = "/t/{tenant}/sites/{id}", tag = "signup", params(("tenant" = String, Path), ("id" = String, Path, description = "Site id")), responses((status = 200, description = "The site's state (never the email)", body = Status), (status = 404, description = "Unknown tenant or site", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(tag = "signup", params(("tenant" = String, Path), ("id" = String, Path, description = "Site id")), responses((status = 200, description = "The site's state (never the email)", body = Status), (status = 404, description = "Unknown tenant or site", body = crate::routes::openapi::ErrorBody)))]
 #[get("/t/{tenant}/sites/{id}")]
 pub(crate) async fn status(
     req: HttpRequest,

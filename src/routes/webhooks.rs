@@ -14,6 +14,7 @@ use actix_web::http::header::HeaderName;
 use actix_web::{post, web, HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
+use super::registry::Routes;
 use super::AppState;
 use crate::client_ip::client_ip;
 use crate::db::now_ms;
@@ -33,8 +34,8 @@ pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 const STRIPE_SIGNATURE: HeaderName = HeaderName::from_static("stripe-signature");
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(stripe_default).service(stripe_tenant);
+pub fn routes(routes: &mut Routes) {
+    routes.add(stripe_default).add(stripe_tenant);
 }
 
 /// The answer to an accepted delivery.
@@ -46,7 +47,7 @@ pub(crate) struct Received {
 }
 
 /// A Stripe webhook delivery for tenant `default`.
-#[utoipa::path(post, path = "/webhooks/stripe", tag = "webhooks", params(("Stripe-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256>[,v1=…]")), request_body(content = String, content_type = "application/json", description = "The event exactly as Stripe sent it"), responses((status = 200, description = "Stored durably (or already stored) with its processing job", body = Received), (status = 400, description = "Missing, malformed or invalid signature, timestamp out of tolerance, or not a Stripe event; nothing stored", body = crate::routes::openapi::ErrorBody), (status = 404, description = "Unknown tenant", body = crate::routes::openapi::ErrorBody), (status = 413, description = "Body over 1 MiB", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited (stripe_per_tenant); see Retry-After", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(tag = "webhooks", params(("Stripe-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256>[,v1=…]")), request_body(content = String, content_type = "application/json", description = "The event exactly as Stripe sent it"), responses((status = 200, description = "Stored durably (or already stored) with its processing job", body = Received), (status = 400, description = "Missing, malformed or invalid signature, timestamp out of tolerance, or not a Stripe event; nothing stored", body = crate::routes::openapi::ErrorBody), (status = 404, description = "Unknown tenant", body = crate::routes::openapi::ErrorBody), (status = 413, description = "Body over 1 MiB", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited (stripe_per_tenant); see Retry-After", body = crate::routes::openapi::ErrorBody)))]
 #[post("/webhooks/stripe")]
 pub(crate) async fn stripe_default(
     req: HttpRequest,
@@ -57,7 +58,7 @@ pub(crate) async fn stripe_default(
 }
 
 /// A Stripe webhook delivery for a tenant.
-#[utoipa::path(post, path = "/t/{tenant}/webhooks/stripe", tag = "webhooks", params(("tenant" = String, Path, description = "Tenant name"), ("Stripe-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256>[,v1=…]")), request_body(content = String, content_type = "application/json", description = "The event exactly as Stripe sent it"), responses((status = 200, description = "Stored durably (or already stored) with its processing job", body = Received), (status = 400, description = "Missing, malformed or invalid signature, timestamp out of tolerance, or not a Stripe event; nothing stored", body = crate::routes::openapi::ErrorBody), (status = 404, description = "Unknown tenant", body = crate::routes::openapi::ErrorBody), (status = 413, description = "Body over 1 MiB", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited (stripe_per_tenant); see Retry-After", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(tag = "webhooks", params(("tenant" = String, Path, description = "Tenant name"), ("Stripe-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256>[,v1=…]")), request_body(content = String, content_type = "application/json", description = "The event exactly as Stripe sent it"), responses((status = 200, description = "Stored durably (or already stored) with its processing job", body = Received), (status = 400, description = "Missing, malformed or invalid signature, timestamp out of tolerance, or not a Stripe event; nothing stored", body = crate::routes::openapi::ErrorBody), (status = 404, description = "Unknown tenant", body = crate::routes::openapi::ErrorBody), (status = 413, description = "Body over 1 MiB", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited (stripe_per_tenant); see Retry-After", body = crate::routes::openapi::ErrorBody)))]
 #[post("/t/{tenant}/webhooks/stripe")]
 pub(crate) async fn stripe_tenant(
     req: HttpRequest,

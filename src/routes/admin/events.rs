@@ -11,10 +11,11 @@ use crate::db::stripe_events::{self, StripeEventRow};
 use crate::domain::EventId;
 use crate::error::ApiError;
 use crate::jobs::{BackgroundJob, ProcessStripeEvent};
+use crate::routes::registry::Routes;
 use crate::routes::{json_ok, AppState};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(list).service(get).service(replay);
+pub fn routes(routes: &mut Routes) {
+    routes.add(list).add(get).add(replay);
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -27,7 +28,7 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/admin/events", tag = "admin", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "Stripe events, newest first, with their outcome", body = crate::routes::openapi::EventList), (status = 400, description = "Bad filter", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "Stripe events, newest first, with their outcome", body = crate::routes::openapi::EventList), (status = 400, description = "Bad filter", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[get("/admin/events")]
 pub(crate) async fn list(
     admin: Admin,
@@ -87,7 +88,7 @@ pub(crate) struct EventDetail {
     payload: serde_json::Value,
 }
 
-#[utoipa::path(get, path = "/admin/events/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "berth's event id (event_…)")), responses((status = 200, description = "The event with its raw payload", body = EventDetail), (status = 404, description = "No such event", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "berth's event id (event_…)")), responses((status = 200, description = "The event with its raw payload", body = EventDetail), (status = 404, description = "No such event", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[get("/admin/events/{id}")]
 pub(crate) async fn get(
     admin: Admin,
@@ -103,7 +104,7 @@ pub(crate) async fn get(
 /// Processes the event again: its outcome goes back to `received` and a job is queued, in one
 /// transaction. Safe for any event: a site never moves backwards, so replaying an old event
 /// changes nothing, and a deferred one is applied if its site is known now.
-#[utoipa::path(post, path = "/admin/events/{id}/replay", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "berth's event id (event_…)")), responses((status = 202, description = "Queued for processing", body = StripeEventRow), (status = 404, description = "No such event", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "berth's event id (event_…)")), responses((status = 202, description = "Queued for processing", body = StripeEventRow), (status = 404, description = "No such event", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[post("/admin/events/{id}/replay")]
 pub(crate) async fn replay(
     admin: Admin,

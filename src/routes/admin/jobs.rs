@@ -8,10 +8,11 @@ use serde::Deserialize;
 use crate::auth::Admin;
 use crate::db::jobs;
 use crate::error::ApiError;
+use crate::routes::registry::Routes;
 use crate::routes::{json_ok, AppState};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(list).service(retry);
+pub fn routes(routes: &mut Routes) {
+    routes.add(list).add(retry);
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -21,7 +22,7 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/admin/jobs", tag = "admin", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "Jobs, newest first, and the queue's backlog (global token only)", body = crate::routes::openapi::JobList), (status = 400, description = "Bad filter", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "Jobs, newest first, and the queue's backlog (global token only)", body = crate::routes::openapi::JobList), (status = 400, description = "Bad filter", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[get("/admin/jobs")]
 pub(crate) async fn list(
     admin: Admin,
@@ -58,7 +59,7 @@ pub(crate) async fn list(
 }
 
 /// Puts a failed job back in the queue with a fresh attempt budget.
-#[utoipa::path(post, path = "/admin/jobs/{id}/retry", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "Requeued with a fresh attempt budget", body = crate::db::jobs::JobRow), (status = 404, description = "No such job", body = crate::routes::openapi::ErrorBody), (status = 409, description = "The job is not failed", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "Requeued with a fresh attempt budget", body = crate::db::jobs::JobRow), (status = 404, description = "No such job", body = crate::routes::openapi::ErrorBody), (status = 409, description = "The job is not failed", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[post("/admin/jobs/{id}/retry")]
 pub(crate) async fn retry(
     admin: Admin,

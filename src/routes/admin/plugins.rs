@@ -11,15 +11,12 @@ use crate::error::ApiError;
 use crate::plugin_host::ModuleInfo;
 use crate::policy::{context_json, Hook, Submission};
 use crate::routes::read_limited;
+use crate::routes::registry::Routes;
 use crate::routes::{json_ok, AppState};
 use crate::tenants::Tenant;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(upload)
-        .service(list)
-        .service(get)
-        .service(remove)
-        .service(test);
+pub fn routes(routes: &mut Routes) {
+    routes.add(upload).add(list).add(get).add(remove).add(test);
 }
 
 /// The tenant named in the path, if the caller may manage it. Scope comes first: a tenant
@@ -69,7 +66,7 @@ pub(crate) struct Uploaded {
 }
 
 /// Uploads (or replaces) a plugin. The module is checked against ABI v1 first.
-#[utoipa::path(put, path = "/admin/t/{tenant}/plugins/{name}", tag = "plugins", security(("bearer" = [])),
+#[utoipa::path(tag = "plugins", security(("bearer" = [])),
     params(("tenant" = String, Path), ("name" = String, Path), UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/wasm", description = "The core WebAssembly module"),
     responses(
@@ -151,7 +148,7 @@ pub(crate) struct PluginList {
     plugins: Vec<PluginRow>,
 }
 
-#[utoipa::path(get, path = "/admin/t/{tenant}/plugins", tag = "plugins", security(("bearer" = [])),
+#[utoipa::path(tag = "plugins", security(("bearer" = [])),
     params(("tenant" = String, Path)), responses((status = 200, description = "The tenant's plugins", body = PluginList)))]
 #[get("/admin/t/{tenant}/plugins")]
 pub(crate) async fn list(
@@ -179,7 +176,7 @@ async fn load(state: &AppState, tenant: &Tenant, name: &str) -> Result<PluginRow
         })
 }
 
-#[utoipa::path(get, path = "/admin/t/{tenant}/plugins/{name}", tag = "plugins", security(("bearer" = [])),
+#[utoipa::path(tag = "plugins", security(("bearer" = [])),
     params(("tenant" = String, Path), ("name" = String, Path)),
     responses((status = 200, description = "The plugin", body = PluginRow), (status = 404, description = "No such plugin", body = crate::routes::openapi::ErrorBody)))]
 #[get("/admin/t/{tenant}/plugins/{name}")]
@@ -196,7 +193,7 @@ pub(crate) async fn get(
     ))
 }
 
-#[utoipa::path(delete, path = "/admin/t/{tenant}/plugins/{name}", tag = "plugins", security(("bearer" = [])),
+#[utoipa::path(tag = "plugins", security(("bearer" = [])),
     params(("tenant" = String, Path), ("name" = String, Path)),
     responses((status = 204, description = "Deleted"), (status = 404, description = "No such plugin", body = crate::routes::openapi::ErrorBody),
         (status = 409, description = "Still bound to a hook", body = crate::routes::openapi::ErrorBody)))]
@@ -247,7 +244,7 @@ pub(crate) struct TestIn {
 }
 
 /// Runs the plugin once on a value, with settings, and reports verdict, reasons and timing.
-#[utoipa::path(post, path = "/admin/t/{tenant}/plugins/{name}/test", tag = "plugins", security(("bearer" = [])),
+#[utoipa::path(tag = "plugins", security(("bearer" = [])),
     params(("tenant" = String, Path), ("name" = String, Path)), request_body = TestIn,
     responses((status = 200, description = "The call's result; failures are reported with their class", body = crate::policy::TestResult),
         (status = 400, description = "Bad request", body = crate::routes::openapi::ErrorBody),

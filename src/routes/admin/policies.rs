@@ -9,10 +9,11 @@ use crate::auth::Admin;
 use crate::db::plugins::{self, BindingRow};
 use crate::error::ApiError;
 use crate::policy::Hook;
+use crate::routes::registry::Routes;
 use crate::routes::{json_ok, AppState};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(list).service(replace);
+pub fn routes(routes: &mut Routes) {
+    routes.add(list).add(replace);
 }
 
 /// One binding: run `plugin` on `hook` with `settings`; `on_error` says what a failing call means.
@@ -51,7 +52,7 @@ fn to_binding(row: BindingRow) -> Binding {
     }
 }
 
-#[utoipa::path(get, path = "/admin/t/{tenant}/policies", tag = "plugins", security(("bearer" = [])),
+#[utoipa::path(tag = "plugins", security(("bearer" = [])),
     params(("tenant" = String, Path)), responses((status = 200, description = "The tenant's bindings, in order", body = Policies)))]
 #[get("/admin/t/{tenant}/policies")]
 pub(crate) async fn list(
@@ -89,7 +90,7 @@ fn refuse_too_many(bindings: &[Binding], max: usize) -> Result<(), ApiError> {
 }
 
 /// Replaces the tenant's bindings. Each plugin's `berth_validate_settings` checks its settings.
-#[utoipa::path(put, path = "/admin/t/{tenant}/policies", tag = "plugins", security(("bearer" = [])),
+#[utoipa::path(tag = "plugins", security(("bearer" = [])),
     params(("tenant" = String, Path)), request_body = Vec<Binding>,
     responses((status = 200, description = "The new bindings", body = Policies),
         (status = 400, description = "A binding is malformed or names no plugin, or a hook would hold more than plugins.max_bindings_per_hook bindings", body = crate::routes::openapi::ErrorBody),

@@ -12,15 +12,17 @@ use crate::db::{jobs, DbConnection};
 use crate::domain::{SiteId, SiteState};
 use crate::error::ApiError;
 use crate::jobs::{BackgroundJob, Deprovision, Provision, Suspend};
+use crate::routes::registry::Routes;
 use crate::routes::{json_ok, AppState};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(list)
-        .service(get)
-        .service(retry)
-        .service(suspend)
-        .service(resume)
-        .service(remove);
+pub fn routes(routes: &mut Routes) {
+    routes
+        .add(list)
+        .add(get)
+        .add(retry)
+        .add(suspend)
+        .add(resume)
+        .add(remove);
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -51,7 +53,7 @@ fn site_out(state: &AppState, site: SiteRow) -> SiteOut {
     }
 }
 
-#[utoipa::path(get, path = "/admin/sites", tag = "admin", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "Sites, newest first", body = crate::routes::openapi::SiteList), (status = 400, description = "Bad filter", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "Sites, newest first", body = crate::routes::openapi::SiteList), (status = 400, description = "Bad filter", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[get("/admin/sites")]
 pub(crate) async fn list(
     admin: Admin,
@@ -98,7 +100,7 @@ pub(crate) struct SiteDetail {
     jobs: Vec<JobRow>,
 }
 
-#[utoipa::path(get, path = "/admin/sites/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "The site, its email and its recent jobs", body = SiteDetail), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "The site, its email and its recent jobs", body = SiteDetail), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[get("/admin/sites/{id}")]
 pub(crate) async fn get(
     admin: Admin,
@@ -169,7 +171,7 @@ fn provision(site: &SiteRow, settings: &JobSettings) -> Option<NewJob> {
 }
 
 /// A failed site starts provisioning again.
-#[utoipa::path(post, path = "/admin/sites/{id}/retry", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "failed → provisioning; the job is queued", body = SiteOut), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 409, description = "The site is in another state", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "failed → provisioning; the job is queued", body = SiteOut), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 409, description = "The site is in another state", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[post("/admin/sites/{id}/retry")]
 pub(crate) async fn retry(
     admin: Admin,
@@ -189,7 +191,7 @@ pub(crate) async fn retry(
 }
 
 /// Stops serving at once; the job then scales the workload to zero.
-#[utoipa::path(post, path = "/admin/sites/{id}/suspend", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "ready|provisioning → suspended; the job is queued", body = SiteOut), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 409, description = "The site is in another state", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "ready|provisioning → suspended; the job is queued", body = SiteOut), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 409, description = "The site is in another state", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[post("/admin/sites/{id}/suspend")]
 pub(crate) async fn suspend(
     admin: Admin,
@@ -217,7 +219,7 @@ pub(crate) async fn suspend(
 }
 
 /// Brings a suspended site back through provisioning (applying scales it back up).
-#[utoipa::path(post, path = "/admin/sites/{id}/resume", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "suspended → provisioning → ready; the job is queued", body = SiteOut), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 409, description = "The site is in another state", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "suspended → provisioning → ready; the job is queued", body = SiteOut), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 409, description = "The site is in another state", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[post("/admin/sites/{id}/resume")]
 pub(crate) async fn resume(
     admin: Admin,
@@ -237,7 +239,7 @@ pub(crate) async fn resume(
 }
 
 /// Deprovisions the site: workload, then the DNS record berth owns, then `deleted`.
-#[utoipa::path(delete, path = "/admin/sites/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "→ deprovisioning → deleted; the job is queued", body = SiteOut), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 409, description = "Already deleted", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "→ deprovisioning → deleted; the job is queued", body = SiteOut), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 409, description = "Already deleted", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
 #[delete("/admin/sites/{id}")]
 pub(crate) async fn remove(
     admin: Admin,
