@@ -5,6 +5,7 @@ mod admin;
 mod health;
 mod metrics;
 pub(crate) mod openapi;
+mod params;
 pub(crate) mod registry;
 mod signup;
 mod status;

@@ -4,7 +4,7 @@
 use actix_web::{get, HttpResponse};
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
 use super::admin;
 use super::registry::Routes;
@@ -34,17 +34,94 @@ struct ErrorDetail {
     reasons: Option<Vec<PolicyReason>>,
 }
 
-/// A signup, as form fields or a JSON object.
+/// What any admin request can get besides its own answers.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum AdminErrors {
+    #[response(
+        status = 401,
+        description = "No token, or a wrong one (`unauthorized`)",
+        headers(("WWW-Authenticate" = String, description = "`Bearer`"))
+    )]
+    Unauthorized(ErrorBody),
+    #[response(
+        status = 403,
+        description = "A tenant's token, for another tenant's resource or for one that needs the global token (`forbidden`)"
+    )]
+    Forbidden(ErrorBody),
+    #[response(
+        status = 429,
+        description = "Too many requests with this token, or too many wrong tokens from this address (`rate_limited`)",
+        headers(("Retry-After" = u64, description = "Seconds until a request can succeed"))
+    )]
+    RateLimited(ErrorBody),
+    #[response(
+        status = 500,
+        description = "berth failed on its side (`internal_error`); the cause is logged, not shown"
+    )]
+    Internal(ErrorBody),
+}
+
+/// A signup, as form fields or a JSON object (whose values are strings or `null`).
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "name": "my-shop",
+    "email": "ann@example.com",
+    "html": "<h1>Hello from my shop</h1>"
+}))]
 pub struct SignupIn {
-    /// DNS-1035 label, 3–63 characters, not reserved by the tenant.
+    /// A DNS-1035 label of 3 to 63 characters (spaces around it are trimmed), not reserved by
+    /// the tenant.
+    #[schema(pattern = r"^\s*[a-z][-a-z0-9]{1,61}[a-z0-9]\s*$")]
     name: String,
+    /// Where the readiness email goes; never shown on the status page.
+    #[schema(format = Email, max_length = 254)]
     email: String,
-    /// UTF-8, at most the tenant's `html_max_bytes`; required for static sites. In a multipart
-    /// form it may be a file.
-    html: Option<String>,
+    /// The page, UTF-8, at most the tenant's `html_max_bytes` (100 KiB by default), not blank.
+    /// Required for static sites (the default workload). In a multipart form it may be a file.
+    #[schema(min_length = 1, max_length = 102400)]
+    html: String,
     /// A plan name (or its price id) from the tenant's `plans`.
     plan: Option<String>,
+}
+
+/// A Stripe event as Stripe signs and sends it. berth reads the envelope below; other members
+/// are kept as they are.
+#[derive(serde::Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "evt_1QeXampleCheckout",
+    "object": "event",
+    "type": "checkout.session.completed",
+    "created": 1764547200,
+    "livemode": false,
+    "api_version": "2025-03-31.basil",
+    "data": {"object": {"object": "checkout.session", "client_reference_id": "site_01jd8x3v5c6b7n8m9k0a1s2d3f"}}
+}))]
+#[allow(dead_code)]
+pub struct StripeEventIn {
+    /// Stripe's event id.
+    #[schema(pattern = r"^evt_[A-Za-z0-9_]{1,255}$")]
+    id: String,
+    /// The event type, e.g. `checkout.session.completed`.
+    #[schema(rename = "type", pattern = r"^[A-Za-z0-9._]{1,128}$")]
+    kind: String,
+    /// Always `event`.
+    object: Option<String>,
+    /// When Stripe created it, in Unix seconds.
+    #[schema(minimum = 1)]
+    created: i64,
+    #[serde(default)]
+    livemode: bool,
+    api_version: Option<String>,
+    data: Option<StripeEventData>,
+}
+
+#[derive(serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct StripeEventData {
+    /// The object the event is about (a checkout session, an invoice, a subscription…).
+    #[schema(value_type = Object)]
+    object: serde_json::Value,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -68,17 +145,47 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(description))
+                    .build(),
+            )
+        };
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            bearer(
+                "An admin token: the global one (`server.admin_token`), or a tenant's \
+                 (`admin_token` of its `[[tenants]]` entry), which sees only that tenant.",
+            ),
+        );
+        components.add_security_scheme(
+            "metrics",
+            bearer("`server.metrics_token`, when it is set; `/metrics` is open otherwise."),
         );
     }
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "berth", description = "Turns a signup or a Stripe payment into a live, isolated customer site."),
-    components(schemas(ErrorBody, SignupIn, SiteList, JobList, EventList)),
+    info(
+        title = "berth",
+        description = "Turns a signup or a Stripe payment into a live, isolated customer site.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    servers((url = "/", description = "The berth that serves this document")),
+    // The bodies of responses declared as enums (`IntoResponses`), which utoipa does not collect.
+    components(schemas(
+        ErrorBody,
+        SignupIn,
+        StripeEventIn,
+        SiteList,
+        JobList,
+        EventList,
+        super::signup::Created,
+        super::webhooks::Received
+    )),
     modifiers(&BearerAuth),
     tags(
         (name = "signup", description = "Public: customers sign up and watch their site come up"),
@@ -106,7 +213,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The OpenAPI 3 document of this API.
-#[utoipa::path(tag = "operations", responses((status = 200, description = "OpenAPI 3 document")))]
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "This document", content_type = "application/json")),
+)]
 #[get("/openapi.json")]
 pub(crate) async fn document() -> HttpResponse {
     static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();

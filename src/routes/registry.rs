@@ -13,6 +13,7 @@ use actix_web::http::Method;
 use actix_web::web;
 use utoipa::openapi::path::{HttpMethod, Paths};
 use utoipa::openapi::schema::Schema;
+use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::RefOr;
 
 use crate::error::ApiError;
@@ -65,6 +66,10 @@ impl<'a> Routes<'a> {
         let path = R::path();
         let methods = R::methods();
         let mut operation = R::operation();
+        // An operation that names no security scheme is public, and says so.
+        operation
+            .security
+            .get_or_insert_with(|| vec![SecurityRequirement::default()]);
         let tags = <R as utoipa::__dev::Tags>::tags();
         if !tags.is_empty() {
             operation

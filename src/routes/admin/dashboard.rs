@@ -14,6 +14,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; st
 
 /// The operator dashboard: a page that asks for the admin token and reads the admin API with it.
 #[utoipa::path(
+    operation_id = "dashboard_page",
     tag = "admin",
     responses((status = 200, description = "The dashboard page (it holds no data)", content_type = "text/html")),
 )]
@@ -28,6 +29,7 @@ pub(crate) async fn page() -> HttpResponse {
 
 /// The dashboard's script.
 #[utoipa::path(
+    operation_id = "dashboard_script",
     tag = "admin",
     responses((status = 200, description = "The dashboard's script", content_type = "text/javascript")),
 )]
