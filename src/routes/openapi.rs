@@ -62,28 +62,40 @@ pub(crate) enum AdminErrors {
     Internal(ErrorBody),
 }
 
-/// A signup, as form fields or a JSON object (whose values are strings or `null`).
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({
-    "name": "my-shop",
-    "email": "ann@example.com",
-    "html": "<h1>Hello from my shop</h1>"
-}))]
-pub struct SignupIn {
-    /// A DNS-1035 label of 3 to 63 characters (spaces around it are trimmed), not reserved by
-    /// the tenant.
-    #[schema(pattern = r"^\s*[a-z][-a-z0-9]{1,61}[a-z0-9]\s*$")]
-    name: String,
-    /// Where the readiness email goes; never shown on the status page.
-    #[schema(format = Email, max_length = 254)]
-    email: String,
-    /// The page, UTF-8, at most the tenant's `html_max_bytes` (100 KiB by default), not blank.
-    /// Required for static sites (the default workload). In a multipart form it may be a file.
-    #[schema(min_length = 1, max_length = 102400)]
-    html: String,
-    /// A plan name (or its price id) from the tenant's `plans`.
-    plan: Option<String>,
+/// The signup fields, as one schema per body type: the same fields in each, but a client
+/// generated from the document needs a type per content type to choose the encoding.
+macro_rules! signup_body {
+    ($name:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Serialize, ToSchema)]
+        #[schema(example = json!({"name": "my-shop", "email": "ann@example.com", "html": "<h1>Hi</h1>"}))]
+        pub struct $name {
+            /// A DNS-1035 label of 3 to 63 characters (spaces around it are trimmed), not
+            /// reserved by the tenant.
+            #[schema(pattern = r"^\s*[a-z][-a-z0-9]{1,61}[a-z0-9]\s*$")]
+            name: String,
+            /// Where the readiness email goes; never shown on the status page.
+            #[schema(format = Email, max_length = 254)]
+            email: String,
+            /// The page, UTF-8, at most the tenant's `html_max_bytes` (100 KiB by default), not
+            /// blank. Required for static sites (the default workload).
+            #[schema(min_length = 1, max_length = 102400)]
+            html: String,
+            /// A plan name (or its price id) from the tenant's `plans`.
+            plan: Option<String>,
+        }
+    };
 }
+
+signup_body!(
+    SignupJson,
+    "A signup as a JSON object (values are strings, or `null` for absent)."
+);
+signup_body!(SignupForm, "A signup as URL-encoded form fields.");
+signup_body!(
+    SignupMultipart,
+    "A signup as a multipart form; `html` may be sent as a file."
+);
 
 /// A Stripe event as Stripe signs and sends it. berth reads the envelope below; other members
 /// are kept as they are.
@@ -167,6 +179,45 @@ impl Modify for BearerAuth {
     }
 }
 
+/// What the signup schemas allow beyond their fields: berth ignores unknown fields, but reads
+/// each as one string (a JSON member may also be `null`), so a repeated form field or a JSON
+/// member of another type is a `400`; multipart part names must be header-safe. utoipa's
+/// attributes can only say "anything" or "nothing" here.
+struct SignupExtras;
+
+impl Modify for SignupExtras {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{AdditionalProperties, Schema, SchemaType, Type};
+        use utoipa::openapi::{ObjectBuilder, RefOr};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for (name, types) in [
+            ("SignupJson", vec![Type::String, Type::Null]),
+            ("SignupForm", vec![Type::String]),
+            ("SignupMultipart", vec![Type::String]),
+        ] {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) {
+                let extra = ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter(types))
+                    .build();
+                object.additional_properties = Some(Box::new(AdditionalProperties::RefOr(
+                    RefOr::T(Schema::Object(extra)),
+                )));
+                if name == "SignupMultipart" {
+                    // A part's name travels in a quoted header parameter: printable ASCII but `"`
+                    // and `\`.
+                    let names = ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some(r#"^[ !#-\[\]-~]+$"#))
+                        .build();
+                    object.property_names = Some(Box::new(Schema::Object(names)));
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -178,7 +229,9 @@ impl Modify for BearerAuth {
     // The bodies of responses declared as enums (`IntoResponses`), which utoipa does not collect.
     components(schemas(
         ErrorBody,
-        SignupIn,
+        SignupJson,
+        SignupForm,
+        SignupMultipart,
         StripeEventIn,
         SiteList,
         JobList,
@@ -186,7 +239,7 @@ impl Modify for BearerAuth {
         super::signup::Created,
         super::webhooks::Received
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SignupExtras),
     tags(
         (name = "signup", description = "Public: customers sign up and watch their site come up"),
         (name = "webhooks", description = "Public: Stripe posts signed events"),
@@ -212,6 +265,41 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The document as served. utoipa 5.5 writes a link's `operationId`, `operationRef` and
+/// `requestBody` in snake case; they are renamed here.
+pub fn document_json() -> serde_json::Value {
+    let mut doc = serde_json::to_value(openapi()).expect("the document serialises to JSON");
+    let operations = doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut());
+    for operation in operations {
+        let responses = operation
+            .get_mut("responses")
+            .and_then(|r| r.as_object_mut());
+        for response in responses.into_iter().flat_map(|r| r.values_mut()) {
+            let links = response.get_mut("links").and_then(|l| l.as_object_mut());
+            for link in links.into_iter().flat_map(|l| l.values_mut()) {
+                let Some(link) = link.as_object_mut() else {
+                    continue;
+                };
+                for (snake, camel) in [
+                    ("operation_id", "operationId"),
+                    ("operation_ref", "operationRef"),
+                    ("request_body", "requestBody"),
+                ] {
+                    if let Some(value) = link.remove(snake) {
+                        link.insert(camel.to_owned(), value);
+                    }
+                }
+            }
+        }
+    }
+    doc
+}
+
 /// The OpenAPI 3 document of this API.
 #[utoipa::path(
     tag = "operations",
@@ -220,9 +308,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[get("/openapi.json")]
 pub(crate) async fn document() -> HttpResponse {
     static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let body = DOCUMENT.get_or_init(|| {
-        serde_json::to_string(&openapi()).expect("the document serialises to JSON")
-    });
+    let body = DOCUMENT.get_or_init(|| document_json().to_string());
     HttpResponse::Ok()
         .content_type("application/json")
         .body(body.as_str())

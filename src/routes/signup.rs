@@ -16,7 +16,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{options, post, web, HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
-use super::openapi::{ErrorBody, SignupIn};
+use super::openapi::{ErrorBody, SignupForm, SignupJson, SignupMultipart};
 use super::params::TenantPath;
 use super::registry::Routes;
 use super::{prefers_html, AppState};
@@ -105,9 +105,9 @@ enum SignupAnswers {
     tag = "signup",
     description = SIGNUP,
     request_body(content(
-        (SignupIn = "application/x-www-form-urlencoded"),
-        (SignupIn = "multipart/form-data"),
-        (SignupIn = "application/json"),
+        (SignupForm = "application/x-www-form-urlencoded"),
+        (SignupMultipart = "multipart/form-data"),
+        (SignupJson = "application/json"),
     )),
     responses(SignupAnswers),
 )]
@@ -126,9 +126,9 @@ pub(crate) async fn signup_default(
     description = SIGNUP,
     params(TenantPath),
     request_body(content(
-        (SignupIn = "application/x-www-form-urlencoded"),
-        (SignupIn = "multipart/form-data"),
-        (SignupIn = "application/json"),
+        (SignupForm = "application/x-www-form-urlencoded"),
+        (SignupMultipart = "multipart/form-data"),
+        (SignupJson = "application/json"),
     )),
     responses(SignupAnswers),
 )]

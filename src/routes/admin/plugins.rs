@@ -79,8 +79,16 @@ pub(crate) struct Uploaded {
         description = "A core WebAssembly module that follows ABI v1, at most `plugins.max_module_bytes`"
     ),
     responses(
-        (status = 201, description = "Uploaded", body = Uploaded),
-        (status = 200, description = "Replaced", body = Uploaded),
+        (status = 201, description = "Uploaded", body = Uploaded, links(
+            ("get" = (operation_id = "get_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
+            ("test" = (operation_id = "test_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
+            ("delete" = (operation_id = "delete_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
+        )),
+        (status = 200, description = "Replaced", body = Uploaded, links(
+            ("get" = (operation_id = "get_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
+            ("test" = (operation_id = "test_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
+            ("delete" = (operation_id = "delete_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
+        )),
         (status = 400, description = "Refused, with a reason naming the problem (`module_refused`), a malformed plugin name (`invalid_name`) or query", body = ErrorBody),
         (status = 404, description = "No tenant by this name (`unknown_tenant`), for the global token", body = ErrorBody),
         (status = 408, description = "The module did not arrive within `server.body_timeout_secs`", body = ErrorBody),
