@@ -5,6 +5,8 @@ mod admin;
 mod health;
 mod metrics;
 pub(crate) mod openapi;
+mod params;
+pub(crate) mod registry;
 mod signup;
 mod status;
 mod webhooks;
@@ -25,6 +27,7 @@ use crate::policy::PolicyEngine;
 use crate::rate_limit::RateLimits;
 use crate::stripe::ingest::EventWriter;
 use crate::tenants::{Tenant, Tenants};
+use registry::Routes;
 
 /// What handlers share.
 pub struct AppState {
@@ -58,19 +61,37 @@ pub fn api(cfg: &mut web::ServiceConfig) {
             web::JsonConfig::default()
                 .limit(1024 * 1024)
                 .error_handler(|e, _| extractor_error(e.to_string())),
-        )
-        .configure(health::routes)
-        .configure(metrics::routes)
-        .configure(signup::routes)
-        .configure(status::routes)
-        .configure(webhooks::routes)
-        .configure(admin::routes)
-        .configure(openapi::routes);
+        );
+    let mut routes = Routes::serving(cfg);
+    every_route(&mut routes);
+    routes.finish();
+}
+
+/// The one list of the API listener's routes: what [`api`] registers and what
+/// `/openapi.json` describes.
+fn every_route(routes: &mut Routes) {
+    health::routes(routes);
+    metrics::routes(routes);
+    signup::routes(routes);
+    status::routes(routes);
+    webhooks::routes(routes);
+    admin::routes(routes);
+    openapi::routes(routes);
+}
+
+/// Every `(METHOD, path)` the API listener serves, read from the list that registers them.
+pub fn registered() -> Vec<(String, String)> {
+    let mut routes = Routes::describing();
+    every_route(&mut routes);
+    routes.list()
 }
 
 /// The routes a `--worker-only` process still serves: probes and metrics.
 pub fn probes(cfg: &mut web::ServiceConfig) {
-    cfg.configure(health::routes).configure(metrics::routes);
+    let mut routes = Routes::serving(cfg);
+    health::routes(&mut routes);
+    metrics::routes(&mut routes);
+    routes.finish();
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {

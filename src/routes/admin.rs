@@ -7,25 +7,52 @@ pub(crate) mod plugins;
 pub(crate) mod policies;
 pub(crate) mod sites;
 
-use actix_web::web;
-
 use crate::auth::Admin;
 use crate::db::DbConnection;
+use crate::domain::TenantName;
 use crate::error::ApiError;
+use crate::routes::registry::Routes;
 use crate::routes::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.configure(sites::routes)
-        .configure(jobs::routes)
-        .configure(dashboard::routes)
-        .configure(plugins::routes)
-        .configure(policies::routes)
-        .configure(events::routes);
+pub fn routes(routes: &mut Routes) {
+    sites::routes(routes);
+    jobs::routes(routes);
+    dashboard::routes(routes);
+    plugins::routes(routes);
+    policies::routes(routes);
+    events::routes(routes);
 }
 
-/// `limit` query parameter: default 100, at most 1000.
-fn limit(asked: Option<i64>) -> i64 {
-    asked.unwrap_or(100).clamp(1, 1000)
+/// The `limit` query parameter: 1 to 1000, default 100.
+fn limit(asked: Option<i64>) -> Result<i64, ApiError> {
+    match asked {
+        None => Ok(100),
+        Some(n @ 1..=1000) => Ok(n),
+        Some(n) => Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be 1 to 1000, not {n}"),
+        )),
+    }
+}
+
+/// The `tenant` query filter, which names a tenant or nothing: `400` for a value that is not a
+/// tenant name at all (an unknown but well-formed one lists nothing).
+fn tenant_param(asked: Option<&str>) -> Result<(), ApiError> {
+    match asked.map(TenantName::parse) {
+        Some(Err(why)) => Err(ApiError::bad_request(
+            "invalid_tenant",
+            format!("tenant {why}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A string schema whose values are exactly `values` (for query filters over a fixed set).
+fn one_of(values: &[&str]) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .build()
 }
 
 /// Loads a tenant's record that the caller may see: `not_found` for a malformed (`id` is `None`)

@@ -1,17 +1,28 @@
 use actix_web::{get, web, HttpRequest, HttpResponse, ResponseError};
 
+use super::registry::Routes;
 use super::AppState;
 use crate::auth::require_token;
 use crate::db::{jobs, sites, stripe_events};
 use crate::telemetry::metrics_handle;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(render);
+pub fn routes(routes: &mut Routes) {
+    routes.add(render);
 }
 
 /// Prometheus text format. Gauges that describe stored state are read at scrape time. With
 /// `server.metrics_token` set, only a scraper with that bearer token gets them.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, description = "server.metrics_token is set and the request does not carry it", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Too many wrong tokens from this address", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(
+    tag = "operations",
+    security((), ("metrics" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 401, description = "`server.metrics_token` is set and the request does not carry it", body = crate::routes::openapi::ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 429, description = "Too many wrong tokens from this address", body = crate::routes::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a request can succeed"))),
+    ),
+)]
 #[get("/metrics")]
 pub(crate) async fn render(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if let Err(error) = require_token(&req, &state, &state.settings.server.metrics_token) {

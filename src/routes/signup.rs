@@ -13,9 +13,12 @@ pub(crate) mod body;
 use std::sync::Arc;
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{options, post, web, HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
+use super::openapi::{ErrorBody, SignupForm, SignupJson, SignupMultipart};
+use super::params::TenantPath;
+use super::registry::Routes;
 use super::{prefers_html, AppState};
 use crate::client_ip::client_ip;
 use crate::db::{is_unique_violation, sites};
@@ -26,21 +29,89 @@ use crate::rate_limit::ip_key;
 use crate::signup::{run_policies, validate, RawForm, Signup};
 use crate::tenants::Tenant;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/signup")
-            .route(web::post().to(signup_default))
-            .route(web::method(actix_web::http::Method::OPTIONS).to(preflight_default)),
-    )
-    .service(
-        web::resource("/t/{tenant}/signup")
-            .route(web::post().to(signup_tenant))
-            .route(web::method(actix_web::http::Method::OPTIONS).to(preflight_tenant)),
-    );
+pub fn routes(routes: &mut Routes) {
+    routes
+        .add(signup_default)
+        .add(preflight_default)
+        .add(signup_tenant)
+        .add(preflight_tenant);
+}
+
+/// What both signup routes say of themselves.
+const SIGNUP: &str =
+    "Validates the submission (built-in rules, then the tenant's policy plugins), \
+stores the site and queues its provisioning in one transaction. A browser's form post (`Accept` \
+prefers HTML) is sent on to the status page with `303`; other clients get `201` with the site. \
+Unknown fields are ignored; the tenant's honeypot field (`website` by default) must be absent or \
+empty, or the signup is dropped behind a decoy `201`.";
+
+/// What a signup can get.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum SignupAnswers {
+    #[response(
+        status = 201,
+        description = "Site created; provisioning (or waiting for payment) has started",
+        headers(("Location" = String, description = "The site's status page"))
+    )]
+    Created(Created),
+    #[response(
+        status = 303,
+        description = "A browser's form post: the status page is at `Location`",
+        headers(("Location" = String, description = "The site's status page"))
+    )]
+    SeeOther,
+    #[response(
+        status = 400,
+        description = "A malformed body, a missing or duplicated field (`malformed_body`, `missing_field`, `duplicate_field`)"
+    )]
+    BadRequest(ErrorBody),
+    #[response(status = 404, description = "No such tenant (`unknown_tenant`)")]
+    UnknownTenant(ErrorBody),
+    #[response(
+        status = 408,
+        description = "The body did not arrive within `server.body_timeout_secs`"
+    )]
+    Timeout(ErrorBody),
+    #[response(status = 409, description = "The name is taken (`name_taken`)")]
+    Taken(ErrorBody),
+    #[response(
+        status = 413,
+        description = "The body is over the tenant's `html_max_bytes` plus 16 KiB"
+    )]
+    TooLarge(ErrorBody),
+    #[response(status = 415, description = "Not one of the three body types")]
+    UnsupportedType(ErrorBody),
+    #[response(
+        status = 422,
+        description = "Built-in validation failed (`invalid_fields`, with `fields`) or a policy refused the site (`policy_rejected`, with `reasons`)"
+    )]
+    Refused(ErrorBody),
+    #[response(
+        status = 429,
+        description = "Too many signups from this address, for this email or for this tenant (`rate_limited`)",
+        headers(("Retry-After" = u64, description = "Seconds until a signup can succeed"))
+    )]
+    RateLimited(ErrorBody),
+    #[response(
+        status = 500,
+        description = "berth failed on its side (`internal_error`); the cause is logged, not shown"
+    )]
+    Internal(ErrorBody),
 }
 
 /// Sign up on tenant `default`.
-#[utoipa::path(post, path = "/signup", tag = "signup", request_body(content((crate::routes::openapi::SignupIn = "application/x-www-form-urlencoded"), (crate::routes::openapi::SignupIn = "multipart/form-data"), (crate::routes::openapi::SignupIn = "application/json"))), responses((status = 201, description = "Site created", body = Created), (status = 303, description = "A browser form post: see the status page"), (status = 400, description = "Malformed body, missing or duplicated field", body = crate::routes::openapi::ErrorBody), (status = 404, description = "Unknown tenant", body = crate::routes::openapi::ErrorBody), (status = 409, description = "Name taken", body = crate::routes::openapi::ErrorBody), (status = 413, description = "Body over the limit", body = crate::routes::openapi::ErrorBody), (status = 415, description = "Unsupported content type", body = crate::routes::openapi::ErrorBody), (status = 422, description = "invalid_fields or policy_rejected", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(
+    tag = "signup",
+    description = SIGNUP,
+    request_body(content(
+        (SignupForm = "application/x-www-form-urlencoded"),
+        (SignupMultipart = "multipart/form-data"),
+        (SignupJson = "application/json"),
+    )),
+    responses(SignupAnswers),
+)]
+#[post("/signup")]
 pub(crate) async fn signup_default(
     req: HttpRequest,
     payload: web::Payload,
@@ -50,17 +121,36 @@ pub(crate) async fn signup_default(
 }
 
 /// Sign up on a tenant.
-#[utoipa::path(post, path = "/t/{tenant}/signup", tag = "signup", params(("tenant" = String, Path, description = "Tenant name")), request_body(content((crate::routes::openapi::SignupIn = "application/x-www-form-urlencoded"), (crate::routes::openapi::SignupIn = "multipart/form-data"), (crate::routes::openapi::SignupIn = "application/json"))), responses((status = 201, description = "Site created", body = Created), (status = 303, description = "A browser form post: see the status page"), (status = 400, description = "Malformed body, missing or duplicated field", body = crate::routes::openapi::ErrorBody), (status = 404, description = "Unknown tenant", body = crate::routes::openapi::ErrorBody), (status = 409, description = "Name taken", body = crate::routes::openapi::ErrorBody), (status = 413, description = "Body over the limit", body = crate::routes::openapi::ErrorBody), (status = 415, description = "Unsupported content type", body = crate::routes::openapi::ErrorBody), (status = 422, description = "invalid_fields or policy_rejected", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited; see Retry-After", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(
+    tag = "signup",
+    description = SIGNUP,
+    params(TenantPath),
+    request_body(content(
+        (SignupForm = "application/x-www-form-urlencoded"),
+        (SignupMultipart = "multipart/form-data"),
+        (SignupJson = "application/json"),
+    )),
+    responses(SignupAnswers),
+)]
+#[post("/t/{tenant}/signup")]
 pub(crate) async fn signup_tenant(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
 ) -> HttpResponse {
-    signup(req, payload, state, &tenant).await
+    signup(req, payload, state, &path.tenant).await
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "id": "site_01jd8x3v5c6b7n8m9k0a1s2d3f",
+    "tenant": "default",
+    "name": "my-shop",
+    "hostname": "my-shop.localhost",
+    "state": "provisioning",
+    "status_url": "http://127.0.0.1:8080/t/default/sites/site_01jd8x3v5c6b7n8m9k0a1s2d3f"
+}))]
 pub(crate) struct Created {
     id: String,
     tenant: String,
@@ -260,16 +350,38 @@ fn add_cors(req: &HttpRequest, tenant: &Tenant, response: &mut HttpResponse) {
     }
 }
 
-async fn preflight_default(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+/// CORS preflight for tenant `default`: allowed origins may POST JSON.
+#[utoipa::path(
+    tag = "signup",
+    responses(
+        (status = 204, description = "Allowed origins get the CORS headers; others none"),
+        (status = 404, description = "No tenant `default` in this configuration (`unknown_tenant`)", body = ErrorBody),
+    ),
+)]
+#[options("/signup")]
+pub(crate) async fn preflight_default(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     preflight(&req, &state, "default")
 }
 
-async fn preflight_tenant(
+/// CORS preflight for a tenant: allowed origins may POST JSON.
+#[utoipa::path(
+    tag = "signup",
+    params(TenantPath),
+    responses(
+        (status = 204, description = "Allowed origins get the CORS headers; others none"),
+        (status = 404, description = "No such tenant (`unknown_tenant`)", body = ErrorBody),
+    ),
+)]
+#[options("/t/{tenant}/signup")]
+pub(crate) async fn preflight_tenant(
     req: HttpRequest,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
 ) -> HttpResponse {
-    preflight(&req, &state, &tenant)
+    preflight(&req, &state, &path.tenant)
 }
 
 /// Answers a CORS preflight: allowed origins may POST JSON; others get no CORS headers.

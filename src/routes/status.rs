@@ -6,22 +6,40 @@ use actix_web::{get, web, HttpRequest, HttpResponse};
 use maud::{html, Markup, DOCTYPE};
 use serde::Serialize;
 
+use super::openapi::ErrorBody;
+use super::params::TenantSitePath;
+use super::registry::Routes;
 use super::AppState;
 use crate::db::sites::{self, SiteRow};
 use crate::domain::{SiteId, SiteState};
 use crate::error::ApiError;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(status);
+pub fn routes(routes: &mut Routes) {
+    routes.add(status);
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "id": "site_01jd8x3v5c6b7n8m9k0a1s2d3f",
+    "tenant": "default",
+    "name": "my-shop",
+    "hostname": "my-shop.localhost",
+    "state": "ready",
+    "step": null,
+    "url": "http://my-shop.localhost:8081/",
+    "checkout_url": null,
+    "status_url": "http://127.0.0.1:8080/t/default/sites/site_01jd8x3v5c6b7n8m9k0a1s2d3f",
+    "created_at": 1764547200000_i64,
+    "updated_at": 1764547203000_i64
+}))]
 pub(crate) struct Status<'a> {
     id: &'a str,
     tenant: &'a str,
     name: &'a str,
     hostname: &'a str,
+    #[schema(value_type = SiteState)]
     state: &'a str,
+    /// What provisioning is doing, while it is.
     step: Option<&'a str>,
     /// The site's address, once it is live.
     url: Option<String>,
@@ -33,14 +51,26 @@ pub(crate) struct Status<'a> {
 }
 
 /// The customer's status page: HTML that refreshes itself, or JSON with `Accept: application/json`.
-#[utoipa::path(get, path = "/t/{tenant}/sites/{id}", tag = "signup", params(("tenant" = String, Path), ("id" = String, Path, description = "Site id")), responses((status = 200, description = "The site's state (never the email)", body = Status), (status = 404, description = "Unknown tenant or site", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(
+    operation_id = "site_status",
+    tag = "signup",
+    params(TenantSitePath),
+    responses(
+        (status = 200, description = "The site's state (never the email): JSON with `Accept: application/json`, else a page that refreshes itself", content(
+            (Status = "application/json"),
+            (String = "text/html"),
+        )),
+        (status = 404, description = "No such tenant (`unknown_tenant`) or site (`site_not_found`)", body = ErrorBody),
+        (status = 500, description = "berth failed on its side (`internal_error`)", body = ErrorBody),
+    ),
+)]
 #[get("/t/{tenant}/sites/{id}")]
 pub(crate) async fn status(
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<TenantSitePath>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
+    let TenantSitePath { tenant, id } = path.into_inner();
     let tenant = state.tenant(&tenant)?;
     let not_found = || ApiError::not_found("site_not_found", "no such site");
     let id = SiteId::parse(&id).map_err(|_| not_found())?;

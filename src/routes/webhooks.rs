@@ -14,6 +14,9 @@ use actix_web::http::header::HeaderName;
 use actix_web::{post, web, HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
+use super::openapi::{ErrorBody, StripeEventIn};
+use super::params::TenantPath;
+use super::registry::Routes;
 use super::AppState;
 use crate::client_ip::client_ip;
 use crate::db::now_ms;
@@ -33,8 +36,8 @@ pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 const STRIPE_SIGNATURE: HeaderName = HeaderName::from_static("stripe-signature");
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(stripe_default).service(stripe_tenant);
+pub fn routes(routes: &mut Routes) {
+    routes.add(stripe_default).add(stripe_tenant);
 }
 
 /// The answer to an accepted delivery.
@@ -45,8 +48,70 @@ pub(crate) struct Received {
     duplicate: bool,
 }
 
+/// What both webhook routes say of themselves.
+const DELIVERY: &str =
+    "A Stripe webhook delivery. The body is verified against `Stripe-Signature` \
+with the tenant's webhook secrets, then stored durably with its processing job before the `200`; \
+a redelivered event gets `200` and stores nothing new. Anything wrong stores nothing.";
+
+/// What a delivery can get.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum DeliveryAnswers {
+    #[response(
+        status = 200,
+        description = "Stored durably (or already stored) with its processing job"
+    )]
+    Received(Received),
+    #[response(
+        status = 400,
+        description = "A missing, repeated, malformed or invalid signature, a timestamp out of tolerance, or a body that is not a Stripe event; nothing stored"
+    )]
+    Refused(ErrorBody),
+    #[response(status = 404, description = "No such tenant (`unknown_tenant`)")]
+    UnknownTenant(ErrorBody),
+    #[response(
+        status = 408,
+        description = "The body did not arrive within `server.body_timeout_secs`"
+    )]
+    Timeout(ErrorBody),
+    #[response(status = 413, description = "The body is over 1 MiB")]
+    TooLarge(ErrorBody),
+    #[response(
+        status = 429,
+        description = "Too many deliveries for this tenant, or too many invalid ones from this address (`rate_limited`)",
+        headers(("Retry-After" = u64, description = "Seconds until a delivery can succeed"))
+    )]
+    RateLimited(ErrorBody),
+    #[response(
+        status = 500,
+        description = "berth failed on its side (`internal_error`); Stripe retries"
+    )]
+    Internal(ErrorBody),
+}
+
+/// The signature header Stripe sends.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct SignatureParam {
+    /// `t=<Unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`, with one `v1` per secret Stripe
+    /// signs with.
+    #[param(
+        rename = "Stripe-Signature",
+        pattern = r"^t=[0-9]{1,12}(,v[0-9]=[0-9a-f]{64})+$"
+    )]
+    stripe_signature: String,
+}
+
 /// A Stripe webhook delivery for tenant `default`.
-#[utoipa::path(post, path = "/webhooks/stripe", tag = "webhooks", params(("Stripe-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256>[,v1=…]")), request_body(content = String, content_type = "application/json", description = "The event exactly as Stripe sent it"), responses((status = 200, description = "Stored durably (or already stored) with its processing job", body = Received), (status = 400, description = "Missing, malformed or invalid signature, timestamp out of tolerance, or not a Stripe event; nothing stored", body = crate::routes::openapi::ErrorBody), (status = 404, description = "Unknown tenant", body = crate::routes::openapi::ErrorBody), (status = 413, description = "Body over 1 MiB", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited (stripe_per_tenant); see Retry-After", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(
+    tag = "webhooks",
+    description = DELIVERY,
+    params(SignatureParam),
+    request_body(content = StripeEventIn, content_type = "application/json", description = "The event exactly as Stripe sent it"),
+    responses(DeliveryAnswers),
+)]
 #[post("/webhooks/stripe")]
 pub(crate) async fn stripe_default(
     req: HttpRequest,
@@ -57,15 +122,21 @@ pub(crate) async fn stripe_default(
 }
 
 /// A Stripe webhook delivery for a tenant.
-#[utoipa::path(post, path = "/t/{tenant}/webhooks/stripe", tag = "webhooks", params(("tenant" = String, Path, description = "Tenant name"), ("Stripe-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256>[,v1=…]")), request_body(content = String, content_type = "application/json", description = "The event exactly as Stripe sent it"), responses((status = 200, description = "Stored durably (or already stored) with its processing job", body = Received), (status = 400, description = "Missing, malformed or invalid signature, timestamp out of tolerance, or not a Stripe event; nothing stored", body = crate::routes::openapi::ErrorBody), (status = 404, description = "Unknown tenant", body = crate::routes::openapi::ErrorBody), (status = 413, description = "Body over 1 MiB", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited (stripe_per_tenant); see Retry-After", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(
+    tag = "webhooks",
+    description = DELIVERY,
+    params(TenantPath, SignatureParam),
+    request_body(content = StripeEventIn, content_type = "application/json", description = "The event exactly as Stripe sent it"),
+    responses(DeliveryAnswers),
+)]
 #[post("/t/{tenant}/webhooks/stripe")]
 pub(crate) async fn stripe_tenant(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
 ) -> HttpResponse {
-    receive(req, payload, state, &tenant).await
+    receive(req, payload, state, &path.tenant).await
 }
 
 async fn receive(

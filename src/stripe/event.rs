@@ -52,6 +52,7 @@ struct Envelope {
     id: String,
     #[serde(rename = "type")]
     kind: String,
+    #[serde(deserialize_with = "whole_seconds")]
     created: i64,
     #[serde(default)]
     livemode: bool,
@@ -59,6 +60,22 @@ struct Envelope {
     api_version: Option<String>,
     #[serde(default)]
     data: Option<Data>,
+}
+
+/// `created` as Stripe sends it, an integer; JSON also spells the same number `1764547200.0`
+/// (JSON Schema's `integer` allows it), which reads the same.
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    use serde::de::Error;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    number
+        .as_i64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        })
+        .ok_or_else(|| D::Error::custom("created must be whole Unix seconds"))
 }
 
 #[derive(Deserialize)]
@@ -273,6 +290,33 @@ mod tests {
     fn example(name: &str) -> Event {
         let path = format!("{}/webhooks/stripe/{name}", env!("CARGO_MANIFEST_DIR"));
         Event::parse(&std::fs::read(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn created_reads_whole_seconds_however_json_spells_them() {
+        let body = |created: &str| {
+            format!(
+                r#"{{"id":"evt_1","type":"invoice.paid","created":{created},"data":{{"object":{{}}}}}}"#
+            )
+        };
+        assert_eq!(
+            Event::parse(body("1764547200").as_bytes()).unwrap().created,
+            1764547200
+        );
+        assert_eq!(
+            Event::parse(body("1764547200.0").as_bytes())
+                .unwrap()
+                .created,
+            1764547200
+        );
+        for refused in [
+            "1764547200.5",
+            "1e300",
+            "18446744073709551615",
+            "\"1764547200\"",
+        ] {
+            assert!(Event::parse(body(refused).as_bytes()).is_err(), "{refused}");
+        }
     }
 
     #[test]

@@ -1,3 +1,5 @@
+use std::collections::BTreeSet;
+
 use crate::helpers::TestApp;
 
 #[tokio::test]
@@ -35,6 +37,10 @@ async fn unknown_paths_get_a_json_404() {
     assert_eq!(body["error"]["code"], "not_found");
 }
 
+/// The routes come from the list that registers them with actix (`berth::routes::registered`):
+/// the document has each of them with its method and nothing else, each answers at its path
+/// (never the fallback `404 not_found` of unknown paths, nor `405`), and any other method on a
+/// registered path gets `405` with `Allow` naming exactly the registered methods.
 #[tokio::test]
 async fn the_openapi_document_describes_every_route() {
     let app = TestApp::spawn().await;
@@ -52,30 +58,101 @@ async fn the_openapi_document_describes_every_route() {
         "{}",
         doc["openapi"]
     );
-    let paths = doc["paths"].as_object().unwrap();
-    let expected = [
-        ("/signup", "post"),
-        ("/t/{tenant}/signup", "post"),
-        ("/t/{tenant}/sites/{id}", "get"),
-        ("/healthz", "get"),
-        ("/readyz", "get"),
-        ("/metrics", "get"),
-        ("/openapi.json", "get"),
-        ("/admin/sites", "get"),
-        ("/admin/sites/{id}", "get"),
-        ("/admin/sites/{id}", "delete"),
-        ("/admin/sites/{id}/retry", "post"),
-        ("/admin/sites/{id}/suspend", "post"),
-        ("/admin/sites/{id}/resume", "post"),
-        ("/admin/jobs", "get"),
-        ("/admin/jobs/{id}/retry", "post"),
-    ];
-    for (path, method) in expected {
+    let registered: BTreeSet<(String, String)> = berth::routes::registered().into_iter().collect();
+    assert!(
+        registered.contains(&("POST".to_owned(), "/signup".to_owned())),
+        "{registered:?}"
+    );
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|key| HTTP_METHODS.contains(&key.as_str()))
+                .map(move |method| (method.to_uppercase(), path.clone()))
+        })
+        .collect();
+    assert_eq!(documented, registered, "the document and the router differ");
+
+    for (method, path) in &registered {
+        let url = app.url(
+            &path
+                .replace("{tenant}", "default")
+                .replace("{id}", "site_00000000000000000000000000")
+                .replace("{name}", "no-such-plugin"),
+        );
+        let response = app
+            .client
+            .request(method.parse().unwrap(), &url)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_ne!(status, 405, "{method} {path} is not routed: {body}");
         assert!(
-            paths.get(path).and_then(|p| p.get(method)).is_some(),
-            "{method} {path} is not documented"
+            !(status == 404 && body.contains("\"no such endpoint\"")),
+            "{method} {path} fell through to the unknown-path answer: {body}"
+        );
+        let response = app
+            .client
+            .request(reqwest::Method::PATCH, &url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "PATCH {path}");
+        let mut allowed: Vec<&str> = registered
+            .iter()
+            .filter(|(_, p)| p == path)
+            .map(|(m, _)| m.as_str())
+            .collect();
+        allowed.sort_unstable();
+        assert_eq!(
+            response.headers()["allow"].to_str().unwrap(),
+            allowed.join(", "),
+            "Allow of {path}"
         );
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+
+    let mut ids = BTreeSet::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            let id = operation["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_owned()), "operationId {id} is used twice");
+        }
+    }
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for reference in refs {
+        let pointer = reference.strip_prefix('#').unwrap();
+        assert!(
+            doc.pointer(pointer).is_some(),
+            "{reference} does not resolve"
+        );
+    }
 }
+
+fn collect_refs(value: &serde_json::Value, refs: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("$ref", serde_json::Value::String(target)) => refs.push(target.clone()),
+                    _ => collect_refs(value, refs),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_refs(v, refs)),
+        _ => {}
+    }
+}
+
+const HTTP_METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];

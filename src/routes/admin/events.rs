@@ -8,26 +8,51 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Admin;
 use crate::db::jobs;
 use crate::db::stripe_events::{self, StripeEventRow};
-use crate::domain::EventId;
+use crate::domain::{EventId, SiteId};
 use crate::error::ApiError;
 use crate::jobs::{BackgroundJob, ProcessStripeEvent};
+use crate::routes::openapi::{AdminErrors, ErrorBody};
+use crate::routes::params::EventIdPath;
+use crate::routes::registry::Routes;
 use crate::routes::{json_ok, AppState};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(list).service(get).service(replay);
+pub fn routes(routes: &mut Routes) {
+    routes.add(list).add(get).add(replay);
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Only this tenant's events (a tenant's token sees only its own anyway).
+    #[param(pattern = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")]
     tenant: Option<String>,
-    /// `received`, `applied`, `ignored`, `stale`, `deferred`, `rejected` or `invalid`.
+    /// Only events with this outcome.
+    #[param(schema_with = outcomes)]
     outcome: Option<String>,
+    /// Only events about this site.
+    #[param(pattern = r"^site_[0-9a-hjkmnp-tv-z]{26}$")]
     site_id: Option<String>,
+    /// How many, newest first.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/admin/events", tag = "admin", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "Stripe events, newest first, with their outcome", body = crate::routes::openapi::EventList), (status = 400, description = "Bad filter", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+fn outcomes() -> utoipa::openapi::Object {
+    super::one_of(&stripe_events::OUTCOMES)
+}
+
+/// Lists stored Stripe events, newest first, with their outcome.
+#[utoipa::path(
+    operation_id = "list_events",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Stripe events, newest first, with their outcome", body = crate::routes::openapi::EventList),
+        (status = 400, description = "A filter or `limit` out of its range, or an unknown query parameter", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[get("/admin/events")]
 pub(crate) async fn list(
     admin: Admin,
@@ -35,6 +60,11 @@ pub(crate) async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
+    super::tenant_param(query.tenant.as_deref())?;
+    if let Some(site_id) = &query.site_id {
+        SiteId::parse(site_id).map_err(|why| ApiError::bad_request("invalid_site_id", why))?;
+    }
+    let limit = super::limit(query.limit)?;
     let tenant = admin.tenant_filter(query.tenant.as_deref())?;
     if let Some(outcome) = &query.outcome {
         if !stripe_events::OUTCOMES.contains(&outcome.as_str()) {
@@ -47,7 +77,6 @@ pub(crate) async fn list(
             ));
         }
     }
-    let limit = super::limit(query.limit);
     let rows = state
         .db
         .run(move |c| {
@@ -87,14 +116,25 @@ pub(crate) struct EventDetail {
     payload: serde_json::Value,
 }
 
-#[utoipa::path(get, path = "/admin/events/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "berth's event id (event_…)")), responses((status = 200, description = "The event with its raw payload", body = EventDetail), (status = 404, description = "No such event", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+/// One stored Stripe event, with its payload as Stripe signed it.
+#[utoipa::path(
+    operation_id = "get_event",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(EventIdPath),
+    responses(
+        (status = 200, description = "The event with its raw payload", body = EventDetail),
+        (status = 404, description = "No event with this id (`event_not_found`)", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[get("/admin/events/{id}")]
 pub(crate) async fn get(
     admin: Admin,
-    id: web::Path<String>,
+    path: web::Path<EventIdPath>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let event = load(&admin, &state, &id).await?;
+    let event = load(&admin, &state, &path.id).await?;
     let payload = serde_json::from_str(&event.payload)
         .unwrap_or_else(|_| serde_json::Value::String(event.payload.clone()));
     Ok(json_ok(StatusCode::OK, &EventDetail { event, payload }))
@@ -103,14 +143,24 @@ pub(crate) async fn get(
 /// Processes the event again: its outcome goes back to `received` and a job is queued, in one
 /// transaction. Safe for any event: a site never moves backwards, so replaying an old event
 /// changes nothing, and a deferred one is applied if its site is known now.
-#[utoipa::path(post, path = "/admin/events/{id}/replay", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "berth's event id (event_…)")), responses((status = 202, description = "Queued for processing", body = StripeEventRow), (status = 404, description = "No such event", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(
+    operation_id = "replay_event",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(EventIdPath),
+    responses(
+        (status = 202, description = "Queued for processing", body = StripeEventRow),
+        (status = 404, description = "No event with this id (`event_not_found`)", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[post("/admin/events/{id}/replay")]
 pub(crate) async fn replay(
     admin: Admin,
-    id: web::Path<String>,
+    path: web::Path<EventIdPath>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let event = load(&admin, &state, &id).await?;
+    let event = load(&admin, &state, &path.id).await?;
     let job = ProcessStripeEvent {
         event_id: event.id.clone(),
     }

@@ -8,20 +8,42 @@ use serde::Deserialize;
 use crate::auth::Admin;
 use crate::db::jobs;
 use crate::error::ApiError;
+use crate::routes::openapi::{AdminErrors, ErrorBody};
+use crate::routes::params::JobIdPath;
+use crate::routes::registry::Routes;
 use crate::routes::{json_ok, AppState};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(list).service(retry);
+pub fn routes(routes: &mut Routes) {
+    routes.add(list).add(retry);
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Only jobs in this state.
+    #[param(schema_with = job_states)]
     state: Option<String>,
+    /// How many, newest first.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/admin/jobs", tag = "admin", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "Jobs, newest first, and the queue's backlog (global token only)", body = crate::routes::openapi::JobList), (status = 400, description = "Bad filter", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+fn job_states() -> utoipa::openapi::Object {
+    super::one_of(&jobs::STATES)
+}
+
+/// Lists jobs, newest first, with the queue's backlog.
+#[utoipa::path(
+    operation_id = "list_jobs",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Jobs, newest first, and the queue's backlog (global token only)", body = crate::routes::openapi::JobList),
+        (status = 400, description = "An unknown state, `limit` out of its range, or an unknown query parameter", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[get("/admin/jobs")]
 pub(crate) async fn list(
     admin: Admin,
@@ -30,6 +52,7 @@ pub(crate) async fn list(
 ) -> Result<HttpResponse, ApiError> {
     admin.require_global()?;
     let query = query.into_inner();
+    let limit = super::limit(query.limit)?;
     if let Some(wanted) = &query.state {
         if !jobs::STATES.contains(&wanted.as_str()) {
             return Err(ApiError::bad_request(
@@ -41,7 +64,6 @@ pub(crate) async fn list(
             ));
         }
     }
-    let limit = super::limit(query.limit);
     let (rows, backlog) = state
         .db
         .run(move |c| {
@@ -58,15 +80,26 @@ pub(crate) async fn list(
 }
 
 /// Puts a failed job back in the queue with a fresh attempt budget.
-#[utoipa::path(post, path = "/admin/jobs/{id}/retry", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "Requeued with a fresh attempt budget", body = crate::db::jobs::JobRow), (status = 404, description = "No such job", body = crate::routes::openapi::ErrorBody), (status = 409, description = "The job is not failed", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(
+    operation_id = "retry_job",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(JobIdPath),
+    responses(
+        (status = 202, description = "Requeued with a fresh attempt budget", body = crate::db::jobs::JobRow),
+        (status = 404, description = "No job with this id (`job_not_found`)", body = ErrorBody),
+        (status = 409, description = "The job is not `failed` (`invalid_state`)", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[post("/admin/jobs/{id}/retry")]
 pub(crate) async fn retry(
     admin: Admin,
-    id: web::Path<String>,
+    path: web::Path<JobIdPath>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     admin.require_global()?;
-    let id = id.into_inner();
+    let id = path.into_inner().id;
     let lookup = id.clone();
     let Some(job) = state.db.run(move |c| jobs::get(c, &lookup)).await? else {
         return Err(ApiError::not_found(

@@ -10,16 +10,15 @@ use crate::domain::PluginName;
 use crate::error::ApiError;
 use crate::plugin_host::ModuleInfo;
 use crate::policy::{context_json, Hook, Submission};
+use crate::routes::openapi::{AdminErrors, ErrorBody};
+use crate::routes::params::{PluginPath, TenantPath};
 use crate::routes::read_limited;
+use crate::routes::registry::Routes;
 use crate::routes::{json_ok, AppState};
 use crate::tenants::Tenant;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(upload)
-        .service(list)
-        .service(get)
-        .service(remove)
-        .service(test);
+pub fn routes(routes: &mut Routes) {
+    routes.add(upload).add(list).add(get).add(remove).add(test);
 }
 
 /// The tenant named in the path, if the caller may manage it. Scope comes first: a tenant
@@ -69,25 +68,45 @@ pub(crate) struct Uploaded {
 }
 
 /// Uploads (or replaces) a plugin. The module is checked against ABI v1 first.
-#[utoipa::path(put, path = "/admin/t/{tenant}/plugins/{name}", tag = "plugins", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("name" = String, Path), UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The core WebAssembly module"),
+#[utoipa::path(
+    operation_id = "upload_plugin",
+    tag = "plugins",
+    security(("bearer" = [])),
+    params(PluginPath, UploadQuery),
+    request_body(
+        content = Vec<u8>,
+        content_type = "application/wasm",
+        description = "A core WebAssembly module that follows ABI v1, at most `plugins.max_module_bytes`"
+    ),
     responses(
-        (status = 201, description = "Uploaded", body = Uploaded), (status = 200, description = "Replaced", body = Uploaded),
-        (status = 400, description = "Refused, with a reason naming the problem", body = crate::routes::openapi::ErrorBody),
-        (status = 409, description = "The tenant's policies are managed in the configuration", body = crate::routes::openapi::ErrorBody),
-        (status = 415, description = "Not application/wasm", body = crate::routes::openapi::ErrorBody),
-    ))]
+        (status = 201, description = "Uploaded", body = Uploaded, links(
+            ("get" = (operation_id = "get_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
+            ("test" = (operation_id = "test_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
+            ("delete" = (operation_id = "delete_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
+        )),
+        (status = 200, description = "Replaced", body = Uploaded, links(
+            ("get" = (operation_id = "get_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
+            ("test" = (operation_id = "test_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
+            ("delete" = (operation_id = "delete_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
+        )),
+        (status = 400, description = "Refused, with a reason naming the problem (`module_refused`), a malformed plugin name (`invalid_name`) or query", body = ErrorBody),
+        (status = 404, description = "No tenant by this name (`unknown_tenant`), for the global token", body = ErrorBody),
+        (status = 408, description = "The module did not arrive within `server.body_timeout_secs`", body = ErrorBody),
+        (status = 409, description = "The tenant's policies are managed in the configuration (`managed_by_config`)", body = ErrorBody),
+        (status = 415, description = "Not `application/wasm`", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[put("/admin/t/{tenant}/plugins/{name}")]
 pub(crate) async fn upload(
     admin: Admin,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<PluginPath>,
     query: web::Query<UploadQuery>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, name) = path.into_inner();
+    let PluginPath { tenant, name } = path.into_inner();
     let tenant = tenant_for(&admin, &state, &tenant)?;
     refuse_if_configured(&tenant)?;
     let name = plugin_name(&name)?;
@@ -151,15 +170,25 @@ pub(crate) struct PluginList {
     plugins: Vec<PluginRow>,
 }
 
-#[utoipa::path(get, path = "/admin/t/{tenant}/plugins", tag = "plugins", security(("bearer" = [])),
-    params(("tenant" = String, Path)), responses((status = 200, description = "The tenant's plugins", body = PluginList)))]
+/// Lists the tenant's plugins.
+#[utoipa::path(
+    operation_id = "list_plugins",
+    tag = "plugins",
+    security(("bearer" = [])),
+    params(TenantPath),
+    responses(
+        (status = 200, description = "The tenant's plugins", body = PluginList),
+        (status = 404, description = "No tenant by this name (`unknown_tenant`), for the global token", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[get("/admin/t/{tenant}/plugins")]
 pub(crate) async fn list(
     admin: Admin,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_for(&admin, &state, &tenant)?;
+    let tenant = tenant_for(&admin, &state, &path.tenant)?;
     let name = tenant.name.to_string();
     let plugins = state.db.run(move |c| plugins::list(c, &name)).await?;
     Ok(json_ok(StatusCode::OK, &PluginList { plugins }))
@@ -179,16 +208,26 @@ async fn load(state: &AppState, tenant: &Tenant, name: &str) -> Result<PluginRow
         })
 }
 
-#[utoipa::path(get, path = "/admin/t/{tenant}/plugins/{name}", tag = "plugins", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("name" = String, Path)),
-    responses((status = 200, description = "The plugin", body = PluginRow), (status = 404, description = "No such plugin", body = crate::routes::openapi::ErrorBody)))]
+/// One plugin of the tenant.
+#[utoipa::path(
+    operation_id = "get_plugin",
+    tag = "plugins",
+    security(("bearer" = [])),
+    params(PluginPath),
+    responses(
+        (status = 200, description = "The plugin", body = PluginRow),
+        (status = 400, description = "A malformed plugin name (`invalid_name`)", body = ErrorBody),
+        (status = 404, description = "No such tenant (`unknown_tenant`) or plugin (`plugin_not_found`)", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[get("/admin/t/{tenant}/plugins/{name}")]
 pub(crate) async fn get(
     admin: Admin,
-    path: web::Path<(String, String)>,
+    path: web::Path<PluginPath>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, name) = path.into_inner();
+    let PluginPath { tenant, name } = path.into_inner();
     let tenant = tenant_for(&admin, &state, &tenant)?;
     Ok(json_ok(
         StatusCode::OK,
@@ -196,17 +235,27 @@ pub(crate) async fn get(
     ))
 }
 
-#[utoipa::path(delete, path = "/admin/t/{tenant}/plugins/{name}", tag = "plugins", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("name" = String, Path)),
-    responses((status = 204, description = "Deleted"), (status = 404, description = "No such plugin", body = crate::routes::openapi::ErrorBody),
-        (status = 409, description = "Still bound to a hook", body = crate::routes::openapi::ErrorBody)))]
+/// Deletes a plugin that no hook is bound to.
+#[utoipa::path(
+    operation_id = "delete_plugin",
+    tag = "plugins",
+    security(("bearer" = [])),
+    params(PluginPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "A malformed plugin name (`invalid_name`)", body = ErrorBody),
+        (status = 404, description = "No such tenant (`unknown_tenant`) or plugin (`plugin_not_found`)", body = ErrorBody),
+        (status = 409, description = "Still bound to a hook (`plugin_in_use`), or the tenant's policies are managed in the configuration (`managed_by_config`)", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[delete("/admin/t/{tenant}/plugins/{name}")]
 pub(crate) async fn remove(
     admin: Admin,
-    path: web::Path<(String, String)>,
+    path: web::Path<PluginPath>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, name) = path.into_inner();
+    let PluginPath { tenant, name } = path.into_inner();
     let tenant = tenant_for(&admin, &state, &tenant)?;
     refuse_if_configured(&tenant)?;
     let (t, n) = (tenant.name.to_string(), plugin_name(&name)?.to_string());
@@ -232,12 +281,14 @@ pub(crate) async fn remove(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TestIn {
-    /// `name` or `html`.
+    /// The hook to run the plugin as.
+    #[schema(schema_with = hooks)]
     hook: String,
     /// The value under test.
     value: String,
-    /// Settings for this run (default `{}`).
+    /// Settings for this run, a JSON object (default `{}`).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     settings: Option<serde_json::Value>,
     /// The submission the context describes (defaults: the value as name, a placeholder email).
     #[serde(default)]
@@ -246,20 +297,33 @@ pub(crate) struct TestIn {
     email: Option<String>,
 }
 
+/// The hooks a plugin can be run or bound as.
+pub(super) fn hooks() -> utoipa::openapi::Object {
+    super::one_of(&[Hook::Name.as_str(), Hook::Html.as_str()])
+}
+
 /// Runs the plugin once on a value, with settings, and reports verdict, reasons and timing.
-#[utoipa::path(post, path = "/admin/t/{tenant}/plugins/{name}/test", tag = "plugins", security(("bearer" = [])),
-    params(("tenant" = String, Path), ("name" = String, Path)), request_body = TestIn,
-    responses((status = 200, description = "The call's result; failures are reported with their class", body = crate::policy::TestResult),
-        (status = 400, description = "Bad request", body = crate::routes::openapi::ErrorBody),
-        (status = 404, description = "No such plugin", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(
+    operation_id = "test_plugin",
+    tag = "plugins",
+    security(("bearer" = [])),
+    params(PluginPath),
+    request_body = TestIn,
+    responses(
+        (status = 200, description = "The call's result; failures are reported with their class", body = crate::policy::TestResult),
+        (status = 400, description = "A malformed body, plugin name (`invalid_name`), hook (`invalid_hook`) or settings (`invalid_settings`)", body = ErrorBody),
+        (status = 404, description = "No such tenant (`unknown_tenant`) or plugin (`plugin_not_found`)", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[post("/admin/t/{tenant}/plugins/{name}/test")]
 pub(crate) async fn test(
     admin: Admin,
-    path: web::Path<(String, String)>,
+    path: web::Path<PluginPath>,
     body: web::Json<TestIn>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, name) = path.into_inner();
+    let PluginPath { tenant, name } = path.into_inner();
     let tenant = tenant_for(&admin, &state, &tenant)?;
     let row = load(&state, &tenant, &name).await?;
     let body = body.into_inner();

@@ -9,24 +9,37 @@ use crate::auth::Admin;
 use crate::db::plugins::{self, BindingRow};
 use crate::error::ApiError;
 use crate::policy::Hook;
+use crate::routes::openapi::{AdminErrors, ErrorBody};
+use crate::routes::params::TenantPath;
+use crate::routes::registry::Routes;
 use crate::routes::{json_ok, AppState};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(list).service(replace);
+pub fn routes(routes: &mut Routes) {
+    routes.add(list).add(replace);
 }
 
 /// One binding: run `plugin` on `hook` with `settings`; `on_error` says what a failing call means.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Binding {
+    /// One of the tenant's plugins.
+    #[schema(pattern = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")]
     plugin: String,
-    /// `name` or `html`.
+    /// The hook it runs on.
+    #[schema(schema_with = super::plugins::hooks)]
     hook: String,
+    /// The plugin's settings, a JSON object its `berth_validate_settings` checks (default `{}`).
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     settings: serde_json::Value,
-    /// `deny` (default: fail closed) or `allow`.
+    /// What a failing call means: `deny` (the default: fail closed) or `allow`.
     #[serde(default = "deny")]
+    #[schema(schema_with = on_error_values)]
     on_error: String,
+}
+
+fn on_error_values() -> utoipa::openapi::Object {
+    super::one_of(&["deny", "allow"])
 }
 
 fn empty_object() -> serde_json::Value {
@@ -51,15 +64,25 @@ fn to_binding(row: BindingRow) -> Binding {
     }
 }
 
-#[utoipa::path(get, path = "/admin/t/{tenant}/policies", tag = "plugins", security(("bearer" = [])),
-    params(("tenant" = String, Path)), responses((status = 200, description = "The tenant's bindings, in order", body = Policies)))]
+/// The tenant's bindings of plugins to hooks, in order.
+#[utoipa::path(
+    operation_id = "list_policies",
+    tag = "plugins",
+    security(("bearer" = [])),
+    params(TenantPath),
+    responses(
+        (status = 200, description = "The tenant's bindings, in order", body = Policies),
+        (status = 404, description = "No tenant by this name (`unknown_tenant`), for the global token", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[get("/admin/t/{tenant}/policies")]
 pub(crate) async fn list(
     admin: Admin,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_for(&admin, &state, &tenant)?;
+    let tenant = tenant_for(&admin, &state, &path.tenant)?;
     let name = tenant.name.to_string();
     let rows = state.db.run(move |c| plugins::bindings(c, &name)).await?;
     Ok(json_ok(
@@ -89,20 +112,29 @@ fn refuse_too_many(bindings: &[Binding], max: usize) -> Result<(), ApiError> {
 }
 
 /// Replaces the tenant's bindings. Each plugin's `berth_validate_settings` checks its settings.
-#[utoipa::path(put, path = "/admin/t/{tenant}/policies", tag = "plugins", security(("bearer" = [])),
-    params(("tenant" = String, Path)), request_body = Vec<Binding>,
-    responses((status = 200, description = "The new bindings", body = Policies),
-        (status = 400, description = "A binding is malformed or names no plugin, or a hook would hold more than plugins.max_bindings_per_hook bindings", body = crate::routes::openapi::ErrorBody),
-        (status = 409, description = "The tenant's policies are managed in the configuration", body = crate::routes::openapi::ErrorBody),
-        (status = 422, description = "A plugin refused its settings", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(
+    operation_id = "replace_policies",
+    tag = "plugins",
+    security(("bearer" = [])),
+    params(TenantPath),
+    request_body = Vec<Binding>,
+    responses(
+        (status = 200, description = "The new bindings", body = Policies),
+        (status = 400, description = "A binding is malformed or names no plugin of the tenant (`invalid_binding`), or a hook would hold more than `plugins.max_bindings_per_hook` bindings (`too_many_bindings`)", body = ErrorBody),
+        (status = 404, description = "No tenant by this name (`unknown_tenant`), for the global token", body = ErrorBody),
+        (status = 409, description = "The tenant's policies are managed in the configuration (`managed_by_config`)", body = ErrorBody),
+        (status = 422, description = "A plugin refused its settings (`invalid_settings`)", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[put("/admin/t/{tenant}/policies")]
 pub(crate) async fn replace(
     admin: Admin,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
     body: web::Json<Vec<Binding>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_for(&admin, &state, &tenant)?;
+    let tenant = tenant_for(&admin, &state, &path.tenant)?;
     refuse_if_configured(&tenant)?;
     let bindings = body.into_inner();
     refuse_too_many(&bindings, state.settings.plugins.max_bindings_per_hook)?;

@@ -12,22 +12,32 @@ use crate::db::{jobs, DbConnection};
 use crate::domain::{SiteId, SiteState};
 use crate::error::ApiError;
 use crate::jobs::{BackgroundJob, Deprovision, Provision, Suspend};
+use crate::routes::openapi::{AdminErrors, ErrorBody};
+use crate::routes::params::SiteIdPath;
+use crate::routes::registry::Routes;
 use crate::routes::{json_ok, AppState};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(list)
-        .service(get)
-        .service(retry)
-        .service(suspend)
-        .service(resume)
-        .service(remove);
+pub fn routes(routes: &mut Routes) {
+    routes
+        .add(list)
+        .add(get)
+        .add(retry)
+        .add(suspend)
+        .add(resume)
+        .add(remove);
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Only this tenant's sites (a tenant's token sees only its own anyway).
+    #[param(pattern = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")]
     tenant: Option<String>,
+    /// Only sites in this state.
+    #[param(value_type = Option<SiteState>)]
     state: Option<String>,
+    /// How many, newest first.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<i64>,
 }
 
@@ -51,7 +61,18 @@ fn site_out(state: &AppState, site: SiteRow) -> SiteOut {
     }
 }
 
-#[utoipa::path(get, path = "/admin/sites", tag = "admin", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "Sites, newest first", body = crate::routes::openapi::SiteList), (status = 400, description = "Bad filter", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+/// Lists sites, newest first.
+#[utoipa::path(
+    operation_id = "list_sites",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Sites, newest first", body = crate::routes::openapi::SiteList),
+        (status = 400, description = "A filter or `limit` out of its range, or an unknown query parameter", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[get("/admin/sites")]
 pub(crate) async fn list(
     admin: Admin,
@@ -59,13 +80,14 @@ pub(crate) async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
+    super::tenant_param(query.tenant.as_deref())?;
+    let limit = super::limit(query.limit)?;
     let tenant = admin.tenant_filter(query.tenant.as_deref())?;
     if let Some(site_state) = &query.state {
         site_state
             .parse::<SiteState>()
             .map_err(|e| ApiError::bad_request("invalid_state", e))?;
     }
-    let limit = super::limit(query.limit);
     let rows = state
         .db
         .run(move |c| sites::list(c, tenant.as_deref(), query.state.as_deref(), limit))
@@ -98,14 +120,25 @@ pub(crate) struct SiteDetail {
     jobs: Vec<JobRow>,
 }
 
-#[utoipa::path(get, path = "/admin/sites/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "The site, its email and its recent jobs", body = SiteDetail), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+/// One site, with its email and its latest jobs.
+#[utoipa::path(
+    operation_id = "get_site",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(SiteIdPath),
+    responses(
+        (status = 200, description = "The site, its email and its recent jobs", body = SiteDetail),
+        (status = 404, description = "No site with this id (`site_not_found`)", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[get("/admin/sites/{id}")]
 pub(crate) async fn get(
     admin: Admin,
-    id: web::Path<String>,
+    path: web::Path<SiteIdPath>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let site = load(&admin, &state, &id).await?;
+    let site = load(&admin, &state, &path.id).await?;
     let site_id = site.id.clone();
     let jobs = state
         .db
@@ -169,17 +202,28 @@ fn provision(site: &SiteRow, settings: &JobSettings) -> Option<NewJob> {
 }
 
 /// A failed site starts provisioning again.
-#[utoipa::path(post, path = "/admin/sites/{id}/retry", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "failed → provisioning; the job is queued", body = SiteOut), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 409, description = "The site is in another state", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(
+    operation_id = "retry_site",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(SiteIdPath),
+    responses(
+        (status = 202, description = "failed → provisioning; the job is queued", body = SiteOut),
+        (status = 404, description = "No site with this id (`site_not_found`)", body = ErrorBody),
+        (status = 409, description = "The site is not `failed` (`invalid_state`)", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[post("/admin/sites/{id}/retry")]
 pub(crate) async fn retry(
     admin: Admin,
-    id: web::Path<String>,
+    path: web::Path<SiteIdPath>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     act(
         admin,
         &state,
-        &id,
+        &path.id,
         "retry",
         &[SiteState::Failed],
         SiteState::Provisioning,
@@ -189,17 +233,28 @@ pub(crate) async fn retry(
 }
 
 /// Stops serving at once; the job then scales the workload to zero.
-#[utoipa::path(post, path = "/admin/sites/{id}/suspend", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "ready|provisioning → suspended; the job is queued", body = SiteOut), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 409, description = "The site is in another state", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(
+    operation_id = "suspend_site",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(SiteIdPath),
+    responses(
+        (status = 202, description = "ready|provisioning → suspended; the job is queued", body = SiteOut),
+        (status = 404, description = "No site with this id (`site_not_found`)", body = ErrorBody),
+        (status = 409, description = "The site is not `ready` or `provisioning` (`invalid_state`)", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[post("/admin/sites/{id}/suspend")]
 pub(crate) async fn suspend(
     admin: Admin,
-    id: web::Path<String>,
+    path: web::Path<SiteIdPath>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     act(
         admin,
         &state,
-        &id,
+        &path.id,
         "suspend",
         &[SiteState::Ready, SiteState::Provisioning],
         SiteState::Suspended,
@@ -217,17 +272,28 @@ pub(crate) async fn suspend(
 }
 
 /// Brings a suspended site back through provisioning (applying scales it back up).
-#[utoipa::path(post, path = "/admin/sites/{id}/resume", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "suspended → provisioning → ready; the job is queued", body = SiteOut), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 409, description = "The site is in another state", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(
+    operation_id = "resume_site",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(SiteIdPath),
+    responses(
+        (status = 202, description = "suspended → provisioning → ready; the job is queued", body = SiteOut),
+        (status = 404, description = "No site with this id (`site_not_found`)", body = ErrorBody),
+        (status = 409, description = "The site is not `suspended` (`invalid_state`)", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[post("/admin/sites/{id}/resume")]
 pub(crate) async fn resume(
     admin: Admin,
-    id: web::Path<String>,
+    path: web::Path<SiteIdPath>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     act(
         admin,
         &state,
-        &id,
+        &path.id,
         "resume",
         &[SiteState::Suspended],
         SiteState::Provisioning,
@@ -237,17 +303,28 @@ pub(crate) async fn resume(
 }
 
 /// Deprovisions the site: workload, then the DNS record berth owns, then `deleted`.
-#[utoipa::path(delete, path = "/admin/sites/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 202, description = "→ deprovisioning → deleted; the job is queued", body = SiteOut), (status = 404, description = "No such site", body = crate::routes::openapi::ErrorBody), (status = 409, description = "Already deleted", body = crate::routes::openapi::ErrorBody), (status = 401, description = "No or invalid token", body = crate::routes::openapi::ErrorBody), (status = 403, description = "Another tenant's token", body = crate::routes::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(
+    operation_id = "delete_site",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(SiteIdPath),
+    responses(
+        (status = 202, description = "→ deprovisioning → deleted; the job is queued. The site stays readable, as `deleted` once the job is done", body = SiteOut),
+        (status = 404, description = "No site with this id (`site_not_found`)", body = ErrorBody),
+        (status = 409, description = "Already deleted (`invalid_state`)", body = ErrorBody),
+        AdminErrors,
+    )
+)]
 #[delete("/admin/sites/{id}")]
 pub(crate) async fn remove(
     admin: Admin,
-    id: web::Path<String>,
+    path: web::Path<SiteIdPath>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     act(
         admin,
         &state,
-        &id,
+        &path.id,
         "delete",
         &SiteState::DELETABLE,
         SiteState::Deprovisioning,
