@@ -419,7 +419,10 @@ async fn the_test_endpoint_reports_each_failure_class() {
 /// Hostile modules deny their own tenant's signups (fail closed) while signups elsewhere go on.
 #[tokio::test]
 async fn hostile_modules_deny_with_policy_error_while_other_signups_succeed() {
-    let app = TestApp::spawn().await;
+    // Every hostile module must get to run and fail in its own way, however loaded the machine:
+    // a submission budget that a slow machine spends would turn the later ones into `budget`
+    // (which has its own test).
+    let app = TestApp::spawn_with(|s| s.plugins.submission_budget_ms = 60_000).await;
     let hostile = [
         "endless_loop",
         "memory_hog",
