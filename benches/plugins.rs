@@ -4,7 +4,7 @@
 //!   smallest possible plugin (`allow.wat`) and for `reserved-names`;
 //! - `html-guard` on 100 KiB of HTML, beside the very same scanner compiled natively, as a ratio.
 //!
-//! Run: `plugins/build.sh && cargo bench --bench plugins`
+//! Run: `cargo bench --bench plugins` (the committed modules in `plugins/dist`)
 
 #[path = "../plugins/examples/html-guard/src/scan.rs"]
 #[allow(dead_code)]

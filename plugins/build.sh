@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
 # Builds berth's plugin SDK examples into plugins/dist/*.wasm:
 #   reserved_names.wasm, brand_guard.wasm, html_guard.wasm (Rust) and digit_limit.wasm (C).
+# The built files are committed and built into berth; .ci/run rebuilds them and fails if a byte
+# differs, so rebuild and commit them with every change to plugins/sdk or plugins/examples.
 #
-# Rust: uses rustup's toolchain when it has the wasm32-unknown-unknown target installed, else
-# Debian's rustc with the wasm32 standard library (packages rustc, cargo, libstd-rust-dev-wasm32).
-# C: clang with the wasm32 target and lld (packages clang, lld).
+# The pinned toolchain, which made the committed bytes: Debian 12's rustc 1.63.0 with the wasm32
+# standard library (packages rustc, cargo, libstd-rust-dev-wasm32) and clang 14 with lld
+# (packages clang, lld). Without Debian's rustc, rustup's toolchain with the
+# wasm32-unknown-unknown target works too, but its bytes differ from the committed ones.
+#
+# Environment:
+#   BERTH_PLUGINS_DIST_DIR    where the .wasm files go (default: plugins/dist)
+#   BERTH_PLUGINS_TARGET_DIR  cargo's target directory (default: plugins/target)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-dist="$here/dist"
+dist="${BERTH_PLUGINS_DIST_DIR:-$here/dist}"
 mkdir -p "$dist"
 target_dir="${BERTH_PLUGINS_TARGET_DIR:-$here/target}"
 
-# The Rust toolchain that can build wasm32-unknown-unknown.
-if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
-    cargo_cmd=(cargo)
-    echo "plugins: building with rustup's toolchain"
-elif [ -x /usr/bin/cargo ] && [ -d /usr/lib/rustlib/wasm32-unknown-unknown ]; then
+# The Rust toolchain that can build wasm32-unknown-unknown: the pinned one first.
+if [ -x /usr/bin/cargo ] && [ -d /usr/lib/rustlib/wasm32-unknown-unknown ]; then
     cargo_cmd=(env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc /usr/bin/cargo)
     echo "plugins: building with Debian's rustc ($(/usr/bin/rustc --version))"
+elif command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    cargo_cmd=(cargo)
+    echo "plugins: building with rustup's toolchain (not the pinned one: the bytes will differ from the committed ones)"
 else
     echo "error: no Rust toolchain with the wasm32-unknown-unknown target." >&2
     echo "  rustup target add wasm32-unknown-unknown, or apt-get install rustc cargo libstd-rust-dev-wasm32" >&2
@@ -27,7 +34,7 @@ fi
 
 # Plugins are self-contained: keep the host's rustflags and registry settings out of the build.
 unset RUSTFLAGS CARGO_BUILD_RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
-(cd "$here" && CARGO_TARGET_DIR="$target_dir" "${cargo_cmd[@]}" build --offline --quiet --release \
+(cd "$here" && CARGO_TARGET_DIR="$target_dir" "${cargo_cmd[@]}" build --offline --locked --quiet --release \
     --target wasm32-unknown-unknown -p reserved_names -p brand_guard -p html_guard)
 for name in reserved_names brand_guard html_guard; do
     cp "$target_dir/wasm32-unknown-unknown/release/$name.wasm" "$dist/$name.wasm"

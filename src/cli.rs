@@ -100,11 +100,10 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The embedded default (no file) runs the example policies when they are built.
-    let missing_examples = match cli.config {
-        None => settings.attach_example_policies(std::path::Path::new("plugins/dist")),
-        Some(_) => Vec::new(),
-    };
+    // The embedded default (no file) runs the example policies built into the binary.
+    if cli.config.is_none() {
+        settings.attach_example_policies();
+    }
     if let Command::Config {
         command: ConfigCommand::Check,
     } = cli.command
@@ -131,12 +130,6 @@ pub fn run(cli: Cli) -> ExitCode {
         return render(&settings, tenant, name, html.as_deref(), plan.as_deref());
     }
     crate::telemetry::init(&settings.log);
-    if !missing_examples.is_empty() {
-        tracing::warn!(
-            missing = ?missing_examples,
-            "the example policies are not built, so tenant default runs without them; build them with plugins/build.sh"
-        );
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

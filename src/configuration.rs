@@ -1150,6 +1150,9 @@ impl Settings {
                 if policy.file.is_empty() {
                     return Err(invalid(key("file"), "must name the plugin's .wasm file"));
                 }
+                if let Some(Err(reason)) = crate::builtin_plugins::lookup(&policy.file) {
+                    return Err(invalid(key("file"), reason));
+                }
                 if !policy.settings.is_object() {
                     return Err(invalid(key("settings"), "must be a table"));
                 }
@@ -1184,9 +1187,9 @@ impl Settings {
         Ok(())
     }
 
-    /// The embedded default runs the example policies from `dist` (built by `plugins/build.sh`)
-    /// on tenant `default`. Returns the files that are missing (then nothing is attached).
-    pub fn attach_example_policies(&mut self, dist: &Path) -> Vec<PathBuf> {
+    /// The embedded default runs the example policies built into the binary on tenant
+    /// `default`, unless it already declares policies.
+    pub fn attach_example_policies(&mut self) {
         let examples = [
             (
                 "reserved-names",
@@ -1213,20 +1216,15 @@ impl Settings {
                 serde_json::json!({}),
             ),
         ];
-        let missing: Vec<PathBuf> = examples
-            .iter()
-            .map(|e| dist.join(e.1))
-            .filter(|p| !p.is_file())
-            .collect();
         let Some(tenant) = self.tenants.iter_mut().find(|t| t.name == "default") else {
-            return missing;
+            return;
         };
-        if missing.is_empty() && tenant.policies.is_empty() {
+        if tenant.policies.is_empty() {
             tenant.policies = examples
                 .into_iter()
                 .map(|(plugin, file, hook, settings)| PolicySettings {
                     plugin: plugin.into(),
-                    file: dist.join(file).display().to_string(),
+                    file: format!("{}{file}", crate::builtin_plugins::PREFIX),
                     hook: hook.into(),
                     settings,
                     on_error: OnError::Deny,
@@ -1234,7 +1232,6 @@ impl Settings {
                 })
                 .collect();
         }
-        missing
     }
 
     /// The base of links berth hands out, without a trailing slash.
@@ -1838,6 +1835,20 @@ mod tests {
             assert!(!redacted.contains(secret), "{redacted}");
         }
         assert!(redacted.contains("db.internal"), "{redacted}");
+    }
+
+    #[test]
+    fn a_policy_names_a_built_in_plugin_or_a_file() {
+        let policy = |file: &str| {
+            format!("[[tenants]]\nname = \"default\"\npolicies = [{{ plugin = \"guard\", file = \"{file}\", hook = \"html\" }}]\n")
+        };
+        assert!(load(&policy("builtin:html_guard.wasm"), &[]).is_ok());
+        assert!(load(&policy("plugins/dist/html_guard.wasm"), &[]).is_ok());
+        let err = load(&policy("builtin:html_guard.wasn"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tenants[0].policies[0].file"), "{err}");
+        assert!(err.contains("builtin:html_guard.wasm"), "{err}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod builtin_plugins;
 pub mod cli;
 pub mod client_ip;
 pub mod configuration;

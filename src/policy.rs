@@ -411,10 +411,11 @@ impl PolicyEngine {
         for tenant in settings.tenants.iter().filter(|t| !t.policies.is_empty()) {
             let mut rows = Vec::new();
             for (position, policy) in tenant.policies.iter().enumerate() {
-                let bytes = std::fs::read(&policy.file).with_context(|| {
-                    format!(
-                        "tenant {}: cannot read policy plugin {} from {}",
-                        tenant.name, policy.plugin, policy.file
+                let bytes = crate::builtin_plugins::read(&policy.file).map_err(|reason| {
+                    anyhow::anyhow!(
+                        "tenant {}: cannot read policy plugin {}: {reason}",
+                        tenant.name,
+                        policy.plugin
                     )
                 })?;
                 let plugin = self

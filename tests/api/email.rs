@@ -1,12 +1,12 @@
 use berth::configuration::EmailTransport;
 use berth::secret::Secret;
 
-use crate::helpers::{SmtpServer, TestApp};
+use crate::helpers::TestApp;
+use crate::smtp_server::SmtpServer;
 
 #[tokio::test]
 async fn the_readiness_email_goes_through_a_real_smtp_server() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut smtp = SmtpServer::new(dir.path());
+    let mut smtp = SmtpServer::new();
     smtp.start();
     let url = smtp.url();
     let app = TestApp::spawn_with(|s| {
@@ -29,8 +29,7 @@ async fn the_readiness_email_goes_through_a_real_smtp_server() {
 
 #[tokio::test]
 async fn an_email_to_a_server_that_is_down_arrives_exactly_once_after_it_comes_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut smtp = SmtpServer::new(dir.path());
+    let mut smtp = SmtpServer::new();
     let url = smtp.url();
     let app = TestApp::spawn_with(|s| {
         s.email.transport = EmailTransport::Smtp;

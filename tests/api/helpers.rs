@@ -1,10 +1,9 @@
 //! The test harness: a real `Application` on port 0 against a fresh database (a temporary SQLite
-//! file, or a new PostgreSQL database when `BERTH_TEST_DATABASE_URL` is set), a real SMTP server
-//! process, and a job queue stepped by hand.
+//! file, or a new PostgreSQL database when `BERTH_TEST_DATABASE_URL` is set) and a job queue
+//! stepped by hand. The SMTP server the email tests talk to is in `smtp_server`.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,22 +31,67 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A fresh database URL: a new SQLite file under `dir`, or a new PostgreSQL database.
-pub fn fresh_database_url(dir: &Path) -> String {
-    match std::env::var("BERTH_TEST_DATABASE_URL") {
-        Ok(base) if !base.is_empty() => {
-            let name = format!("berth_test_{}", rand_suffix());
-            let mut admin =
-                PgConnection::establish(&base).expect("BERTH_TEST_DATABASE_URL must be reachable");
-            diesel::sql_query(format!("CREATE DATABASE {name}"))
-                .execute(&mut admin)
-                .unwrap();
-            let (prefix, _) = base
-                .rsplit_once('/')
-                .expect("a postgres URL ends with /dbname");
-            format!("{prefix}/{name}")
+/// A fresh database for one test: a new SQLite file under the given folder, or a new PostgreSQL
+/// database (from `BERTH_TEST_DATABASE_URL`) that is dropped when this value is.
+pub struct TestDatabase {
+    url: String,
+    /// The server to drop the database on, and its name (PostgreSQL only).
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub fn new(dir: &Path) -> Self {
+        match std::env::var("BERTH_TEST_DATABASE_URL") {
+            Ok(base) if !base.is_empty() => {
+                let name = format!("berth_test_{}", rand_suffix());
+                let mut admin = PgConnection::establish(&base)
+                    .expect("BERTH_TEST_DATABASE_URL must be reachable");
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .unwrap();
+                // Connection options (`?sslmode=require`) carry over to the new database.
+                let (server, options) = base.split_once('?').unwrap_or((&base, ""));
+                let (prefix, _) = server
+                    .rsplit_once('/')
+                    .expect("a postgres URL ends with /dbname");
+                let options = if options.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{options}")
+                };
+                Self {
+                    url: format!("{prefix}/{name}{options}"),
+                    postgres: Some((base, name)),
+                }
+            }
+            _ => Self {
+                url: format!("sqlite://{}", dir.join("berth.db").display()),
+                postgres: None,
+            },
         }
-        _ => format!("sqlite://{}", dir.join("berth.db").display()),
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((base, name)) = &self.postgres else {
+            return;
+        };
+        // FORCE ends the connections the application's pool (or a killed process) left open.
+        let dropped = PgConnection::establish(base)
+            .map_err(|e| e.to_string())
+            .and_then(|mut admin| {
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(error) = dropped {
+            eprintln!("warning: test database {name} was not dropped: {error}");
+        }
     }
 }
 
@@ -55,13 +99,13 @@ fn rand_suffix() -> String {
     berth::domain::JobId::generate().as_str()[4..].to_owned()
 }
 
-/// Settings for tests: loopback on port 0, generous rate limits, fast retries.
-pub fn test_settings(dir: &Path) -> Settings {
+/// Settings for tests on `database`: loopback on port 0, generous rate limits, fast retries.
+pub fn test_settings(dir: &Path, database: &TestDatabase) -> Settings {
     let mut settings = Settings::default();
     settings.server.listen = "127.0.0.1:0".parse().unwrap();
     settings.server.sites_listen = "127.0.0.1:0".parse().unwrap();
     settings.server.admin_token = Secret::new(ADMIN_TOKEN);
-    settings.database.url = Secret::new(fresh_database_url(dir));
+    settings.database.url = Secret::new(database.url());
     settings.email.transport = EmailTransport::File;
     settings.email.dir = dir.join("outbox");
     let lots = Rate::per_second(10_000, 10_000);
@@ -108,6 +152,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// Holds the test's files (SQLite database, outbox) until the app is dropped.
     _dir: TempDir,
+    /// Dropped after the application's shutdown is signalled (fields drop after `Drop::drop`).
+    _database: TestDatabase,
     pub outbox: PathBuf,
     ctx: Arc<JobContext>,
     worker: Worker,
@@ -141,7 +187,8 @@ impl TestApp {
 
     async fn spawn_with_clients(clients: Clients, tweak: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = test_settings(dir.path());
+        let database = TestDatabase::new(dir.path());
+        let mut settings = test_settings(dir.path(), &database);
         tweak(&mut settings);
         let app = Application::build_with(
             settings.clone(),
@@ -168,6 +215,7 @@ impl TestApp {
             client,
             outbox: settings.email.dir.clone(),
             _dir: dir,
+            _database: database,
             worker: Worker::new(ctx.clone(), jobs::registry()),
             ctx,
             shutdown,
@@ -368,67 +416,6 @@ pub fn eml_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
-}
-
-/// A real SMTP server: `python3 -m aiosmtpd` storing messages in a Maildir.
-pub struct SmtpServer {
-    pub port: u16,
-    pub maildir: PathBuf,
-    child: Option<Child>,
-}
-
-impl SmtpServer {
-    /// A server that will listen on a free port once started.
-    pub fn new(dir: &Path) -> Self {
-        Self {
-            port: free_port(),
-            maildir: dir.join("maildir"),
-            child: None,
-        }
-    }
-
-    pub fn start(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let child = Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{}", self.port))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&self.maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m aiosmtpd must be installed (python3-aiosmtpd)");
-        self.child = Some(child);
-        wait_for_port(self.port);
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    /// The raw messages received so far.
-    pub fn messages(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
-            return Vec::new();
-        };
-        entries
-            .filter_map(Result::ok)
-            .map(|e| std::fs::read_to_string(e.path()).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 pub fn wait_for_port(port: u16) {

@@ -2,6 +2,7 @@
 
 mod cloudflare_fake;
 mod helpers;
+mod smtp_server;
 
 mod admin;
 mod dns;
