@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Builds berth's plugin SDK examples into plugins/dist/*.wasm:
-#   reserved_names.wasm, brand_guard.wasm, html_guard.wasm (Rust) and digit_limit.wasm (C).
+#   reserved_names.wasm, brand_guard.wasm, html_guard.wasm (Rust), digit_limit.wasm (C) and
+#   blocked_words.wasm (AssemblyScript).
 #
 # Rust: uses rustup's toolchain when it has the wasm32-unknown-unknown target installed, else
 # Debian's rustc with the wasm32 standard library (packages rustc, cargo, libstd-rust-dev-wasm32).
 # C: clang with the wasm32 target and lld (packages clang, lld).
+# AssemblyScript: node and npm (packages nodejs, npm); asc.sh runs the assemblyscript version
+# pinned in package.json and package-lock.json, installing it into node_modules/ with npm ci.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -40,5 +43,10 @@ if ! command -v "$clang_cmd" >/dev/null 2>&1; then
 fi
 "$clang_cmd" --target=wasm32 -O2 -nostdlib -Wl,--no-entry -Wl,--export-dynamic -Wl,--strip-all \
     -o "$dist/digit_limit.wasm" "$here/examples/c/digit-limit.c"
+
+# ---------------------------------------------------------------------------------------------
+# AssemblyScript: the blocked-words example, compiled by the pinned assemblyscript (asc.sh).
+bash "$here/asc.sh" "$here/examples/blocked-words/assembly/index.ts" \
+    --runtime stub -O3 --noColors -o "$dist/blocked_words.wasm"
 
 ls -l "$dist"/*.wasm | awk '{print "plugins: " $NF " (" $5 " bytes)"}'
