@@ -9,9 +9,10 @@ use crate::db::plugins::{self, PluginRow, Removal};
 use crate::domain::PluginName;
 use crate::error::ApiError;
 use crate::plugin_host::ModuleInfo;
-use crate::policy::{context_json, Hook, Submission};
+use crate::policy::Hook;
 use crate::routes::read_limited;
 use crate::routes::{json_ok, AppState};
+use crate::signup::{Trial, TrialRefusal};
 use crate::tenants::Tenant;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -239,19 +240,28 @@ pub(crate) struct TestIn {
     /// Settings for this run (default `{}`).
     #[serde(default)]
     settings: Option<serde_json::Value>,
-    /// The submission the context describes (defaults: the value as name, a placeholder email).
+    /// The submission's name, for the html hook (default `example`; the name hook tests
+    /// `value`).
     #[serde(default)]
     name: Option<String>,
+    /// The submission's email (default `customer@example.com`).
     #[serde(default)]
     email: Option<String>,
+    /// The submission's plan (default none).
+    #[serde(default)]
+    plan: Option<String>,
 }
 
-/// Runs the plugin once on a value, with settings, and reports verdict, reasons and timing.
+/// Runs the plugin once on a value, with settings, as a signup would: berth's built-in checks
+/// (`422 invalid_fields`, as for a signup), the plugin's `berth_validate_settings`
+/// (`422 invalid_settings`, as for a binding), then one call, reported with verdict, reasons,
+/// failure class, time, fuel and logs.
 #[utoipa::path(post, path = "/admin/t/{tenant}/plugins/{name}/test", tag = "plugins", security(("bearer" = [])),
     params(("tenant" = String, Path), ("name" = String, Path)), request_body = TestIn,
     responses((status = 200, description = "The call's result; failures are reported with their class", body = crate::policy::TestResult),
         (status = 400, description = "Bad request", body = crate::routes::openapi::ErrorBody),
-        (status = 404, description = "No such plugin", body = crate::routes::openapi::ErrorBody)))]
+        (status = 404, description = "No such plugin", body = crate::routes::openapi::ErrorBody),
+        (status = 422, description = "berth's built-in checks refuse the submission (invalid_fields), or the plugin refuses the settings (invalid_settings)", body = crate::routes::openapi::ErrorBody)))]
 #[post("/admin/t/{tenant}/plugins/{name}/test")]
 pub(crate) async fn test(
     admin: Admin,
@@ -278,29 +288,24 @@ pub(crate) async fn test(
         .ok_or_else(|| {
             ApiError::not_found("plugin_not_found", format!("no plugin named {name:?}"))
         })?;
-    let name_value = body.name.unwrap_or_else(|| {
-        if hook == Hook::Name {
-            body.value.clone()
-        } else {
-            "example".into()
-        }
-    });
-    let email = body.email.unwrap_or_else(|| "customer@example.com".into());
-    let submission = Submission {
-        name: &name_value,
-        email: &email,
-        plan: None,
-    };
-    let context = context_json(
+    let trial = Trial {
         hook,
-        tenant.name.as_str(),
-        &row.name,
-        &settings,
-        &submission,
-    );
+        value: body.value,
+        settings,
+        name: body.name.unwrap_or_else(|| "example".into()),
+        email: body.email.unwrap_or_else(|| "customer@example.com".into()),
+        plan: body.plan,
+    };
+    let in_slot = tenant.clone();
     let result = state
         .policies
-        .test(tenant.name.as_str(), plugin, context, body.value)
-        .await?;
+        .in_slot(tenant.name.as_str(), move |host| {
+            crate::signup::trial(host, &in_slot, &row.name, &plugin, &trial)
+        })
+        .await?
+        .map_err(|refusal| match refusal {
+            TrialRefusal::Fields(fields) => ApiError::InvalidFields(fields),
+            TrialRefusal::Settings(reason) => ApiError::InvalidSettings(reason),
+        })?;
     Ok(json_ok(StatusCode::OK, &result))
 }
