@@ -430,7 +430,9 @@ async fn the_test_endpoint_reports_each_failure_class() {
 /// Hostile modules deny their own tenant's signups (fail closed) while signups elsewhere go on.
 #[tokio::test]
 async fn hostile_modules_deny_with_policy_error_while_other_signups_succeed() {
-    let app = TestApp::spawn().await;
+    // Every hostile binding must get its turn, however busy the machine: a budget that runs out
+    // first would leave the later classes uncounted (that limit has its own test).
+    let app = TestApp::spawn_with(|s| s.plugins.submission_budget_ms = 60_000).await;
     let hostile = [
         "endless_loop",
         "memory_hog",
@@ -1238,13 +1240,6 @@ async fn signup_says(
 async fn plugin_run_the_test_endpoint_and_a_signup_say_the_same_for_each_case() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = assemblyscript("table", dir.path());
-    let app = TestApp::spawn().await;
-    assert_eq!(
-        upload(&app, "default", "table", std::fs::read(&wasm).unwrap(), "")
-            .await
-            .status(),
-        201
-    );
     let none = serde_json::json!({});
     let cases: &[(&str, serde_json::Value, &str, &[&str])] = &[
         ("my-shop", none.clone(), "allow", &[]),
@@ -1262,8 +1257,21 @@ async fn plugin_run_the_test_endpoint_and_a_signup_say_the_same_for_each_case() 
             &[],
         ),
     ];
-    for (value, settings, verdict, codes) in cases {
-        let (cli, cli_text) = cli_says(&wasm, value, settings);
+    // The command line first, for every case, before the server starts: a slow `plugin run`
+    // between two requests would let the server close the client's idle keep-alive connection
+    // under it.
+    let from_cli: Vec<_> = cases
+        .iter()
+        .map(|(value, settings, ..)| cli_says(&wasm, value, settings))
+        .collect();
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        upload(&app, "default", "table", std::fs::read(&wasm).unwrap(), "")
+            .await
+            .status(),
+        201
+    );
+    for ((value, settings, verdict, codes), (cli, cli_text)) in cases.iter().zip(from_cli) {
         let (endpoint, endpoint_body) = endpoint_says(&app, value, settings).await;
         let (real, signup_body) = signup_says(&app, value, settings).await;
         let expected: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
