@@ -1,7 +1,8 @@
 //! Plugin call costs, measured side by side in one run (not a test; nothing asserts timings):
 //!
 //! - call overhead: a fresh pooled instance plus one `berth_validate` on a short name, for the
-//!   smallest possible plugin (`allow.wat`) and for `reserved-names`;
+//!   smallest possible plugin (`allow.wat`), for `reserved-names` (Rust) and for
+//!   `blocked-words` (AssemblyScript);
 //! - `html-guard` on 100 KiB of HTML, beside the very same scanner compiled natively, as a ratio.
 //!
 //! Run: `cargo bench --bench plugins` (the committed modules in `plugins/dist`)
@@ -14,7 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use berth::configuration::PluginSettings;
-use berth::plugin_host::{HostOptions, PluginHost};
+use berth::plugin_host::PluginHost;
 use berth::policy::{context_json, Hook, Submission};
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
@@ -63,11 +64,12 @@ fn main() {
         timeout_ms: 10_000,
         ..PluginSettings::default()
     };
-    let host = PluginHost::new(&settings, HostOptions::default()).expect("host starts");
+    let host = PluginHost::new(&settings).expect("host starts");
     let allow = host
         .load(&wat::parse_file(root.join("tests/fixtures/plugins/allow.wat")).unwrap())
         .unwrap();
     let reserved = host.load(&read("reserved_names.wasm")).unwrap();
+    let blocked = host.load(&read("blocked_words.wasm")).unwrap();
     let guard = host.load(&read("html_guard.wasm")).unwrap();
 
     let submission = Submission {
@@ -109,6 +111,15 @@ fn main() {
         us(p99)
     );
 
+    let (p50, p99) = measure(2000, || {
+        host.validate(&blocked, &name_ctx, "my-shop").unwrap();
+    });
+    println!(
+        "  blocked-words (AssemblyScript), short name:{:>8.1} / {:>8.1} µs",
+        us(p50),
+        us(p99)
+    );
+
     let (wasm50, wasm99) = measure(300, || {
         let report = host.validate(&guard, &html_ctx, &html).unwrap();
         assert!(!report.result.denies());
@@ -129,8 +140,9 @@ fn main() {
         us(native99)
     );
     println!(
-        "  Wasm / native (p50):                       {:>8.2}x",
-        wasm50.as_secs_f64() / native50.as_secs_f64()
+        "  Wasm / native (p50 / p99):                 {:>8.2}x / {:>6.2}x",
+        wasm50.as_secs_f64() / native50.as_secs_f64(),
+        wasm99.as_secs_f64() / native99.as_secs_f64()
     );
 }
 

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Builds berth's plugin SDK examples into plugins/dist/*.wasm:
-#   reserved_names.wasm, brand_guard.wasm, html_guard.wasm (Rust) and digit_limit.wasm (C).
-# The built files are committed and built into berth; .ci/run rebuilds them and fails if a byte
-# differs, so rebuild and commit them with every change to plugins/sdk or plugins/examples.
+#   reserved_names.wasm, brand_guard.wasm, html_guard.wasm (Rust), digit_limit.wasm (C) and
+#   blocked_words.wasm (AssemblyScript).
+# The built files are committed, and the first four are built into berth; .ci/run rebuilds them
+# and fails if a byte differs, so rebuild and commit them with every change to plugins/sdk,
+# plugins/sdk-as or plugins/examples.
 #
 # The pinned toolchain, which made the committed bytes: Debian 12's rustc 1.63.0 with the wasm32
-# standard library (packages rustc, cargo, libstd-rust-dev-wasm32) and clang 14 with lld
-# (packages clang, lld). Without Debian's rustc, rustup's toolchain with the
-# wasm32-unknown-unknown target works too, but its bytes differ from the committed ones.
+# standard library (packages rustc, cargo, libstd-rust-dev-wasm32), clang 14 with lld (packages
+# clang, lld), and the assemblyscript version pinned in package.json and package-lock.json
+# (asc.sh installs it into node_modules/ with npm ci; node and npm from packages nodejs, npm).
+# Without Debian's rustc, rustup's toolchain with the wasm32-unknown-unknown target works too,
+# but its bytes differ from the committed ones.
 #
 # Environment:
 #   BERTH_PLUGINS_DIST_DIR    where the .wasm files go (default: plugins/dist)
+#   BERTH_PLUGINS_FIXTURES_DIR where the AssemblyScript test fixture goes (default:
+#                             tests/fixtures/plugins)
 #   BERTH_PLUGINS_TARGET_DIR  cargo's target directory (default: plugins/target)
 set -euo pipefail
 
@@ -47,5 +53,17 @@ if ! command -v "$clang_cmd" >/dev/null 2>&1; then
 fi
 "$clang_cmd" --target=wasm32 -O2 -nostdlib -Wl,--no-entry -Wl,--export-dynamic -Wl,--strip-all \
     -o "$dist/digit_limit.wasm" "$here/examples/c/digit-limit.c"
+
+# ---------------------------------------------------------------------------------------------
+# AssemblyScript: the blocked-words example, compiled by the pinned assemblyscript (asc.sh).
+bash "$here/asc.sh" "$here/examples/blocked-words/assembly/index.ts" \
+    --runtime stub -O3 --noColors -o "$dist/blocked_words.wasm"
+
+# The AssemblyScript test fixture (a throwing plugin), committed beside its source so that the
+# tests need no node: tests/fixtures/plugins/table.wasm.
+fixtures="${BERTH_PLUGINS_FIXTURES_DIR:-$here/../tests/fixtures/plugins}"
+mkdir -p "$fixtures"
+bash "$here/asc.sh" "$here/../tests/fixtures/plugins/table.ts" \
+    --runtime stub -O3 --noColors -o "$fixtures/table.wasm"
 
 ls -l "$dist"/*.wasm | awk '{print "plugins: " $NF " (" $5 " bytes)"}'

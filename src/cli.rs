@@ -71,7 +71,11 @@ pub enum PluginCommand {
         /// The module (.wasm).
         file: PathBuf,
     },
-    /// Run a module once on a value and print verdict, reasons, timing and fuel used.
+    /// Run a module once on a value, as a signup would (built-in checks, settings validation,
+    /// one call under the configured limits), and print verdict, reasons, time, fuel and logs.
+    /// Exit status: 0 allowed, 1 denied (by the plugin or by berth's built-in checks), 2 the
+    /// command could not run (bad arguments, unreadable file, module refused), 3 the call
+    /// failed (timeout, oom, crash, abi_error, bad_output), 4 the plugin refused the settings.
     Run {
         file: PathBuf,
         /// `name` or `html`.
@@ -80,9 +84,24 @@ pub enum PluginCommand {
         /// The value under test, or `@FILE` to read it from a file.
         #[arg(long)]
         value: String,
-        /// The binding's settings as JSON (default `{}`).
+        /// The binding's settings as a JSON object (default `{}`).
         #[arg(long, default_value = "{}")]
         settings: String,
+        /// The tenant whose built-in rules (reserved names, HTML limit) apply.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// The plugin's name in the context (default: the file name without `.wasm`).
+        #[arg(long)]
+        plugin: Option<String>,
+        /// The submission's name, for the html hook (the name hook tests the value).
+        #[arg(long, default_value = "example")]
+        name: String,
+        /// The submission's email.
+        #[arg(long, default_value = "customer@example.com")]
+        email: String,
+        /// The submission's plan.
+        #[arg(long)]
+        plan: Option<String>,
     },
 }
 

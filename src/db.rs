@@ -50,8 +50,9 @@ pub enum Backend {
 /// again, with a system call a page, whatever it reads next).
 const MMAP_BYTES: u64 = 256 << 20;
 
-/// Opens connections from a `sqlite://PATH` or `postgres://…` URL, setting SQLite's pragmas on
-/// each new connection.
+/// Opens connections from a `sqlite://PATH` or `postgres://…` URL, setting SQLite's
+/// per-connection pragmas on each new connection. WAL mode is a property of the database file,
+/// set once by [`Db::connect`] before any of these connections exist.
 #[derive(Debug, Clone)]
 struct Manager {
     backend: Backend,
@@ -74,7 +75,6 @@ impl ManageConnection for Manager {
                     .map_err(r2d2::Error::ConnectionError)?;
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {};
-                     PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = FULL;
                      PRAGMA foreign_keys = ON;
                      PRAGMA mmap_size = {MMAP_BYTES};",
@@ -122,6 +122,19 @@ impl Db {
             target,
             busy_timeout_ms: settings.busy_timeout_ms,
         };
+        if backend == Backend::Sqlite {
+            // Switching to WAL takes the write lock. Done on every new connection, the pool's
+            // connections (opened in parallel) raced for it on a fresh file, and the loser's
+            // "database is locked" was logged as an error before r2d2 retried. The mode is
+            // stored in the file, so one connection sets it, before the others open.
+            let mut conn = SqliteConnection::establish(&manager.target)
+                .context("failed to open the SQLite database")?;
+            conn.batch_execute(&format!(
+                "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL;",
+                manager.busy_timeout_ms
+            ))
+            .context("failed to put the SQLite database in WAL mode")?;
+        }
         let begin = match backend {
             Backend::Sqlite => "BEGIN IMMEDIATE",
             Backend::Postgres => "BEGIN",

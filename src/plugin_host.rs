@@ -19,11 +19,17 @@ use wasmtime::{
     PoolingAllocationConfig,
 };
 
-pub use call::{CallReport, LogLine};
-pub use inspect::ModuleInfo;
+pub use call::{CallReport, LogLine, SettingsAnswer};
+pub use inspect::{Conformance, Failed, Item, ModuleInfo, ITEMS as CONFORMANCE};
 pub use output::{parse_output, parse_settings_output, PluginOutput, PluginReason};
 
 use crate::configuration::PluginSettings;
+
+/// The WebAssembly features a module may use (conformance item 3); the engine's validator
+/// refuses a module that uses any other.
+pub const FEATURES: &str = "WebAssembly 2.0 (mutable globals, sign extension, non-trapping \
+float-to-int, multi-value, bulk memory, reference types, 128-bit SIMD), relaxed SIMD, tail calls, \
+extended constant expressions; not threads, multiple memories, memory64, GC or exceptions";
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -63,19 +69,11 @@ pub struct CompiledPlugin {
     template: InstancePre<call::CallState>,
 }
 
-/// Options that differ between the service and the command line.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HostOptions {
-    /// Count fuel so `berth plugin run` can report it (slower; off in the service).
-    pub fuel: bool,
-}
-
 /// The process's plugin host. Cheap to share (`Arc`).
 pub struct PluginHost {
     engine: Engine,
     linker: Linker<call::CallState>,
     settings: PluginSettings,
-    options: HostOptions,
     compiled: Mutex<HashMap<String, Arc<CompiledPlugin>>>,
     stop_ticker: Arc<AtomicBool>,
 }
@@ -84,7 +82,9 @@ pub struct PluginHost {
 const MAX_CACHED_MODULES: usize = 256;
 
 impl PluginHost {
-    pub fn new(settings: &PluginSettings, options: HostOptions) -> anyhow::Result<Self> {
+    /// The host for `settings`. Every call counts fuel, in the service as in `berth plugin run`,
+    /// so both report the same figure for the same call.
+    pub fn new(settings: &PluginSettings) -> anyhow::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_core_instances(settings.max_instances)
             .total_memories(settings.max_instances)
@@ -97,7 +97,7 @@ impl PluginHost {
         let mut config = Config::new();
         config
             .epoch_interruption(true)
-            .consume_fuel(options.fuel)
+            .consume_fuel(true)
             .max_wasm_stack(settings.stack_bytes)
             .wasm_multi_memory(false)
             .wasm_memory64(false)
@@ -126,7 +126,6 @@ impl PluginHost {
             engine,
             linker,
             settings: settings.clone(),
-            options,
             compiled: Mutex::new(HashMap::new()),
             stop_ticker,
         })
@@ -153,13 +152,27 @@ impl PluginHost {
         if let Some(found) = self.compiled.lock().expect("plugin cache").get(&hash) {
             return Ok(found.clone());
         }
-        let plugin = Arc::new(inspect::compile(self, bytes, hash.clone())?);
+        let report = inspect::conformance(self, bytes, hash.clone());
+        let plugin = match report.plugin {
+            Some(plugin) => Arc::new(plugin),
+            None => {
+                return Err(report
+                    .first_failure()
+                    .unwrap_or("the module does not conform to ABI v1")
+                    .to_owned())
+            }
+        };
         let mut cache = self.compiled.lock().expect("plugin cache");
         if cache.len() >= MAX_CACHED_MODULES {
             cache.clear();
         }
         cache.insert(hash, plugin.clone());
         Ok(plugin)
+    }
+
+    /// Every conformance item for `bytes` (what `berth plugin check` prints), without caching.
+    pub fn conformance(&self, bytes: &[u8]) -> Conformance {
+        inspect::conformance(self, bytes, Self::hash(bytes))
     }
 
     /// The compiled plugin for a hash already stored, if it is in the cache.
@@ -181,12 +194,13 @@ impl PluginHost {
         call::validate(self, plugin, context, value)
     }
 
-    /// Runs `berth_validate_settings` (when exported): `Ok(None)` means the module has none.
+    /// Runs `berth_validate_settings` in a fresh instance, with its logs. Call it only for a
+    /// plugin that exports it (`info.validates_settings`). Blocking, like [`Self::validate`].
     pub fn validate_settings(
         &self,
         plugin: &CompiledPlugin,
         settings: &str,
-    ) -> Result<Option<(bool, Option<String>)>, PluginError> {
+    ) -> Result<CallReport<SettingsAnswer>, (PluginError, CallReport<()>)> {
         call::validate_settings(self, plugin, settings)
     }
 

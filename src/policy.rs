@@ -23,7 +23,7 @@ use crate::configuration::{OnError, Settings};
 use crate::db::{plugins, Db};
 use crate::error::PolicyReason;
 use crate::plugin_host::{
-    CallReport, CompiledPlugin, LogLine, PluginError, PluginHost, PluginOutput,
+    CallReport, CompiledPlugin, LogLine, PluginError, PluginHost, PluginOutput, SettingsAnswer,
 };
 use crate::tenants::Tenant;
 
@@ -70,7 +70,8 @@ pub enum Verdict {
     Deny(Vec<PolicyReason>),
 }
 
-/// The outcome of one plugin call, for the admin test endpoint and the CLI.
+/// The outcome of one plugin call, for the admin test endpoint and the CLI: the figures a real
+/// signup's call logs and counts.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TestResult {
     /// `allow`, `deny`, or `error` when the call failed.
@@ -79,9 +80,18 @@ pub struct TestResult {
     pub rewrite: Option<String>,
     /// The failure class when `verdict` is `error`.
     pub error_class: Option<String>,
+    /// What went wrong when `verdict` is `error`; for `env.abort`, the module's message with
+    /// its file, line and column.
     pub error: Option<String>,
+    /// From instantiation to the end of the call, in microseconds.
     pub duration_us: u64,
+    /// WebAssembly fuel used (about one unit per instruction); `null` when the call trapped
+    /// inside the module (timeout, oom, a trap), where the count is not exact.
+    pub fuel: Option<u64>,
+    /// What `berth_validate` logged.
     pub logs: Vec<LogLine>,
+    /// What `berth_validate_settings` logged while the settings were checked.
+    pub settings_logs: Vec<LogLine>,
 }
 
 /// Runs a tenant's policy bindings on the plugin host.
@@ -248,12 +258,12 @@ impl PolicyEngine {
         Ok(tokio::task::spawn_blocking(move || {
             let result = host.validate(&plugin, &context, &value);
             if let Some(labels) = &labels {
-                let (outcome, duration) = match &result {
-                    Ok(report) if report.result.denies() => ("deny", report.duration),
-                    Ok(report) => ("allow", report.duration),
-                    Err((error, report)) => (error.class(), report.duration),
+                let (outcome, duration, fuel) = match &result {
+                    Ok(report) if report.result.denies() => ("deny", report.duration, report.fuel),
+                    Ok(report) => ("allow", report.duration, report.fuel),
+                    Err((error, report)) => (error.class(), report.duration, report.fuel),
                 };
-                record(labels, outcome, duration);
+                record(labels, outcome, duration, fuel);
             }
             drop(held);
             result
@@ -272,6 +282,7 @@ impl PolicyEngine {
     ) -> anyhow::Result<Verdict> {
         let (t, h) = (tenant.name.to_string(), hook.as_str());
         let bindings = self.db.run(move |c| plugins::active(c, &t, h)).await?;
+        let t = tenant.name.as_str();
         let mut current = value.to_owned();
         let mut rewritten = false;
         let mut reasons = Vec::new();
@@ -282,7 +293,7 @@ impl PolicyEngine {
                 ("hook", hook.as_str().to_owned()),
             ];
             if budget.exhausted() {
-                record(&labels, "budget", Duration::ZERO);
+                record(&labels, "budget", Duration::ZERO, None);
                 tracing::warn!(
                     tenant = %tenant.name,
                     plugin = %binding.plugin,
@@ -319,7 +330,16 @@ impl PolicyEngine {
                 .await?;
             match result {
                 Ok(report) => {
-                    emit_logs(tenant, &binding.plugin, &report.logs, report.dropped_logs);
+                    emit_logs(t, &binding.plugin, h, &report.logs, report.dropped_logs);
+                    tracing::debug!(
+                        tenant = t,
+                        plugin = %binding.plugin,
+                        hook = h,
+                        verdict = %report.result.verdict,
+                        duration_us = report.duration.as_micros() as u64,
+                        fuel = report.fuel,
+                        "policy plugin called"
+                    );
                     let output = report.result;
                     if output.denies() {
                         reasons.extend(output.reasons.into_iter().map(|r| PolicyReason {
@@ -337,7 +357,7 @@ impl PolicyEngine {
                     }
                 }
                 Err((error, report)) => {
-                    emit_logs(tenant, &binding.plugin, &report.logs, report.dropped_logs);
+                    emit_logs(t, &binding.plugin, h, &report.logs, report.dropped_logs);
                     let allow = binding.on_error == "allow";
                     tracing::warn!(
                         tenant = %tenant.name,
@@ -346,6 +366,8 @@ impl PolicyEngine {
                         hook = hook.as_str(),
                         error.class = error.class(),
                         error = %error,
+                        duration_us = report.duration.as_micros() as u64,
+                        fuel = report.fuel,
                         on_error = %binding.on_error,
                         "policy plugin failed"
                     );
@@ -363,46 +385,42 @@ impl PolicyEngine {
         })
     }
 
-    /// Runs `tenant`'s plugin once with the given settings, reporting everything (admin test
-    /// endpoint).
-    pub async fn test(
+    /// Runs blocking plugin work `f` (a trial, say) on the blocking pool, in one of `tenant`'s
+    /// instance slots.
+    pub async fn in_slot<T: Send + 'static>(
         &self,
         tenant: &str,
-        plugin: Arc<CompiledPlugin>,
-        context: String,
-        value: String,
-    ) -> anyhow::Result<TestResult> {
-        Ok(test_result(
-            self.call(tenant, None, plugin, context, value).await?,
-        ))
+        f: impl FnOnce(&PluginHost) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let held = self.slots.acquire(tenant).await?;
+        let host = self.host.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            let _held = held;
+            f(&host)
+        })
+        .await?)
     }
 
     /// Asks the plugin whether `settings` suit it (`berth_validate_settings`); `Err` names what is
-    /// wrong. Plugins without the export accept any settings.
+    /// wrong. Plugins without the export accept any settings. What the plugin logs goes to
+    /// berth's log, tagged with the tenant and plugin, and into a refusal's message.
     pub async fn check_settings(
         &self,
         tenant: &str,
+        plugin_name: &str,
         plugin: Arc<CompiledPlugin>,
         settings: &serde_json::Value,
     ) -> anyhow::Result<Result<(), String>> {
-        let held = self.slots.acquire(tenant).await?;
-        let host = self.host.clone();
+        if !plugin.info.validates_settings {
+            return Ok(Ok(()));
+        }
         let text = settings.to_string();
-        let answer = tokio::task::spawn_blocking(move || {
-            let _held = held;
-            host.validate_settings(&plugin, &text)
-        })
-        .await?;
-        Ok(match answer {
-            Ok(None) | Ok(Some((true, _))) => Ok(()),
-            Ok(Some((false, message))) => {
-                Err(message.unwrap_or_else(|| "the plugin refused these settings".into()))
-            }
-            Err(error) => Err(format!(
-                "berth_validate_settings failed ({}): {error}",
-                error.class()
-            )),
-        })
+        let answer = self
+            .in_slot(tenant, move |host| host.validate_settings(&plugin, &text))
+            .await?;
+        let (verdict, logs) = settings_verdict(answer);
+        emit_logs(tenant, plugin_name, "settings", &logs, 0);
+        Ok(verdict)
     }
 
     /// Makes the stored plugins and bindings of every tenant that declares `policies` in the
@@ -430,7 +448,12 @@ impl PolicyEngine {
                         )
                     })?;
                 if let Err(reason) = self
-                    .check_settings(&tenant.name, plugin.clone(), &policy.settings)
+                    .check_settings(
+                        &tenant.name,
+                        &policy.plugin,
+                        plugin.clone(),
+                        &policy.settings,
+                    )
                     .await?
                 {
                     anyhow::bail!(
@@ -479,18 +502,57 @@ fn failed(plugin: &str, class: &str) -> PolicyReason {
     }
 }
 
-fn test_result(
+/// What a `berth_validate_settings` call means for a binding: accepted, or refused with the
+/// message an operator sees (the plugin's log lines appended); with the log lines either way.
+pub fn settings_verdict(
+    answer: Result<CallReport<SettingsAnswer>, (PluginError, CallReport<()>)>,
+) -> (Result<(), String>, Vec<LogLine>) {
+    let (verdict, logs) = match answer {
+        Ok(report) => (
+            match report.result {
+                (true, _) => Ok(()),
+                (false, message) => {
+                    Err(message.unwrap_or_else(|| "the plugin refused these settings".into()))
+                }
+            },
+            report.logs,
+        ),
+        Err((error, report)) => (
+            Err(format!(
+                "berth_validate_settings failed ({}): {error}",
+                error.class()
+            )),
+            report.logs,
+        ),
+    };
+    let verdict = verdict.map_err(|reason| {
+        if logs.is_empty() {
+            return reason;
+        }
+        let lines: Vec<String> = logs
+            .iter()
+            .map(|line| format!("{}: {}", line.level, line.message))
+            .collect();
+        format!("{reason} (the plugin logged: {})", lines.join("; "))
+    });
+    (verdict, logs)
+}
+
+/// One call's report as the test endpoint and `berth plugin run` show it.
+pub fn test_result(
     result: Result<CallReport<PluginOutput>, (PluginError, CallReport<()>)>,
 ) -> TestResult {
     match result {
         Ok(report) => TestResult {
-            verdict: report.result.verdict.clone(),
+            verdict: report.result.verdict,
             reasons: report.result.reasons,
             rewrite: report.result.rewrite,
             error_class: None,
             error: None,
             duration_us: report.duration.as_micros() as u64,
+            fuel: report.fuel,
             logs: report.logs,
+            settings_logs: Vec::new(),
         },
         Err((error, report)) => TestResult {
             verdict: "error".into(),
@@ -499,7 +561,9 @@ fn test_result(
             error_class: Some(error.class().into()),
             error: Some(error.to_string()),
             duration_us: report.duration.as_micros() as u64,
+            fuel: report.fuel,
             logs: report.logs,
+            settings_logs: Vec::new(),
         },
     }
 }
@@ -507,31 +571,41 @@ fn test_result(
 /// The labels a plugin call is counted under: tenant, plugin, hook.
 type Labels = [(&'static str, String); 3];
 
-fn record(labels: &Labels, outcome: &'static str, duration: Duration) {
+fn record(labels: &Labels, outcome: &'static str, duration: Duration, fuel: Option<u64>) {
     let mut with_outcome = labels.to_vec();
     with_outcome.push(("outcome", outcome.to_owned()));
     metrics::counter!("berth_plugin_calls_total", &with_outcome).increment(1);
     metrics::histogram!("berth_plugin_call_duration_seconds", &labels[..])
         .record(duration.as_secs_f64());
+    if let Some(fuel) = fuel {
+        metrics::counter!("berth_plugin_fuel_consumed_total", &labels[..]).increment(fuel);
+    }
 }
 
-/// Plugin log lines go to berth's log, tagged with tenant and plugin.
-fn emit_logs(tenant: &Tenant, plugin: &str, logs: &[LogLine], dropped: usize) {
+/// Plugin log lines go to berth's log, tagged with tenant, plugin and the hook (or `settings`
+/// for `berth_validate_settings`).
+fn emit_logs(tenant: &str, plugin: &str, hook: &str, logs: &[LogLine], dropped: usize) {
     for line in logs {
         match line.level {
             "debug" => {
-                tracing::debug!(tenant = %tenant.name, plugin, "plugin says: {}", line.message)
+                tracing::debug!(tenant, plugin, hook, "plugin says: {}", line.message)
             }
             "warn" => {
-                tracing::warn!(tenant = %tenant.name, plugin, "plugin says: {}", line.message)
+                tracing::warn!(tenant, plugin, hook, "plugin says: {}", line.message)
             }
             "error" => {
-                tracing::error!(tenant = %tenant.name, plugin, "plugin says: {}", line.message)
+                tracing::error!(tenant, plugin, hook, "plugin says: {}", line.message)
             }
-            _ => tracing::info!(tenant = %tenant.name, plugin, "plugin says: {}", line.message),
+            _ => tracing::info!(tenant, plugin, hook, "plugin says: {}", line.message),
         }
     }
     if dropped > 0 {
-        tracing::warn!(tenant = %tenant.name, plugin, dropped, "plugin log lines dropped over the per-call budget");
+        tracing::warn!(
+            tenant,
+            plugin,
+            hook,
+            dropped,
+            "plugin log lines dropped over the per-call budget"
+        );
     }
 }

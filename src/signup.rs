@@ -9,7 +9,11 @@ use crate::db::now_ms;
 use crate::db::sites::NewSite;
 use crate::domain::{EmailAddress, Hostname, SiteId, SiteName, SiteState};
 use crate::error::{ApiError, FieldError};
-use crate::policy::{Hook, PolicyEngine, Submission, Verdict};
+use crate::plugin_host::{CompiledPlugin, PluginHost};
+use crate::policy::{
+    context_json, settings_verdict, test_result, Hook, PolicyEngine, Submission, TestResult,
+    Verdict,
+};
 use crate::tenants::Tenant;
 
 /// The submitted fields by name. Values are raw bytes: UTF-8 is checked per field later, so a
@@ -92,48 +96,9 @@ pub fn validate(tenant: &Tenant, form: &RawForm) -> Result<Signup, ApiError> {
 
     let mut errors = Vec::new();
     let name = text_field(form, "name", &mut errors)
-        .map(str::trim)
-        .and_then(|name| {
-            let error = |code, message: String| FieldError {
-                field: "name",
-                code,
-                message,
-            };
-            if name.is_empty() {
-                errors.push(error("required", "name is required".into()));
-                return None;
-            }
-            match SiteName::parse(name) {
-                Ok(_) if tenant.is_reserved(name) => {
-                    errors.push(error(
-                        "reserved",
-                        format!("{name:?} is reserved; choose another name"),
-                    ));
-                    None
-                }
-                Ok(parsed) => Some(parsed),
-                Err(why) => {
-                    errors.push(error("invalid", format!("name {why}")));
-                    None
-                }
-            }
-        });
+        .and_then(|name| check_name(tenant, name).map_err(|e| errors.push(e)).ok());
     let email = text_field(form, "email", &mut errors)
-        .map(str::trim)
-        .and_then(|email| {
-            let error = |code, message: String| FieldError {
-                field: "email",
-                code,
-                message,
-            };
-            if email.is_empty() {
-                errors.push(error("required", "email is required".into()));
-                return None;
-            }
-            EmailAddress::parse(email)
-                .map_err(|why| errors.push(error("invalid", format!("email {why}"))))
-                .ok()
-        });
+        .and_then(|email| check_email(email).map_err(|e| errors.push(e)).ok());
     let html = text_field(form, "html", &mut errors).map(str::to_owned);
     if let Some(html) = &html {
         check_html(tenant, html, html_needed, &mut errors);
@@ -143,30 +108,7 @@ pub fn validate(tenant: &Tenant, form: &RawForm) -> Result<Signup, ApiError> {
         .filter(|p| !p.is_empty())
     {
         None => None,
-        Some(wanted) => match tenant.plan(wanted) {
-            Some((key, _)) => Some(key.clone()),
-            None => {
-                let known: Vec<&str> = tenant
-                    .settings
-                    .plans
-                    .values()
-                    .map(|p| p.name.as_str())
-                    .collect();
-                errors.push(FieldError {
-                    field: "plan",
-                    code: "unknown_plan",
-                    message: if known.is_empty() {
-                        format!("unknown plan {wanted:?}; this site builder has no plans")
-                    } else {
-                        format!(
-                            "unknown plan {wanted:?}; choose one of: {}",
-                            known.join(", ")
-                        )
-                    },
-                });
-                None
-            }
-        },
+        Some(wanted) => check_plan(tenant, wanted).map_err(|e| errors.push(e)).ok(),
     };
     match (name, email) {
         (Some(name), Some(email)) if errors.is_empty() => Ok(Signup {
@@ -179,8 +121,69 @@ pub fn validate(tenant: &Tenant, form: &RawForm) -> Result<Signup, ApiError> {
     }
 }
 
+/// The built-in rules for a site name (trimmed): a DNS label of 3 to 63 characters, lowercase,
+/// not one of the tenant's reserved names.
+pub fn check_name(tenant: &Tenant, name: &str) -> Result<SiteName, FieldError> {
+    let name = name.trim();
+    let error = |code, message: String| FieldError {
+        field: "name",
+        code,
+        message,
+    };
+    if name.is_empty() {
+        return Err(error("required", "name is required".into()));
+    }
+    match SiteName::parse(name) {
+        Ok(_) if tenant.is_reserved(name) => Err(error(
+            "reserved",
+            format!("{name:?} is reserved; choose another name"),
+        )),
+        Ok(parsed) => Ok(parsed),
+        Err(why) => Err(error("invalid", format!("name {why}"))),
+    }
+}
+
+/// The plan's key in the tenant's `plans`, found by its name or key.
+pub fn check_plan(tenant: &Tenant, wanted: &str) -> Result<String, FieldError> {
+    if let Some((key, _)) = tenant.plan(wanted) {
+        return Ok(key.clone());
+    }
+    let known: Vec<&str> = tenant
+        .settings
+        .plans
+        .values()
+        .map(|p| p.name.as_str())
+        .collect();
+    Err(FieldError {
+        field: "plan",
+        code: "unknown_plan",
+        message: if known.is_empty() {
+            format!("unknown plan {wanted:?}; this site builder has no plans")
+        } else {
+            format!(
+                "unknown plan {wanted:?}; choose one of: {}",
+                known.join(", ")
+            )
+        },
+    })
+}
+
+/// The built-in rules for an email address (trimmed).
+pub fn check_email(email: &str) -> Result<EmailAddress, FieldError> {
+    let email = email.trim();
+    let error = |code, message: String| FieldError {
+        field: "email",
+        code,
+        message,
+    };
+    if email.is_empty() {
+        return Err(error("required", "email is required".into()));
+    }
+    EmailAddress::parse(email).map_err(|why| error("invalid", format!("email {why}")))
+}
+
 /// The HTML rules that hold for every value, including one a plugin rewrote.
-fn check_html(tenant: &Tenant, html: &str, needed: bool, errors: &mut Vec<FieldError>) {
+pub fn check_html(tenant: &Tenant, html: &str, needed: bool, errors: &mut Vec<FieldError>) {
     let max = tenant.settings.html_max_bytes;
     if html.len() > max {
         errors.push(FieldError {
@@ -248,6 +251,96 @@ pub async fn run_policies(
         }
     }
     Ok(())
+}
+
+/// One plugin tried on one submission, with given settings: what the admin test endpoint and
+/// `berth plugin run` do. It goes through the same steps as a binding and a signup: the plugin's
+/// `berth_validate_settings` (a binding with settings it refuses never exists), then berth's
+/// built-in checks of the submission, then one call under the same limits.
+#[derive(Debug, Clone)]
+pub struct Trial {
+    pub hook: Hook,
+    /// The value under test: the name (name hook) or the HTML (html hook).
+    pub value: String,
+    /// The binding's settings; the caller has checked that they are a JSON object.
+    pub settings: serde_json::Value,
+    /// The submission's name, for the html hook (the name hook tests `value`).
+    pub name: String,
+    pub email: String,
+    pub plan: Option<String>,
+}
+
+/// Why a trial did not reach `berth_validate`.
+#[derive(Debug, Clone)]
+pub enum TrialRefusal {
+    /// berth's built-in checks refuse the submission, as a signup would (`422 invalid_fields`).
+    Fields(Vec<FieldError>),
+    /// The plugin refuses its settings or cannot check them, as a binding would be refused
+    /// (`422 invalid_settings`).
+    Settings(String),
+}
+
+/// Runs `trial` against `plugin` (named `plugin_name` in the context) for `tenant`. Blocking:
+/// call it off the async executor, in an instance slot.
+pub fn trial(
+    host: &PluginHost,
+    tenant: &Tenant,
+    plugin_name: &str,
+    plugin: &CompiledPlugin,
+    trial: &Trial,
+) -> Result<TestResult, TrialRefusal> {
+    let mut settings_logs = Vec::new();
+    if plugin.info.validates_settings {
+        let answer = host.validate_settings(plugin, &trial.settings.to_string());
+        let (verdict, logs) = settings_verdict(answer);
+        verdict.map_err(TrialRefusal::Settings)?;
+        settings_logs = logs;
+    }
+    let mut errors = Vec::new();
+    let name = match trial.hook {
+        Hook::Name => &trial.value,
+        Hook::Html => &trial.name,
+    };
+    let name = check_name(tenant, name).map_err(|e| errors.push(e)).ok();
+    let email = check_email(&trial.email).map_err(|e| errors.push(e)).ok();
+    let plan = match trial
+        .plan
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        Some(wanted) => check_plan(tenant, wanted).map_err(|e| errors.push(e)).ok(),
+        None => None,
+    };
+    if trial.hook == Hook::Html {
+        let needed = tenant.settings.workload.kind == crate::configuration::WorkloadKind::Static;
+        check_html(tenant, &trial.value, needed, &mut errors);
+    }
+    let (Some(name), Some(email)) = (name, email) else {
+        return Err(TrialRefusal::Fields(errors));
+    };
+    if !errors.is_empty() {
+        return Err(TrialRefusal::Fields(errors));
+    }
+    let submission = Submission {
+        name: name.as_str(),
+        email: email.as_str(),
+        plan: plan.as_deref(),
+    };
+    let value = match trial.hook {
+        Hook::Name => name.as_str(),
+        Hook::Html => &trial.value,
+    };
+    let context = context_json(
+        trial.hook,
+        tenant.name.as_str(),
+        plugin_name,
+        &trial.settings,
+        &submission,
+    );
+    let mut result = test_result(host.validate(plugin, &context, value));
+    result.settings_logs = settings_logs;
+    Ok(result)
 }
 
 impl Signup {

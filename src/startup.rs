@@ -17,7 +17,7 @@ use crate::configuration::{RuntimeKind, Settings};
 use crate::db::Db;
 use crate::jobs::{self, JobContext, Worker};
 use crate::mailer::Mailer;
-use crate::plugin_host::{HostOptions, PluginHost};
+use crate::plugin_host::PluginHost;
 use crate::policy::PolicyEngine;
 use crate::rate_limit::RateLimits;
 use crate::routes::{self, AppState};
@@ -124,7 +124,7 @@ impl Application {
         let tenants = Arc::new(Tenants::build_with(&settings, clients.kubernetes)?);
         let limits = Arc::new(RateLimits::new(&settings.rate_limits));
         let wake = Arc::new(Notify::new());
-        let host = Arc::new(PluginHost::new(&settings.plugins, HostOptions::default())?);
+        let host = Arc::new(PluginHost::new(&settings.plugins)?);
         let policies = Arc::new(PolicyEngine::new(host, db.clone(), settings.tenants.len()));
         policies.apply_configured(&settings).await?;
         let job_context = Arc::new(JobContext {

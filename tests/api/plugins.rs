@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use berth::configuration::{OnError, PolicySettings};
-use berth::plugin_host::{HostOptions, PluginHost};
+use berth::plugin_host::PluginHost;
 use reqwest::Method;
 
 use crate::helpers::{TestApp, ACME_TOKEN, ADMIN_TOKEN};
@@ -750,7 +750,7 @@ fn the_host_counts_fuel_and_keeps_logs_bounded_and_tagged() {
         max_instances: 2,
         ..Default::default()
     };
-    let host = PluginHost::new(&settings, HostOptions { fuel: true }).unwrap();
+    let host = PluginHost::new(&settings).unwrap();
     let plugin = host.load(&fixture("rewrite")).unwrap();
     assert_eq!(plugin.info.imports, ["berth_v1.log"]);
     let report = host.validate(&plugin, "{}", "<p>x</p>").unwrap();
@@ -780,8 +780,16 @@ fn plugin_check_and_run_work_from_the_command_line() {
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
-        stdout.contains("abi version:        1") && stdout.contains("validates settings: yes"),
+        stdout.contains("conforms to ABI v1") && stdout.contains("validates settings: yes"),
         "{stdout}"
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.trim_start().starts_with("ok "))
+            .count(),
+        berth::plugin_host::CONFORMANCE.len(),
+        "every conformance item is listed: {stdout}"
     );
 
     let dir = tempfile::tempdir().unwrap();
@@ -810,10 +818,24 @@ fn plugin_check_and_run_work_from_the_command_line() {
     let wasi = dir.path().join("wasi.wasm");
     std::fs::write(&wasi, fixture("wasi_import")).unwrap();
     let out = berth(&["plugin", "check", wasi.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr)
-        .unwrap()
-        .contains("wasi_snapshot_preview1.fd_write"));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a module that does not conform exits 1"
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let imports = stdout
+        .lines()
+        .find(|l| l.contains("imports only what is granted"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        imports.contains("FAIL") && imports.contains("wasi_snapshot_preview1.fd_write"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("does not conform") && stdout.contains("skip"),
+        "{stdout}"
+    );
 
     let names = example("brand_guard.wasm");
     let out = berth(&[
@@ -837,14 +859,15 @@ fn plugin_check_and_run_work_from_the_command_line() {
         "--hook",
         "name",
         "--value",
-        "x",
+        "paypa1-shop",
         "--settings",
         "{}",
     ]);
     assert_eq!(
         out.status.code(),
-        Some(2),
-        "settings the plugin refuses are an error"
+        Some(4),
+        "settings the plugin refuses exit 4: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
@@ -1026,4 +1049,353 @@ async fn a_call_keeps_its_slot_until_it_returns_even_when_the_client_has_gone() 
         "no binding ran after the client left"
     );
     assert_eq!(app.count_sites().await, 1);
+}
+
+/// An AssemblyScript plugin from `tests/fixtures/plugins/*.ts`, as `plugins/build.sh` compiles
+/// it with the pinned assemblyscript: the `.wasm` beside its source (`.ci/run` checks they match).
+fn assemblyscript(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/plugins/{name}.wasm"))
+}
+
+/// What one surface (CLI, test endpoint, signup) said about one case, in common terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Said {
+    /// `allow`, `deny`, `error`, `invalid_fields` or `invalid_settings`.
+    verdict: String,
+    /// Reason codes (deny), field codes (invalid_fields), or the failure class (error).
+    codes: Vec<String>,
+    fuel: Option<u64>,
+}
+
+fn said(verdict: &str, codes: Vec<String>, fuel: Option<u64>) -> Said {
+    Said {
+        verdict: verdict.into(),
+        codes,
+        fuel,
+    }
+}
+
+/// `berth plugin run`, read from its output and exit status; with the error or refusal text.
+fn cli_says(file: &Path, value: &str, settings: &serde_json::Value) -> (Said, String) {
+    let out = berth(&[
+        "plugin",
+        "run",
+        file.to_str().unwrap(),
+        "--hook",
+        "name",
+        "--value",
+        value,
+        "--settings",
+        &settings.to_string(),
+        "--plugin",
+        "table",
+        "--email",
+        "ann@example.com",
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    let fuel = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("fuel used: "))
+        .and_then(|f| f.parse().ok());
+    let items: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("- "))
+        .map(|l| l.split([':', ' ']).next().unwrap().to_owned())
+        .collect();
+    let class = || {
+        let line = stdout.lines().next().unwrap_or_default();
+        vec![line
+            .trim_start_matches("verdict: error (")
+            .trim_end_matches(')')
+            .to_owned()]
+    };
+    let result = match out.status.code() {
+        Some(0) => said("allow", items, fuel),
+        Some(1) if stdout.contains("built-in checks") => {
+            let fields = stdout
+                .lines()
+                .filter_map(|l| l.trim_start().strip_prefix("- "))
+                .map(|l| l.split(['(', ')']).nth(1).unwrap().to_owned())
+                .collect();
+            said("invalid_fields", fields, None)
+        }
+        Some(1) => said("deny", items, fuel),
+        Some(3) => said("error", class(), fuel),
+        Some(4) => said("invalid_settings", Vec::new(), None),
+        other => panic!("plugin run exited {other:?}: {stdout}{stderr}"),
+    };
+    (result, format!("{stdout}{stderr}"))
+}
+
+async fn endpoint_says(
+    app: &TestApp,
+    value: &str,
+    settings: &serde_json::Value,
+) -> (Said, serde_json::Value) {
+    let response = app
+        .client
+        .post(app.url("/admin/t/default/plugins/table/test"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"hook": "name", "value": value, "settings": settings, "email": "ann@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    let codes = |list: &serde_json::Value, key: &str| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item[key].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let result = match (status, body["verdict"].as_str()) {
+        (200, Some("error")) => said(
+            "error",
+            vec![body["error_class"].as_str().unwrap().to_owned()],
+            body["fuel"].as_u64(),
+        ),
+        (200, Some(verdict)) => said(
+            verdict,
+            codes(&body["reasons"], "code"),
+            body["fuel"].as_u64(),
+        ),
+        (422, _) if body["error"]["code"] == "invalid_fields" => said(
+            "invalid_fields",
+            codes(&body["error"]["fields"], "code"),
+            None,
+        ),
+        (422, _) if body["error"]["code"] == "invalid_settings" => {
+            said("invalid_settings", Vec::new(), None)
+        }
+        other => panic!("the test endpoint answered {other:?}: {body}"),
+    };
+    (result, body)
+}
+
+/// The fuel counted for `table`'s calls so far, from /metrics.
+async fn fuel_counted(app: &TestApp) -> u64 {
+    app.get_text("/metrics")
+        .await
+        .lines()
+        .filter(|l| {
+            l.starts_with("berth_plugin_fuel_consumed_total{") && l.contains("plugin=\"table\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|f| f as u64)
+        .sum()
+}
+
+/// A real signup with `table` bound on the name hook with `settings`.
+async fn signup_says(
+    app: &TestApp,
+    value: &str,
+    settings: &serde_json::Value,
+) -> (Said, serde_json::Value) {
+    let bound = bind(
+        app,
+        "default",
+        serde_json::json!([{"plugin": "table", "hook": "name", "settings": settings}]),
+    )
+    .await;
+    if bound.status() == 422 {
+        let body: serde_json::Value = bound.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_settings");
+        return (said("invalid_settings", Vec::new(), None), body);
+    }
+    assert_eq!(bound.status(), 200);
+    let before = fuel_counted(app).await;
+    let response = signup(app, "default", value, "<p>hi</p>").await;
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    let used = fuel_counted(app).await - before;
+    let fuel = (used > 0).then_some(used);
+    let list = |key: &str, field: &str| -> Vec<String> {
+        body["error"][key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item[field].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let result = match (status, body["error"]["code"].as_str()) {
+        (201, _) => said("allow", Vec::new(), fuel),
+        (422, Some("invalid_fields")) => said("invalid_fields", list("fields", "code"), fuel),
+        (422, Some("policy_rejected")) if list("reasons", "code") == ["policy_error"] => {
+            // The customer sees only the class, in the reason's message: "… (crash)".
+            let message = body["error"]["reasons"][0]["message"].as_str().unwrap();
+            let class = message.rsplit('(').next().unwrap().trim_end_matches(')');
+            said("error", vec![class.to_owned()], fuel)
+        }
+        (422, Some("policy_rejected")) => said("deny", list("reasons", "code"), fuel),
+        other => panic!("the signup answered {other:?}: {body}"),
+    };
+    (result, body)
+}
+
+/// `berth plugin run`, the admin test endpoint and a real signup take one table of cases
+/// through the same built-in checks, settings validation and limits, and say the same.
+#[tokio::test]
+async fn plugin_run_the_test_endpoint_and_a_signup_say_the_same_for_each_case() {
+    let wasm = assemblyscript("table");
+    let none = serde_json::json!({});
+    let cases: &[(&str, serde_json::Value, &str, &[&str])] = &[
+        ("my-shop", none.clone(), "allow", &[]),
+        ("bad-shop", none.clone(), "deny", &["bad_word"]),
+        // AssemblyScript's throw: env.abort, a crash with the author's message.
+        ("boom-shop", none.clone(), "error", &["crash"]),
+        // berth's own rules come first: the plugin never sees these.
+        ("Bad Name!", none.clone(), "invalid_fields", &["invalid"]),
+        ("admin", none.clone(), "invalid_fields", &["reserved"]),
+        ("loud-shop", none.clone(), "allow", &[]),
+        (
+            "other-shop",
+            serde_json::json!({"refuse": true}),
+            "invalid_settings",
+            &[],
+        ),
+    ];
+    // The command line first, for every case, before the server starts: a slow `plugin run`
+    // between two requests would let the server close the client's idle keep-alive connection
+    // under it.
+    let from_cli: Vec<_> = cases
+        .iter()
+        .map(|(value, settings, ..)| cli_says(&wasm, value, settings))
+        .collect();
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        upload(&app, "default", "table", std::fs::read(&wasm).unwrap(), "")
+            .await
+            .status(),
+        201
+    );
+    for ((value, settings, verdict, codes), (cli, cli_text)) in cases.iter().zip(from_cli) {
+        let (endpoint, endpoint_body) = endpoint_says(&app, value, settings).await;
+        let (real, signup_body) = signup_says(&app, value, settings).await;
+        let expected: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            (cli.verdict.as_str(), &cli.codes),
+            (*verdict, &expected),
+            "{value}: {cli_text}"
+        );
+        assert_eq!(
+            cli, endpoint,
+            "{value}: CLI {cli_text} / endpoint {endpoint_body}"
+        );
+        assert_eq!(cli, real, "{value}: CLI {cli_text} / signup {signup_body}");
+        if *verdict == "allow" || *verdict == "deny" || *verdict == "error" {
+            assert!(
+                cli.fuel.is_some(),
+                "{value}: a call that returned reports its fuel"
+            );
+            assert!(cli_text.contains("time: ") && endpoint_body["duration_us"].as_u64().is_some());
+        }
+        match *value {
+            "boom-shop" => {
+                let error = endpoint_body["error"].as_str().unwrap();
+                assert!(
+                    error.contains("boom-shop blew up in table") && error.contains("table.ts:13:"),
+                    "the abort's message and location: {error}"
+                );
+                assert!(
+                    cli_text.contains("boom-shop blew up in table (at "),
+                    "{cli_text}"
+                );
+            }
+            "loud-shop" => {
+                assert_eq!(
+                    endpoint_body["logs"][0]["message"],
+                    "[log level 9 is not 0..3; shown as info] shouting about loud-shop"
+                );
+                assert!(
+                    cli_text.contains("log info: [log level 9 is not 0..3"),
+                    "{cli_text}"
+                );
+            }
+            "my-shop" => {
+                assert_eq!(
+                    endpoint_body["settings_logs"][0]["message"],
+                    "checking settings"
+                );
+                assert!(
+                    cli_text.contains("settings log info: checking settings"),
+                    "{cli_text}"
+                );
+            }
+            "other-shop" => {
+                let message = "refuse is set (the plugin logged: info: checking settings)";
+                assert!(
+                    endpoint_body["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .ends_with(message),
+                    "{endpoint_body}"
+                );
+                assert!(
+                    signup_body["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .ends_with(message),
+                    "{signup_body}"
+                );
+                assert!(cli_text.contains(message), "{cli_text}");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The AssemblyScript example, as an operator would use it.
+#[tokio::test]
+async fn the_assemblyscript_example_checks_its_settings_and_denies_blocked_words() {
+    let app = TestApp::spawn().await;
+    let bytes = std::fs::read(example("blocked_words.wasm")).unwrap();
+    assert_eq!(
+        upload(&app, "default", "blocked-words", bytes, "")
+            .await
+            .status(),
+        201
+    );
+    let refused = bind(
+        &app,
+        "default",
+        serde_json::json!([{"plugin": "blocked-words", "hook": "name", "settings": {"words": ["casino", "Crypto!"]}}]),
+    )
+    .await;
+    assert_eq!(refused.status(), 422);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("words[1] (\"Crypto!\") may only hold lowercase letters and digits"),
+        "{body}"
+    );
+    let bound = bind(
+        &app,
+        "default",
+        serde_json::json!([{"plugin": "blocked-words", "hook": "name", "settings": {"words": ["casino", "lotto"]}}]),
+    )
+    .await;
+    assert_eq!(bound.status(), 200);
+    let denied = signup(&app, "default", "my-casino-shop", "<p>hi</p>").await;
+    assert_eq!(denied.status(), 422);
+    let body: serde_json::Value = denied.json().await.unwrap();
+    assert_eq!(
+        body["error"]["reasons"][0]["code"], "blocked_word",
+        "{body}"
+    );
+    assert!(body["error"]["reasons"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("\"casino\""));
+    assert_eq!(
+        signup(&app, "default", "my-pottery", "<p>hi</p>")
+            .await
+            .status(),
+        201
+    );
 }

@@ -570,7 +570,8 @@ async fn two_processes_sharing_a_database_never_run_the_same_job_twice() {
 #[tokio::test]
 async fn a_job_enqueued_by_one_process_runs_in_another_without_waiting_for_its_poll() {
     let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database_url(dir.path());
+    let database = TestDatabase::new(dir.path());
+    let url = database.url().to_owned();
     let poll_ms = if url.starts_with("postgres") {
         3_600_000
     } else {
@@ -903,4 +904,26 @@ fn render_refuses_bad_arguments_with_status_2() {
     );
     assert_eq!(unknown_plan.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown_plan.stderr).contains("plan \"gold\""));
+}
+
+/// Starting on a fresh database logs no error (a pool connection used to race the others for
+/// SQLite's switch to WAL and lose with "database is locked" before r2d2 retried).
+#[tokio::test]
+async fn a_start_on_a_fresh_database_logs_no_error() {
+    for attempt in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let database = TestDatabase::new(dir.path());
+        let url = database.url().to_owned();
+        let (config, port) = write_config(dir.path(), &url, "berth", "");
+        let mut berth = Berth::start(&config, port, dir.path().join("berth.log"), &[]);
+        let client = fresh_client();
+        signup(&client, &berth.api, &format!("fresh-shop-{attempt}")).await;
+        assert!(berth.terminate().success());
+        let text = berth.log_text();
+        assert!(text.contains("database migrated"), "{text}");
+        assert!(
+            !text.contains("\"level\":\"ERROR\"") && !text.contains("database is locked"),
+            "attempt {attempt}: {text}"
+        );
+    }
 }

@@ -9,12 +9,13 @@ use crate::db::plugins::{self, PluginRow, Removal};
 use crate::domain::PluginName;
 use crate::error::ApiError;
 use crate::plugin_host::ModuleInfo;
-use crate::policy::{context_json, Hook, Submission};
+use crate::policy::Hook;
 use crate::routes::openapi::{AdminErrors, ErrorBody};
 use crate::routes::params::{PluginPath, TenantPath};
 use crate::routes::read_limited;
 use crate::routes::registry::Routes;
 use crate::routes::{json_ok, AppState};
+use crate::signup::{Trial, TrialRefusal};
 use crate::tenants::Tenant;
 
 pub fn routes(routes: &mut Routes) {
@@ -290,11 +291,16 @@ pub(crate) struct TestIn {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     settings: Option<serde_json::Value>,
-    /// The submission the context describes (defaults: the value as name, a placeholder email).
+    /// The submission's name, for the html hook (default `example`; the name hook tests
+    /// `value`).
     #[serde(default)]
     name: Option<String>,
+    /// The submission's email (default `customer@example.com`).
     #[serde(default)]
     email: Option<String>,
+    /// The submission's plan (default none).
+    #[serde(default)]
+    plan: Option<String>,
 }
 
 /// The hooks a plugin can be run or bound as.
@@ -302,7 +308,10 @@ pub(super) fn hooks() -> utoipa::openapi::Object {
     super::one_of(&[Hook::Name.as_str(), Hook::Html.as_str()])
 }
 
-/// Runs the plugin once on a value, with settings, and reports verdict, reasons and timing.
+/// Runs the plugin once on a value, with settings, as a signup would: berth's built-in checks
+/// (`422 invalid_fields`, as for a signup), the plugin's `berth_validate_settings`
+/// (`422 invalid_settings`, as for a binding), then one call, reported with verdict, reasons,
+/// failure class, time, fuel and logs.
 #[utoipa::path(
     operation_id = "test_plugin",
     tag = "plugins",
@@ -311,8 +320,9 @@ pub(super) fn hooks() -> utoipa::openapi::Object {
     request_body = TestIn,
     responses(
         (status = 200, description = "The call's result; failures are reported with their class", body = crate::policy::TestResult),
-        (status = 400, description = "A malformed body, plugin name (`invalid_name`), hook (`invalid_hook`) or settings (`invalid_settings`)", body = ErrorBody),
+        (status = 400, description = "A malformed body, plugin name (`invalid_name`), hook (`invalid_hook`), or settings that are not a JSON object (`invalid_settings`)", body = ErrorBody),
         (status = 404, description = "No such tenant (`unknown_tenant`) or plugin (`plugin_not_found`)", body = ErrorBody),
+        (status = 422, description = "berth's built-in checks refuse the submission (`invalid_fields`), or the plugin refuses the settings (`invalid_settings`)", body = ErrorBody),
         AdminErrors,
     )
 )]
@@ -342,29 +352,24 @@ pub(crate) async fn test(
         .ok_or_else(|| {
             ApiError::not_found("plugin_not_found", format!("no plugin named {name:?}"))
         })?;
-    let name_value = body.name.unwrap_or_else(|| {
-        if hook == Hook::Name {
-            body.value.clone()
-        } else {
-            "example".into()
-        }
-    });
-    let email = body.email.unwrap_or_else(|| "customer@example.com".into());
-    let submission = Submission {
-        name: &name_value,
-        email: &email,
-        plan: None,
-    };
-    let context = context_json(
+    let trial = Trial {
         hook,
-        tenant.name.as_str(),
-        &row.name,
-        &settings,
-        &submission,
-    );
+        value: body.value,
+        settings,
+        name: body.name.unwrap_or_else(|| "example".into()),
+        email: body.email.unwrap_or_else(|| "customer@example.com".into()),
+        plan: body.plan,
+    };
+    let in_slot = tenant.clone();
     let result = state
         .policies
-        .test(tenant.name.as_str(), plugin, context, body.value)
-        .await?;
+        .in_slot(tenant.name.as_str(), move |host| {
+            crate::signup::trial(host, &in_slot, &row.name, &plugin, &trial)
+        })
+        .await?
+        .map_err(|refusal| match refusal {
+            TrialRefusal::Fields(fields) => ApiError::InvalidFields(fields),
+            TrialRefusal::Settings(reason) => ApiError::InvalidSettings(reason),
+        })?;
     Ok(json_ok(StatusCode::OK, &result))
 }

@@ -173,7 +173,12 @@ pub(crate) async fn replace(
             .ok_or_else(|| at(format!("plugin {} is gone", binding.plugin)))?;
         if let Err(reason) = state
             .policies
-            .check_settings(tenant.name.as_str(), plugin, &binding.settings)
+            .check_settings(
+                tenant.name.as_str(),
+                &binding.plugin,
+                plugin,
+                &binding.settings,
+            )
             .await?
         {
             return Err(ApiError::InvalidSettings(format!(

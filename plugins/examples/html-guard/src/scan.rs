@@ -12,18 +12,12 @@ pub struct Finding {
 pub const MAX_FINDINGS: usize = 20;
 
 /// Scans `html` tag by tag (case-insensitively, ignoring comments) and reports each finding with
-/// its line number.
+/// its line number. A clean page costs no allocation: names and values are compared in place,
+/// and text is only built for a finding.
 pub fn scan(html: &str, allowed_form_targets: &[&str]) -> Vec<Finding> {
     let bytes = html.as_bytes();
     let mut findings = Vec::new();
     let mut extra = 0usize;
-    let mut report = |code: &'static str, message: String, findings: &mut Vec<Finding>| {
-        if findings.len() < MAX_FINDINGS {
-            findings.push(Finding { code, message });
-        } else {
-            extra += 1;
-        }
-    };
     let mut i = 0;
     // Line numbers are counted as the scan moves forward (linear in the page size).
     let (mut line, mut counted_to) = (1usize, 0usize);
@@ -37,15 +31,26 @@ pub fn scan(html: &str, allowed_form_targets: &[&str]) -> Vec<Finding> {
             continue;
         }
         let end = tag_end(bytes, start + 1);
-        let tag = &html[start..end];
         line += bytes[counted_to..start]
             .iter()
             .filter(|&&b| b == b'\n')
             .count();
         counted_to = start;
-        check_tag(tag, line, allowed_form_targets, &mut |code, message| {
-            report(code, message, &mut findings)
-        });
+        check_tag(
+            &bytes[start..end],
+            line,
+            allowed_form_targets,
+            &mut |code, message| {
+                if findings.len() < MAX_FINDINGS {
+                    findings.push(Finding {
+                        code,
+                        message: message(),
+                    });
+                } else {
+                    extra += 1;
+                }
+            },
+        );
         i = end.max(start + 1);
     }
     if extra > 0 {
@@ -80,137 +85,197 @@ fn tag_end(bytes: &[u8], from: usize) -> usize {
     bytes.len()
 }
 
-fn check_tag(
-    tag: &str,
-    line: usize,
-    allowed: &[&str],
-    report: &mut dyn FnMut(&'static str, String),
-) {
-    let lower = tag.to_ascii_lowercase();
-    let name: String = lower[1..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric())
-        .collect();
-    match name.as_str() {
-        "script" => report(
-            "script_tag",
-            format!("line {}: <script> is not allowed", line),
-        ),
-        "iframe" | "object" | "embed" | "frame" | "frameset" | "applet" => report(
-            "embedded_content",
-            format!("line {}: <{}> is not allowed", line, name),
-        ),
-        _ => {}
+/// Text of a finding, built only when it is kept.
+type Report<'a> = dyn FnMut(&'static str, &dyn Fn() -> String) + 'a;
+
+fn lower(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_ascii_lowercase()
+}
+
+fn check_tag(tag: &[u8], line: usize, allowed: &[&str], report: &mut Report<'_>) {
+    let name_len = tag[1..]
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count();
+    let name = &tag[1..1 + name_len];
+    let is = |wanted: &str| name.eq_ignore_ascii_case(wanted.as_bytes());
+    if is("script") {
+        report("script_tag", &|| {
+            format!("line {}: <script> is not allowed", line)
+        });
+    } else if ["iframe", "object", "embed", "frame", "frameset", "applet"]
+        .iter()
+        .any(|n| is(n))
+    {
+        report("embedded_content", &|| {
+            format!("line {}: <{}> is not allowed", line, lower(name))
+        });
     }
-    for (attr, value) in attributes(&lower) {
-        if attr.starts_with("on") && attr.len() > 2 {
-            report(
-                "inline_handler",
+    let (is_meta, is_form) = (is("meta"), is("form"));
+    for (attr, value) in attributes(tag) {
+        if attr.len() > 2 && attr[..2].eq_ignore_ascii_case(b"on") {
+            report("inline_handler", &|| {
                 format!(
                     "line {}: inline event handler {}= is not allowed",
-                    line, attr
-                ),
-            );
+                    line,
+                    lower(attr)
+                )
+            });
         }
-        let compact: String = value
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace() && !c.is_ascii_control())
-            .collect();
-        if compact.starts_with("javascript:")
-            || compact.starts_with("vbscript:")
-            || compact.starts_with("data:text/html")
+        if ["javascript:", "vbscript:", "data:text/html"]
+            .iter()
+            .any(|scheme| compact_starts_with(value, scheme.as_bytes()))
         {
-            report(
-                "javascript_url",
-                format!("line {}: {}= holds a script URL", line, attr),
-            );
+            report("javascript_url", &|| {
+                format!("line {}: {}= holds a script URL", line, lower(attr))
+            });
         }
-        if name == "meta" && attr == "http-equiv" && value.trim() == "refresh" {
-            report(
-                "meta_refresh",
-                format!("line {}: <meta http-equiv=refresh> is not allowed", line),
-            );
+        if is_meta
+            && attr.eq_ignore_ascii_case(b"http-equiv")
+            && trim(value).eq_ignore_ascii_case(b"refresh")
+        {
+            report("meta_refresh", &|| {
+                format!("line {}: <meta http-equiv=refresh> is not allowed", line)
+            });
         }
-        if name == "form"
-            && attr == "action"
-            && is_offsite(&value)
+        if is_form
+            && attr.eq_ignore_ascii_case(b"action")
+            && is_offsite(trim(value))
             && !allowed
                 .iter()
-                .any(|a| value.starts_with(&a.to_ascii_lowercase()))
+                .any(|a| starts_with_ignore_case(value, a.as_bytes()))
         {
-            report(
-                "offsite_form",
+            report("offsite_form", &|| {
                 format!(
                     "line {}: a form posts to {}, off this site",
                     line,
-                    value.trim()
-                ),
-            );
+                    lower(trim(value))
+                )
+            });
         }
     }
 }
 
-fn is_offsite(action: &str) -> bool {
-    let action = action.trim();
-    action.starts_with("http://") || action.starts_with("https://") || action.starts_with("//")
+fn starts_with_ignore_case(value: &[u8], prefix: &[u8]) -> bool {
+    value.len() >= prefix.len() && value[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
-/// The tag's attributes as `(name, value)`, values unquoted.
-fn attributes(tag: &str) -> Vec<(String, String)> {
-    let inner = tag
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim_end_matches('/');
-    let bytes = inner.as_bytes();
-    let mut i = bytes
+/// Whether `value`, with ASCII whitespace and control characters left out, starts with
+/// `prefix` (lowercase), ignoring case.
+fn compact_starts_with(value: &[u8], prefix: &[u8]) -> bool {
+    let mut wanted = prefix.iter();
+    let mut next = wanted.next();
+    for &b in value {
+        let want = match next {
+            Some(&want) => want,
+            None => return true,
+        };
+        if b.is_ascii_whitespace() || b.is_ascii_control() {
+            continue;
+        }
+        if b.to_ascii_lowercase() != want {
+            return false;
+        }
+        next = wanted.next();
+    }
+    next.is_none()
+}
+
+fn trim(value: &[u8]) -> &[u8] {
+    let start = value
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |p| p + 1);
+    &value[start..end.max(start)]
+}
+
+fn is_offsite(action: &[u8]) -> bool {
+    starts_with_ignore_case(action, b"http://")
+        || starts_with_ignore_case(action, b"https://")
+        || action.starts_with(b"//")
+}
+
+/// The tag's attributes as `(name, value)` slices of the tag, values unquoted.
+fn attributes(tag: &[u8]) -> Attributes<'_> {
+    let mut inner = tag;
+    while let [b'<', rest @ ..] = inner {
+        inner = rest;
+    }
+    while let [rest @ .., b'>'] = inner {
+        inner = rest;
+    }
+    while let [rest @ .., b'/'] = inner {
+        inner = rest;
+    }
+    let at = inner
         .iter()
         .position(|b| b.is_ascii_whitespace() || *b == b'/')
-        .unwrap_or(bytes.len());
-    let mut out = Vec::new();
-    while i < bytes.len() {
-        while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'/') {
-            i += 1;
-        }
-        let start = i;
-        while i < bytes.len()
-            && !bytes[i].is_ascii_whitespace()
-            && bytes[i] != b'='
-            && bytes[i] != b'/'
-        {
-            i += 1;
-        }
-        let name = inner[start..i].to_string();
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let mut value = String::new();
-        if i < bytes.len() && bytes[i] == b'=' {
-            i += 1;
+        .unwrap_or(inner.len());
+    Attributes { bytes: inner, at }
+}
+
+struct Attributes<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Iterator for Attributes<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let bytes = self.bytes;
+        let mut i = self.at;
+        while i < bytes.len() {
+            while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'/') {
+                i += 1;
+            }
+            let start = i;
+            while i < bytes.len()
+                && !bytes[i].is_ascii_whitespace()
+                && bytes[i] != b'='
+                && bytes[i] != b'/'
+            {
+                i += 1;
+            }
+            let name = &bytes[start..i];
             while i < bytes.len() && bytes[i].is_ascii_whitespace() {
                 i += 1;
             }
-            if i < bytes.len() && (bytes[i] == b'"' || bytes[i] == b'\'') {
-                let quote = bytes[i];
-                let vstart = i + 1;
-                i = vstart;
-                while i < bytes.len() && bytes[i] != quote {
-                    i += 1;
-                }
-                value = inner[vstart..i].to_string();
+            let mut value: &[u8] = &[];
+            if i < bytes.len() && bytes[i] == b'=' {
                 i += 1;
-            } else {
-                let vstart = i;
-                while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+                while i < bytes.len() && bytes[i].is_ascii_whitespace() {
                     i += 1;
                 }
-                value = inner[vstart..i].to_string();
+                if i < bytes.len() && (bytes[i] == b'"' || bytes[i] == b'\'') {
+                    let quote = bytes[i];
+                    let vstart = i + 1;
+                    i = vstart;
+                    while i < bytes.len() && bytes[i] != quote {
+                        i += 1;
+                    }
+                    value = &bytes[vstart..i];
+                    i += 1;
+                } else {
+                    let vstart = i;
+                    while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+                        i += 1;
+                    }
+                    value = &bytes[vstart..i];
+                }
+            }
+            if !name.is_empty() {
+                self.at = i;
+                return Some((name, value));
             }
         }
-        if !name.is_empty() {
-            out.push((name, value));
-        }
+        self.at = bytes.len();
+        None
     }
-    out
 }
 
 #[cfg(test)]
@@ -250,6 +315,32 @@ mod tests {
             codes("<p title=\"a > b\" onclick=x>ok</p>"),
             ["inline_handler"]
         );
+    }
+
+    #[test]
+    fn case_and_spacing_tricks_are_still_found() {
+        assert_eq!(
+            codes("<A HREF=\"\tJava\nScript:alert(1)\" OnMouseOver=x>"),
+            ["javascript_url", "inline_handler"]
+        );
+        let found = scan("<FORM ACTION=' HTTPS://Evil.Example/x '>", &[]);
+        assert_eq!(
+            found[0].message,
+            "line 1: a form posts to https://evil.example/x, off this site"
+        );
+        assert_eq!(codes("<Meta HTTP-EQUIV=' Refresh '>"), ["meta_refresh"]);
+        assert_eq!(
+            scan("<IFRAME src=x>", &[])[0].message,
+            "line 1: <iframe> is not allowed"
+        );
+        assert!(codes("<a href=\"java\">x</a><p on>x</p><form action=/x>").is_empty());
+    }
+
+    #[test]
+    fn findings_past_the_limit_are_summarised() {
+        let found = scan(&"<script>".repeat(MAX_FINDINGS + 3), &[]);
+        assert_eq!(found.len(), MAX_FINDINGS + 1);
+        assert_eq!(found[MAX_FINDINGS].message, "3 more findings not listed");
     }
 
     #[test]
