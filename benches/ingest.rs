@@ -16,13 +16,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use berth::adapters::db::jobs::Enqueue;
+use berth::adapters::db::stripe_events::NewStripeEvent;
+use berth::adapters::db::{now_ms, Db};
 use berth::configuration::{DatabaseSettings, JobSettings};
-use berth::db::stripe_events::NewStripeEvent;
-use berth::db::{now_ms, Db};
+use berth::domain::job::ProcessStripeEvent;
 use berth::domain::EventId;
-use berth::jobs::{BackgroundJob, ProcessStripeEvent};
-use berth::secret::Secret;
-use berth::stripe::ingest::{store_one, writers_for, Delivery, EventWriter};
+use berth::domain::Secret;
+use berth::services::stripe::ingest::{store_one, writers_for, Delivery, EventWriter};
 use clap::Parser;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
@@ -218,11 +219,12 @@ async fn durability(db: &Db) -> String {
             #[diesel(sql_type = Text)]
             value: String,
         }
-        let setting = |c: &mut berth::db::DbConnection, sql: &str| -> anyhow::Result<String> {
-            Ok(diesel::sql_query(sql).get_result::<Setting>(c)?.value)
-        };
+        let setting =
+            |c: &mut berth::adapters::db::DbConnection, sql: &str| -> anyhow::Result<String> {
+                Ok(diesel::sql_query(sql).get_result::<Setting>(c)?.value)
+            };
         Ok(match c {
-            berth::db::DbConnection::Sqlite(_) => format!(
+            berth::adapters::db::DbConnection::Sqlite(_) => format!(
                 "journal_mode={}, synchronous={} (2 = FULL)",
                 setting(c, "SELECT journal_mode AS value FROM pragma_journal_mode")?,
                 setting(
@@ -230,7 +232,7 @@ async fn durability(db: &Db) -> String {
                     "SELECT CAST(synchronous AS TEXT) AS value FROM pragma_synchronous"
                 )?
             ),
-            berth::db::DbConnection::Postgresql(_) => format!(
+            berth::adapters::db::DbConnection::Postgresql(_) => format!(
                 "synchronous_commit={}, fsync={}",
                 setting(
                     c,

@@ -14,9 +14,10 @@ mod scan;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use berth::adapters::plugin_host::PluginHost;
 use berth::configuration::PluginSettings;
-use berth::plugin_host::PluginHost;
-use berth::policy::{context_json, Hook, Submission};
+use berth::domain::Hook;
+use berth::services::policy::{context_json, Submission};
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort();

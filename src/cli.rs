@@ -5,8 +5,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::configuration::Settings;
-use crate::startup::{Application, Mode};
+mod plugin;
+
+pub use plugin::PluginCommand;
+
+use std::future::Future;
+
+use crate::configuration::{Mode, Settings};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -65,53 +70,18 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum PluginCommand {
-    /// Check a module against ABI v1 and the configured limits.
-    Check {
-        /// The module (.wasm).
-        file: PathBuf,
-    },
-    /// Run a module once on a value, as a signup would (built-in checks, settings validation,
-    /// one call under the configured limits), and print verdict, reasons, time, fuel and logs.
-    /// Exit status: 0 allowed, 1 denied (by the plugin or by berth's built-in checks), 2 the
-    /// command could not run (bad arguments, unreadable file, module refused), 3 the call
-    /// failed (timeout, oom, crash, abi_error, bad_output), 4 the plugin refused the settings.
-    Run {
-        file: PathBuf,
-        /// `name` or `html`.
-        #[arg(long)]
-        hook: String,
-        /// The value under test, or `@FILE` to read it from a file.
-        #[arg(long)]
-        value: String,
-        /// The binding's settings as a JSON object (default `{}`).
-        #[arg(long, default_value = "{}")]
-        settings: String,
-        /// The tenant whose built-in rules (reserved names, HTML limit) apply.
-        #[arg(long, default_value = "default")]
-        tenant: String,
-        /// The plugin's name in the context (default: the file name without `.wasm`).
-        #[arg(long)]
-        plugin: Option<String>,
-        /// The submission's name, for the html hook (the name hook tests the value).
-        #[arg(long, default_value = "example")]
-        name: String,
-        /// The submission's email.
-        #[arg(long, default_value = "customer@example.com")]
-        email: String,
-        /// The submission's plan.
-        #[arg(long)]
-        plan: Option<String>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the effective configuration (file + environment), secrets redacted.
     Check,
 }
 
-pub fn run(cli: Cli) -> ExitCode {
+/// Runs the command `cli` names; `serve` is what `berth serve` runs (the application, which sits
+/// above the command line and is handed in by `main`).
+pub fn run<F, Fut>(cli: Cli, serve: F) -> ExitCode
+where
+    F: FnOnce(Settings, Mode) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
     let mut settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
@@ -127,7 +97,7 @@ pub fn run(cli: Cli) -> ExitCode {
         command: ConfigCommand::Check,
     } = cli.command
     {
-        if let Err(error) = crate::tenants::Tenants::build(&settings) {
+        if let Err(error) = crate::services::tenants::Tenants::build(&settings) {
             let error = settings.redact(&format!("{error:#}"));
             eprintln!("error: invalid configuration: {error}");
             return ExitCode::from(2);
@@ -137,7 +107,7 @@ pub fn run(cli: Cli) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Command::Plugin { command } = &cli.command {
-        return crate::plugin_cli::run(&settings, command);
+        return plugin::run(&settings, command);
     }
     if let Command::Render {
         tenant,
@@ -148,7 +118,7 @@ pub fn run(cli: Cli) -> ExitCode {
     {
         return render(&settings, tenant, name, html.as_deref(), plan.as_deref());
     }
-    crate::telemetry::init(&settings.log);
+    crate::adapters::telemetry::init(&settings.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -228,7 +198,7 @@ fn render(
             format!("{:?}", tenant.runtime).to_lowercase()
         );
     }
-    let site = crate::runtime::SiteSpec {
+    let site = crate::adapters::runtime::SiteSpec {
         id: String::new(),
         tenant: tenant.name.clone(),
         name: name.to_string(),
@@ -236,7 +206,7 @@ fn render(
         html: Some(html),
         plan: plan.map(str::to_owned),
     };
-    match crate::runtime::kubernetes::render(&settings.kubernetes, tenant, &site) {
+    match crate::adapters::runtime::kubernetes::render(&settings.kubernetes, tenant, &site) {
         Ok(yaml) => {
             print!("{yaml}");
             ExitCode::SUCCESS
@@ -248,18 +218,8 @@ fn render(
     }
 }
 
-async fn serve(settings: Settings, mode: Mode) -> anyhow::Result<()> {
-    let app = Application::build(settings, mode).await?;
-    let shutdown = app.shutdown_token();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        shutdown.cancel();
-    });
-    app.run_until_stopped().await
-}
-
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
-    let db = crate::db::Db::connect(&settings.database)?;
+    let db = crate::adapters::db::Db::connect(&settings.database)?;
     let applied = db.migrate().await?;
     if applied.is_empty() {
         println!("database is up to date");
@@ -269,22 +229,4 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// SIGTERM (from an orchestrator) or Ctrl-C.
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("can listen for SIGTERM");
-        tokio::select! {
-            _ = ctrl_c => tracing::info!("received Ctrl-C"),
-            _ = term.recv() => tracing::info!("received SIGTERM"),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

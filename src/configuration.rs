@@ -7,6 +7,8 @@
 //! `BERTH_TENANTS__ACME_SHOPS__ADMIN_TOKEN` sets `admin_token` of tenant `acme-shops` (`_` in the
 //! variable stands for `-` in the tenant name).
 
+pub mod builtin_plugins;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,8 +16,8 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::dns::RecordType;
-use crate::secret::Secret;
+use crate::domain::RecordType;
+use crate::domain::Secret;
 
 const ENV_PREFIX: &str = "BERTH_";
 
@@ -1150,7 +1152,9 @@ impl Settings {
                 if policy.file.is_empty() {
                     return Err(invalid(key("file"), "must name the plugin's .wasm file"));
                 }
-                if let Some(Err(reason)) = crate::builtin_plugins::lookup(&policy.file) {
+                if let Some(Err(reason)) =
+                    crate::configuration::builtin_plugins::lookup(&policy.file)
+                {
                     return Err(invalid(key("file"), reason));
                 }
                 if !policy.settings.is_object() {
@@ -1173,12 +1177,12 @@ impl Settings {
                 }
             }
             for notice in tenant.email_templates.keys() {
-                if !crate::mailer::NOTICES.contains(&notice.as_str()) {
+                if !crate::domain::notice::NOTICES.contains(&notice.as_str()) {
                     return Err(invalid(
                         key(&format!("email_templates.{notice}")),
                         format!(
                             "unknown notice; known: {}",
-                            crate::mailer::NOTICES.join(", ")
+                            crate::domain::notice::NOTICES.join(", ")
                         ),
                     ));
                 }
@@ -1224,7 +1228,7 @@ impl Settings {
                 .into_iter()
                 .map(|(plugin, file, hook, settings)| PolicySettings {
                     plugin: plugin.into(),
-                    file: format!("{}{file}", crate::builtin_plugins::PREFIX),
+                    file: format!("{}{file}", crate::configuration::builtin_plugins::PREFIX),
                     hook: hook.into(),
                     settings,
                     on_error: OnError::Deny,
@@ -1290,7 +1294,7 @@ pub const KUBERNETES_HTML_MAX_BYTES: usize = 900 * 1024;
 /// Checks what the kubernetes runtime needs of a tenant; errors are `(key under the tenant,
 /// message)`.
 fn validate_kubernetes_tenant(tenant: &TenantSettings) -> Result<(), (String, String)> {
-    use crate::runtime::kubernetes::quantity::{Bytes, Cpu};
+    use crate::domain::quantity::{Bytes, Cpu};
     let fail = |key: &str, message: String| Err((key.to_owned(), message));
     if tenant.html_max_bytes > KUBERNETES_HTML_MAX_BYTES {
         return fail(
@@ -1406,6 +1410,14 @@ fn apply_override(tree: &mut toml::Table, key: &str, raw: String) -> Result<(), 
     };
     current.insert(last.clone(), value);
     Ok(())
+}
+
+/// Which parts of berth this process runs (`serve`, `--no-worker`, `--worker-only`).
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    /// The public and admin API (and, for local-runtime tenants, the sites listener).
+    pub api: bool,
+    pub worker: bool,
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ mod enabled {
                     Ok(())
                 }
                 Some(Fault::Error) => anyhow::bail!("failpoint {name} injected an error"),
-                Some(Fault::Permanent) => Err(crate::jobs::Permanent::new(format!(
+                Some(Fault::Permanent) => Err(crate::error::Permanent::new(format!(
                     "failpoint {name} injected a permanent error"
                 ))
                 .into()),

@@ -1,8 +1,9 @@
 //! Durable background jobs.
 //!
-//! A job kind is a type implementing [`BackgroundJob`]: a name, a serialisable payload and an
-//! idempotent `run`. New kinds are added by implementing the trait and listing the type in
-//! [`registry`]; the queue and the worker need no change.
+//! Layer 3: durable background jobs. A job kind is a payload in [`crate::domain::job`] (its name
+//! and fields) and here an implementation of [`BackgroundJob`] (its idempotent `run`). A new kind
+//! is added by writing both and listing the type in [`registry`]; the queue and the worker need
+//! no change.
 
 mod deprovision;
 mod provision;
@@ -18,25 +19,18 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::sync::Notify;
 
-pub use deprovision::Deprovision;
-pub use provision::Provision;
 pub use runner::Worker;
-pub use send_email::SendEmail;
-pub use stripe_event::ProcessStripeEvent;
-pub use suspend::Suspend;
-pub use suspend_overdue::SuspendOverdue;
 
+use crate::adapters::db::Db;
+use crate::adapters::mailer::Mailer;
 use crate::configuration::{JobSettings, Settings};
-use crate::db::jobs::NewJob;
-use crate::db::{now_ms, Db};
-use crate::domain::JobId;
-use crate::mailer::Mailer;
-use crate::policy::PolicyEngine;
-use crate::tenants::Tenants;
+use crate::domain::job::{
+    Deprovision, Job, ProcessStripeEvent, Provision, SendEmail, Suspend, SuspendOverdue,
+};
+use crate::services::policy::PolicyEngine;
+use crate::services::tenants::Tenants;
 
 /// What every job can reach.
 pub struct JobContext {
@@ -52,17 +46,9 @@ pub struct JobContext {
     pub faults: crate::faults::Faults,
 }
 
-/// A kind of background work. `run` must be idempotent: it can run more than once (a retry
-/// after an error, or a second worker after the first one died mid-run).
-pub trait BackgroundJob: Serialize + DeserializeOwned + Send + Sync + 'static {
-    /// The stable name stored in the `kind` column.
-    const KIND: &'static str;
-
-    /// The site the job is about, stored beside it for the admin API.
-    fn site_id(&self) -> Option<&str> {
-        None
-    }
-
+/// What a kind of job does when it runs. `run` must be idempotent: it can run more than once (a
+/// retry after an error, or a second worker after the first one died mid-run).
+pub trait BackgroundJob: Job {
     fn run(&self, ctx: &JobContext) -> impl Future<Output = anyhow::Result<()>> + Send;
 
     /// Called once when the last attempt failed, before the job is marked `failed`.
@@ -73,41 +59,6 @@ pub trait BackgroundJob: Serialize + DeserializeOwned + Send + Sync + 'static {
     ) -> impl Future<Output = anyhow::Result<()>> + Send {
         async { Ok(()) }
     }
-
-    /// A row that enqueues this job, to insert in the transaction that calls for it.
-    fn to_new_job(&self, settings: &JobSettings) -> NewJob {
-        let now = now_ms();
-        NewJob {
-            id: JobId::generate().to_string(),
-            kind: Self::KIND.to_owned(),
-            payload: serde_json::to_string(self).expect("job payloads serialise"),
-            site_id: self.site_id().map(str::to_owned),
-            state: crate::db::jobs::QUEUED.to_owned(),
-            attempts: 0,
-            max_attempts: settings.max_attempts,
-            run_at: now,
-            created_at: now,
-            updated_at: now,
-        }
-    }
-}
-
-/// A job error that retrying cannot fix (refused credentials, a conflict an operator must
-/// resolve): the job fails at once instead of using up its attempts. Wrap it in `anyhow`:
-/// `Err(Permanent::new("…").into())`; context added on top keeps it permanent.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Permanent(String);
-
-impl Permanent {
-    pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
-    }
-}
-
-/// True when `error` or any of its causes is [`Permanent`].
-pub fn is_permanent(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| cause.is::<Permanent>())
 }
 
 type Erased = fn(Arc<JobContext>, String, Option<String>) -> BoxFuture<'static, anyhow::Result<()>>;
@@ -169,9 +120,12 @@ async fn current_site(
     site_id: &str,
     version: i64,
     state: crate::domain::SiteState,
-) -> anyhow::Result<Option<crate::db::sites::SiteRow>> {
+) -> anyhow::Result<Option<crate::adapters::db::sites::SiteRow>> {
     let id = site_id.to_owned();
-    let site = ctx.db.run(move |c| crate::db::sites::get(c, &id)).await?;
+    let site = ctx
+        .db
+        .run(move |c| crate::adapters::db::sites::get(c, &id))
+        .await?;
     match site {
         Some(site) if site.version == version && site.state() == state => Ok(Some(site)),
         Some(site) => {

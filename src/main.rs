@@ -1,5 +1,5 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    berth::cli::run(berth::cli::Cli::parse())
+    berth::cli::run(berth::cli::Cli::parse(), berth::startup::serve)
 }

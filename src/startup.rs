@@ -13,33 +13,19 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::{RequestId, TracingLogger};
 
-use crate::configuration::{RuntimeKind, Settings};
-use crate::db::Db;
+use crate::adapters::db::Db;
+use crate::adapters::mailer::Mailer;
+use crate::adapters::plugin_host::PluginHost;
+use crate::adapters::runtime::local::serve_site;
+use crate::adapters::telemetry::metrics_handle;
+use crate::configuration::{Mode, RuntimeKind, Settings};
 use crate::jobs::{self, JobContext, Worker};
-use crate::mailer::Mailer;
-use crate::plugin_host::PluginHost;
-use crate::policy::PolicyEngine;
-use crate::rate_limit::RateLimits;
-use crate::routes::{self, AppState};
-use crate::runtime::local::serve_site;
-use crate::stripe::ingest::{writers_for, EventWriter};
-use crate::telemetry::metrics_handle;
-use crate::tenants::Tenants;
-
-/// Which parts of berth this process runs (`serve`, `--no-worker`, `--worker-only`).
-#[derive(Debug, Clone, Copy)]
-pub struct Mode {
-    /// The public and admin API (and, for local-runtime tenants, the sites listener).
-    pub api: bool,
-    pub worker: bool,
-}
-
-impl Mode {
-    pub const ALL: Mode = Mode {
-        api: true,
-        worker: true,
-    };
-}
+use crate::routes;
+use crate::routes::rate_limit::RateLimits;
+use crate::routes::state::AppState;
+use crate::services::policy::PolicyEngine;
+use crate::services::stripe::ingest::{writers_for, EventWriter};
+use crate::services::tenants::Tenants;
 
 /// One line per request; probes and scrapes only at debug level.
 fn log_request(
@@ -180,7 +166,7 @@ impl Application {
                 })
                 .default_service(web::to(routes::not_found))
         })
-        .on_connect(crate::connections::on_connect(&settings.server))
+        .on_connect(crate::routes::connections::on_connect(&settings.server))
         .listen(api_listener)?
         .disable_signals()
         .shutdown_timeout(30)
@@ -281,5 +267,34 @@ impl Application {
         sweeper.abort();
         tracing::info!("stopped");
         outcome
+    }
+}
+
+/// `berth serve`: runs until SIGTERM or Ctrl-C, then shuts down gracefully.
+pub async fn serve(settings: Settings, mode: Mode) -> anyhow::Result<()> {
+    let app = Application::build(settings, mode).await?;
+    let shutdown = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        shutdown.cancel();
+    });
+    app.run_until_stopped().await
+}
+
+/// SIGTERM (from an orchestrator) or Ctrl-C.
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("can listen for SIGTERM");
+        tokio::select! {
+            _ = ctrl_c => tracing::info!("received Ctrl-C"),
+            _ = term.recv() => tracing::info!("received SIGTERM"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
     }
 }

@@ -5,7 +5,7 @@
 //! and it round-trips: serialised to JSON and parsed again it is the same output.
 #![no_main]
 
-use berth::plugin_host::{parse_output, parse_settings_output};
+use berth::adapters::plugin_host::{parse_output, parse_settings_output};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

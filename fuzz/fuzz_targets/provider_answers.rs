@@ -11,9 +11,9 @@
 //! to a string that parses to the same quantity.
 #![no_main]
 
-use berth::dns::cloudflare::read_answer;
-use berth::runtime::kubernetes::apply::{ingress_address, job_error, rollout_status};
-use berth::runtime::kubernetes::quantity::{Bytes, Cpu};
+use berth::adapters::dns::cloudflare::read_answer;
+use berth::adapters::runtime::kubernetes::apply::{ingress_address, job_error, rollout_status};
+use berth::domain::quantity::{Bytes, Cpu};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::networking::v1::Ingress;
 use libfuzzer_sys::fuzz_target;

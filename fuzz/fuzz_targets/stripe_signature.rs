@@ -6,8 +6,8 @@
 //! own `sign` makes parses and verifies.
 #![no_main]
 
-use berth::secret::Secret;
-use berth::stripe::signature::{sign, SignatureError, SignatureHeader, MAX_HEADER_LEN};
+use berth::domain::Secret;
+use berth::services::stripe::signature::{sign, SignatureError, SignatureHeader, MAX_HEADER_LEN};
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &str = "whsec_fuzzing0123456789";

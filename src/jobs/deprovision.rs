@@ -1,24 +1,12 @@
 //! Deprovision: delete the workload and the DNS record berth owns, then mark the site `deleted`.
 
-use serde::{Deserialize, Serialize};
-
 use super::{BackgroundJob, JobContext};
-use crate::db::sites;
+use crate::adapters::db::sites;
+use crate::domain::job::Deprovision;
+use crate::domain::job::Job;
 use crate::domain::SiteState;
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Deprovision {
-    pub site_id: String,
-    pub version: i64,
-}
-
 impl BackgroundJob for Deprovision {
-    const KIND: &'static str = "deprovision";
-
-    fn site_id(&self) -> Option<&str> {
-        Some(&self.site_id)
-    }
-
     async fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
         let Some(site) = super::current_site(
             ctx,

@@ -1,27 +1,15 @@
 //! Provision (and resume): apply the workload, wait until it is ready, point DNS at it, then
 //! mark the site `ready` and enqueue its readiness email in the same transaction.
 
-use serde::{Deserialize, Serialize};
-
-use super::{BackgroundJob, JobContext, SendEmail};
-use crate::db::{self, sites};
+use super::{BackgroundJob, JobContext};
+use crate::adapters::db::jobs::Enqueue;
+use crate::adapters::db::{self, sites};
+use crate::domain::job::Job;
+use crate::domain::job::{Provision, SendEmail};
+use crate::domain::notice::SITE_READY;
 use crate::domain::SiteState;
-use crate::mailer;
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Provision {
-    pub site_id: String,
-    /// The site version this job was enqueued for; a newer action makes it stand down.
-    pub version: i64,
-}
 
 impl BackgroundJob for Provision {
-    const KIND: &'static str = "provision";
-
-    fn site_id(&self) -> Option<&str> {
-        Some(&self.site_id)
-    }
-
     async fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
         let result = self.provision(ctx).await;
         if let Err(error) = &result {
@@ -100,17 +88,17 @@ impl Provision {
         let (id, version) = (self.site_id.clone(), self.version);
         let email = SendEmail {
             site_id: site.id.clone(),
-            notice: mailer::SITE_READY.to_owned(),
+            notice: SITE_READY.to_owned(),
         }
         .to_new_job(&ctx.settings.jobs);
-        let message_id = ctx.mailer.message_id(mailer::SITE_READY, &site.id);
+        let message_id = ctx.mailer.message_id(SITE_READY, &site.id);
         let became_ready = ctx
             .db
             .write(move |c| {
                 if !sites::advance(c, &id, version, SiteState::Provisioning, SiteState::Ready)? {
                     return Ok(false);
                 }
-                if db::outbox::add(c, &id, mailer::SITE_READY, &message_id)? {
+                if db::outbox::add(c, &id, SITE_READY, &message_id)? {
                     db::jobs::insert(c, &email)?;
                 }
                 Ok(true)

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::db::{jobs, now_ms, stripe_events, Db};
+use crate::adapters::db::{jobs, now_ms, stripe_events, Db};
 
 /// Rows deleted per write.
 const BATCH: i64 = 500;
@@ -50,7 +50,10 @@ pub async fn sweep(db: &Db, job_days: u64, event_days: u64) -> anyhow::Result<Pr
 /// Runs `delete` (one batch) until a batch deletes less than a full one; returns the total.
 async fn in_batches(
     db: &Db,
-    delete: impl Fn(&mut crate::db::DbConnection) -> anyhow::Result<usize> + Clone + Send + 'static,
+    delete: impl Fn(&mut crate::adapters::db::DbConnection) -> anyhow::Result<usize>
+        + Clone
+        + Send
+        + 'static,
 ) -> anyhow::Result<usize> {
     let mut total = 0;
     loop {

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{backoff, JobContext, Registry};
-use crate::db::{jobs, now_ms, Db};
+use crate::adapters::db::{jobs, now_ms, Db};
 
 /// The most jobs one claim takes (bounded by the free slots).
 const CLAIM_BATCH: usize = 64;
@@ -383,7 +383,7 @@ impl Execution {
                 Outcome::Succeeded
             }
             Err(error) => {
-                let permanent = super::is_permanent(&error);
+                let permanent = crate::error::is_permanent(&error);
                 let error = format!("{error:#}");
                 if permanent || job.attempts >= job.max_attempts {
                     self.exhaust(handler, error).await

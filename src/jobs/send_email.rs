@@ -1,24 +1,12 @@
 //! Sends one notice for one site, once: the outbox row says whether it went out, and the
 //! Message-ID is derived from the site and notice, so a resend after a crash is recognisable.
 
-use serde::{Deserialize, Serialize};
-
 use super::{BackgroundJob, JobContext};
-use crate::db::{outbox, sites};
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SendEmail {
-    pub site_id: String,
-    pub notice: String,
-}
+use crate::adapters::db::{outbox, sites};
+use crate::adapters::mailer::NoticeLinks;
+use crate::domain::job::SendEmail;
 
 impl BackgroundJob for SendEmail {
-    const KIND: &'static str = "send_email";
-
-    fn site_id(&self) -> Option<&str> {
-        Some(&self.site_id)
-    }
-
     async fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
         let (id, notice) = (self.site_id.clone(), self.notice.clone());
         let (row, site) = ctx
@@ -33,9 +21,14 @@ impl BackgroundJob for SendEmail {
             return Ok(());
         }
         let tenant = ctx.tenants.get(&site.tenant)?;
+        let links = NoticeLinks {
+            site_url: tenant.site_url(&site.hostname),
+            status_url: tenant.status_url(&site.id),
+        };
+        let templates = &tenant.settings.email_templates;
         let email = ctx
             .mailer
-            .render(&self.notice, &tenant, &site, &row.message_id)?;
+            .render(&self.notice, &links, templates, &site, &row.message_id)?;
         ctx.mailer.send(&email).await?;
         ctx.faults.hit("send_email.after_send").await?;
         let (id, notice) = (self.site_id.clone(), self.notice.clone());

@@ -2,22 +2,14 @@
 //! first (policy plugins run asynchronously); then everything the event does to its site, and
 //! the record of its outcome, is one transaction (see `stripe::process`).
 
-use serde::{Deserialize, Serialize};
-
-use super::{BackgroundJob, JobContext, Permanent};
-use crate::db::stripe_events;
-use crate::stripe::event::Event;
-use crate::stripe::process::{self, Outcome, Processor};
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ProcessStripeEvent {
-    /// berth's id of the stored event (`event_…`), not Stripe's.
-    pub event_id: String,
-}
+use super::{BackgroundJob, JobContext};
+use crate::adapters::db::stripe_events;
+use crate::domain::job::ProcessStripeEvent;
+use crate::error::Permanent;
+use crate::services::stripe::event::Event;
+use crate::services::stripe::process::{self, Outcome, Processor};
 
 impl BackgroundJob for ProcessStripeEvent {
-    const KIND: &'static str = "stripe_event";
-
     async fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
         let id = self.event_id.clone();
         let Some(row) = ctx.db.run(move |c| stripe_events::get(c, &id)).await? else {

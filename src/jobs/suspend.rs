@@ -1,24 +1,12 @@
 //! Suspend: the site already stopped being served when it entered `suspended`; this job scales
 //! its workload to zero. Resume is a provision job (apply scales back up).
 
-use serde::{Deserialize, Serialize};
-
 use super::{BackgroundJob, JobContext};
+use crate::domain::job::Job;
+use crate::domain::job::Suspend;
 use crate::domain::SiteState;
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Suspend {
-    pub site_id: String,
-    pub version: i64,
-}
-
 impl BackgroundJob for Suspend {
-    const KIND: &'static str = "suspend";
-
-    fn site_id(&self) -> Option<&str> {
-        Some(&self.site_id)
-    }
-
     async fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
         let Some(site) = super::current_site(
             ctx,

@@ -2,26 +2,13 @@
 //! Enqueued when the subscription becomes overdue, due when the grace period ends; it stands
 //! down when the customer paid meanwhile (the site's overdue mark is gone or newer).
 
-use serde::{Deserialize, Serialize};
-
-use super::{BackgroundJob, JobContext, Suspend};
-use crate::db::sites::{self, PaymentChanges, Transition, SUSPENDED_FOR_PAYMENT};
+use super::{BackgroundJob, JobContext};
+use crate::adapters::db::jobs::Enqueue;
+use crate::adapters::db::sites::{self, PaymentChanges, Transition, SUSPENDED_FOR_PAYMENT};
+use crate::domain::job::{Suspend, SuspendOverdue};
 use crate::domain::SiteState;
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SuspendOverdue {
-    pub site_id: String,
-    /// The site's `payment_overdue_since` this job was enqueued for.
-    pub overdue_since: i64,
-}
-
 impl BackgroundJob for SuspendOverdue {
-    const KIND: &'static str = "suspend_overdue";
-
-    fn site_id(&self) -> Option<&str> {
-        Some(&self.site_id)
-    }
-
     async fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
         let (id, since, jobs) = (
             self.site_id.clone(),

@@ -7,12 +7,12 @@ pub(crate) mod plugins;
 pub(crate) mod policies;
 pub(crate) mod sites;
 
-use crate::auth::Admin;
-use crate::db::DbConnection;
+use crate::adapters::db::DbConnection;
 use crate::domain::TenantName;
-use crate::error::ApiError;
+use crate::routes::auth::Admin;
+use crate::routes::error::ApiError;
 use crate::routes::registry::Routes;
-use crate::routes::AppState;
+use crate::routes::state::AppState;
 
 pub fn routes(routes: &mut Routes) {
     sites::routes(routes);

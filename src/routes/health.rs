@@ -1,8 +1,8 @@
 use actix_web::{get, web, HttpResponse};
 
 use super::registry::Routes;
-use super::AppState;
-use crate::error::ApiError;
+use super::state::AppState;
+use crate::routes::error::ApiError;
 
 pub fn routes(routes: &mut Routes) {
     routes.add(healthz).add(readyz);
@@ -23,7 +23,7 @@ pub(crate) async fn healthz() -> HttpResponse {
     tag = "operations",
     responses(
         (status = 200, description = "The database answers and is migrated: `{\"status\": \"ready\"}`", content_type = "application/json"),
-        (status = 503, description = "Not ready (`unavailable`)", body = crate::routes::openapi::ErrorBody),
+        (status = 503, description = "Not ready (`unavailable`)", body = crate::routes::schemas::ErrorBody),
     ),
 )]
 #[get("/readyz")]

@@ -1,10 +1,10 @@
 use actix_web::{get, web, HttpRequest, HttpResponse, ResponseError};
 
 use super::registry::Routes;
-use super::AppState;
-use crate::auth::require_token;
-use crate::db::{jobs, sites, stripe_events};
-use crate::telemetry::metrics_handle;
+use super::state::AppState;
+use crate::adapters::db::{jobs, sites, stripe_events};
+use crate::adapters::telemetry::metrics_handle;
+use crate::routes::auth::require_token;
 
 pub fn routes(routes: &mut Routes) {
     routes.add(render);
@@ -17,9 +17,9 @@ pub fn routes(routes: &mut Routes) {
     security((), ("metrics" = [])),
     responses(
         (status = 200, description = "Prometheus text format", content_type = "text/plain"),
-        (status = 401, description = "`server.metrics_token` is set and the request does not carry it", body = crate::routes::openapi::ErrorBody,
+        (status = 401, description = "`server.metrics_token` is set and the request does not carry it", body = crate::routes::schemas::ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 429, description = "Too many wrong tokens from this address", body = crate::routes::openapi::ErrorBody,
+        (status = 429, description = "Too many wrong tokens from this address", body = crate::routes::schemas::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a request can succeed"))),
     ),
 )]

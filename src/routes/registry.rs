@@ -16,7 +16,7 @@ use utoipa::openapi::schema::Schema;
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::RefOr;
 
-use crate::error::ApiError;
+use crate::routes::error::ApiError;
 
 /// What a handler must be to join the list: an actix service that describes itself.
 pub trait Route:

@@ -16,18 +16,20 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{options, post, web, HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
-use super::openapi::{ErrorBody, SignupForm, SignupJson, SignupMultipart};
 use super::params::TenantPath;
 use super::registry::Routes;
-use super::{prefers_html, AppState};
-use crate::client_ip::client_ip;
-use crate::db::{is_unique_violation, sites};
+use super::request::prefers_html;
+use super::schemas::{ErrorBody, SignupForm, SignupJson, SignupMultipart};
+use super::state::AppState;
+use crate::adapters::db::jobs::Enqueue;
+use crate::adapters::db::{is_unique_violation, sites};
+use crate::domain::job::Provision;
 use crate::domain::{SiteId, SiteName, SiteState};
-use crate::error::ApiError;
-use crate::jobs::{BackgroundJob, Provision};
-use crate::rate_limit::ip_key;
-use crate::signup::{run_policies, validate, RawForm, Signup};
-use crate::tenants::Tenant;
+use crate::routes::client_ip::client_ip;
+use crate::routes::error::ApiError;
+use crate::routes::rate_limit::ip_key;
+use crate::services::signup::{run_policies, validate, RawForm, Signup};
+use crate::services::tenants::Tenant;
 
 pub fn routes(routes: &mut Routes) {
     routes
@@ -197,7 +199,7 @@ async fn accept(
 
     let kind = body::kind_of(req)?;
     let limit = tenant.settings.html_max_bytes + 16 * 1024;
-    let raw = super::read_limited(req, payload, limit).await?;
+    let raw = super::request::read_limited(req, payload, limit).await?;
     let form = body::parse(req, kind, raw).await?;
 
     if form
@@ -212,7 +214,7 @@ async fn accept(
     tracing::Span::current().record("site.name", signup.name.as_str());
     tokio::select! {
         checked = run_policies(&state.policies, tenant, &mut signup) => checked?,
-        () = crate::connections::client_gone(req) => {
+        () = crate::routes::connections::client_gone(req) => {
             tracing::info!("client gone; policies stopped");
             return Err(ApiError::ClientGone);
         }

@@ -6,13 +6,13 @@ use actix_web::{get, web, HttpRequest, HttpResponse};
 use maud::{html, Markup, DOCTYPE};
 use serde::Serialize;
 
-use super::openapi::ErrorBody;
 use super::params::TenantSitePath;
 use super::registry::Routes;
-use super::AppState;
-use crate::db::sites::{self, SiteRow};
+use super::schemas::ErrorBody;
+use super::state::AppState;
+use crate::adapters::db::sites::{self, SiteRow};
 use crate::domain::{SiteId, SiteState};
-use crate::error::ApiError;
+use crate::routes::error::ApiError;
 
 pub fn routes(routes: &mut Routes) {
     routes.add(status);
@@ -100,7 +100,9 @@ pub(crate) async fn status(
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("application/json") && !super::prefers_html(&req));
+        .is_some_and(|accept| {
+            accept.contains("application/json") && !super::request::prefers_html(&req)
+        });
     if wants_json {
         return Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))

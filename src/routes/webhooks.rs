@@ -14,21 +14,22 @@ use actix_web::http::header::HeaderName;
 use actix_web::{post, web, HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
-use super::openapi::{ErrorBody, StripeEventIn};
 use super::params::TenantPath;
 use super::registry::Routes;
-use super::AppState;
-use crate::client_ip::client_ip;
-use crate::db::now_ms;
-use crate::db::stripe_events::{self, NewStripeEvent};
+use super::schemas::{ErrorBody, StripeEventIn};
+use super::state::AppState;
+use crate::adapters::db::jobs::Enqueue;
+use crate::adapters::db::now_ms;
+use crate::adapters::db::stripe_events::{self, NewStripeEvent};
+use crate::domain::job::ProcessStripeEvent;
 use crate::domain::EventId;
-use crate::error::ApiError;
-use crate::jobs::{BackgroundJob, ProcessStripeEvent};
-use crate::rate_limit::ip_key;
-use crate::stripe::event::Event;
-use crate::stripe::ingest::{Delivery, Stored};
-use crate::stripe::signature::{SignatureError, SignatureHeader};
-use crate::tenants::Tenant;
+use crate::routes::client_ip::client_ip;
+use crate::routes::error::ApiError;
+use crate::routes::rate_limit::ip_key;
+use crate::services::stripe::event::Event;
+use crate::services::stripe::ingest::{Delivery, Stored};
+use crate::services::stripe::signature::{SignatureError, SignatureHeader};
+use crate::services::tenants::Tenant;
 
 /// The largest event body accepted. Stripe's events are far smaller (lists in events are
 /// truncated), so a larger body is not Stripe's.
@@ -215,7 +216,7 @@ async fn verified_body(
     tenant: &Tenant,
 ) -> Result<web::Bytes, ApiError> {
     let header = signature_header(req)?;
-    let body = super::read_limited(req, payload, MAX_EVENT_BYTES).await?;
+    let body = super::request::read_limited(req, payload, MAX_EVENT_BYTES).await?;
     let stripe = &tenant.settings.stripe;
     header
         .verify(

@@ -255,7 +255,7 @@ async fn a_tenant_token_cannot_tell_which_other_tenants_exist() {
 async fn metrics_can_be_kept_for_holders_of_the_metrics_token() {
     let token = "metrics-token-0123456789";
     let app =
-        TestApp::spawn_with(|s| s.server.metrics_token = berth::secret::Secret::new(token)).await;
+        TestApp::spawn_with(|s| s.server.metrics_token = berth::domain::Secret::new(token)).await;
     let get = |auth: Option<&'static str>| {
         let mut request = app.client.get(app.url("/metrics"));
         if let Some(auth) = auth {

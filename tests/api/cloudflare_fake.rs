@@ -1,5 +1,5 @@
 //! A Cloudflare API v4 fake on loopback (wiremock) for one zone's DNS records, shared by the
-//! provider's unit tests (`src/dns/cloudflare/tests.rs`) and the end-to-end tests.
+//! provider's unit tests (`src/adapters/dns/cloudflare/tests.rs`) and the end-to-end tests.
 //!
 //! It answers as the documented API does: bodies are the envelope
 //! `{success, errors: [{code, message}], messages, result, result_info}`; only

@@ -2,8 +2,8 @@
 //! `dns.provider = "cloudflare"` pointed at a fake of the API on loopback.
 
 use berth::configuration::DnsProviderKind;
-use berth::dns::RecordType;
-use berth::secret::Secret;
+use berth::domain::RecordType;
+use berth::domain::Secret;
 
 use crate::cloudflare_fake::{failure, CloudflareFake};
 use crate::helpers::TestApp;

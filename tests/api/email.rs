@@ -1,5 +1,5 @@
 use berth::configuration::EmailTransport;
-use berth::secret::Secret;
+use berth::domain::Secret;
 
 use crate::helpers::TestApp;
 use crate::smtp_server::SmtpServer;

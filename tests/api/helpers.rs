@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use berth::configuration::Mode;
 use berth::configuration::{
     EmailTransport, Rate, RuntimeKind, Settings, StripeSettings, TenantSettings,
 };
+use berth::domain::Secret;
 use berth::jobs::{self, JobContext, Worker};
-use berth::secret::Secret;
-use berth::startup::{Application, Clients, Mode};
+use berth::startup::{Application, Clients};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use tempfile::TempDir;
 
@@ -382,7 +383,7 @@ impl TestApp {
         self.ctx
             .db
             .run(|c| {
-                Ok(berth::db::sites::count_by_state(c)?
+                Ok(berth::adapters::db::sites::count_by_state(c)?
                     .iter()
                     .map(|(_, n)| n)
                     .sum())

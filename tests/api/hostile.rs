@@ -349,10 +349,10 @@ async fn attacks_on_signup_get_a_precise_4xx_and_store_nothing() {
 #[tokio::test]
 async fn attacks_on_the_stripe_webhook_get_a_400_and_store_nothing() {
     use crate::helpers::{ACME_STRIPE_SECRET, STRIPE_SECRET};
-    use berth::stripe::signature::sign;
+    use berth::services::stripe::signature::sign;
 
     let app = TestApp::spawn().await;
-    let now = berth::db::now_ms() / 1000;
+    let now = berth::adapters::db::now_ms() / 1000;
     let event = r#"{"id":"evt_attack","object":"event","type":"invoice.paid","created":1700000000,"livemode":false,"data":{"object":{"id":"in_1","object":"invoice"}}}"#;
     let good = sign(event.as_bytes(), STRIPE_SECRET, now);
     let v1 = good.split_once("v1=").unwrap().1.to_owned();

@@ -11,7 +11,7 @@ use kube::client::Body;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
-use berth::runtime::kubernetes::manifests::{Manifests, Object};
+use berth::adapters::runtime::kubernetes::manifests::{Manifests, Object};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 

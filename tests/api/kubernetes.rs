@@ -6,9 +6,9 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
-use berth::runtime::kubernetes::manifests::{self, Manifests, Scale, Template};
-use berth::runtime::kubernetes::names;
-use berth::runtime::SiteSpec;
+use berth::adapters::runtime::kubernetes::manifests::{self, Manifests, Scale, Template};
+use berth::adapters::runtime::kubernetes::names;
+use berth::adapters::runtime::SiteSpec;
 
 use crate::helpers::{job_of, kube_tenant, TestApp, ADMIN_TOKEN};
 use crate::kube_mock::{self as mock, Exchange, Reply};

@@ -82,7 +82,7 @@ async fn a_site_lives_its_whole_life_on_a_real_cluster() {
     let app = cluster.app().await;
     let client = cluster.client().await;
     let name = format!("it-{:08x}", rand::random::<u32>());
-    let namespace = berth::runtime::kubernetes::names::namespace("kube", &name);
+    let namespace = berth::adapters::runtime::kubernetes::names::namespace("kube", &name);
 
     let response = app
         .post_json(

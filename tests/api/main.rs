@@ -12,6 +12,7 @@ mod hostile;
 mod kube_mock;
 mod kubernetes;
 mod kubernetes_cluster;
+mod layers;
 pub mod plugins;
 mod process;
 mod provisioning;

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use berth::adapters::plugin_host::PluginHost;
 use berth::configuration::{OnError, PolicySettings};
-use berth::plugin_host::PluginHost;
 use reqwest::Method;
 
 use crate::helpers::{TestApp, ACME_TOKEN, ADMIN_TOKEN};
@@ -788,7 +788,7 @@ fn plugin_check_and_run_work_from_the_command_line() {
             .lines()
             .filter(|l| l.trim_start().starts_with("ok "))
             .count(),
-        berth::plugin_host::CONFORMANCE.len(),
+        berth::adapters::plugin_host::CONFORMANCE.len(),
         "every conformance item is listed: {stdout}"
     );
 

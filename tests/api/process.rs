@@ -259,8 +259,11 @@ async fn every_acknowledged_stripe_delivery_survives_a_kill_9() {
         let id = format!("evt_kill9_{n}");
         event["id"] = serde_json::json!(id);
         let body = serde_json::to_string(&event).unwrap();
-        let signature =
-            berth::stripe::signature::sign(body.as_bytes(), SECRET, berth::db::now_ms() / 1000);
+        let signature = berth::services::stripe::signature::sign(
+            body.as_bytes(),
+            SECRET,
+            berth::adapters::db::now_ms() / 1000,
+        );
         let (client, api, done) = (fresh_client(), first.api.clone(), done.clone());
         tokio::spawn(async move {
             let response = client
@@ -429,8 +432,11 @@ async fn a_kill_9_amid_a_large_batch_of_job_outcomes_applies_every_payment_once(
         event["data"]["object"]["client_reference_id"] = serde_json::json!(id);
         event["data"]["object"]["subscription"] = serde_json::json!(format!("sub_outcomes_{n}"));
         let body = serde_json::to_string(&event).unwrap();
-        let signature =
-            berth::stripe::signature::sign(body.as_bytes(), SECRET, berth::db::now_ms() / 1000);
+        let signature = berth::services::stripe::signature::sign(
+            body.as_bytes(),
+            SECRET,
+            berth::adapters::db::now_ms() / 1000,
+        );
         let response = client
             .post(format!("{}/webhooks/stripe", ingest.api))
             .header("stripe-signature", signature)

@@ -1,7 +1,7 @@
 //! Bounded growth: history past its retention is pruned, what waits for an operator stays.
 
 use berth::jobs::retention::{sweep, Pruned};
-use berth::stripe::signature::sign;
+use berth::services::stripe::signature::sign;
 use diesel::RunQueryDsl;
 use serde_json::{json, Value};
 
@@ -19,7 +19,11 @@ async fn deliver(app: &TestApp, example: &str, id: &str, event_type: &str) {
     event["id"] = json!(id);
     event["type"] = json!(event_type);
     let body = serde_json::to_string(&event).unwrap();
-    let signature = sign(body.as_bytes(), STRIPE_SECRET, berth::db::now_ms() / 1000);
+    let signature = sign(
+        body.as_bytes(),
+        STRIPE_SECRET,
+        berth::adapters::db::now_ms() / 1000,
+    );
     let response = app
         .post_stripe("/webhooks/stripe", &body, Some(&signature))
         .await;

@@ -3,9 +3,9 @@
 //! duplicated, concurrently and out of order, plus everything a forged or broken delivery can be.
 
 use berth::configuration::{PlanSettings, Rate, Settings};
+use berth::domain::Secret;
 use berth::faults::Fault;
-use berth::secret::Secret;
-use berth::stripe::signature::sign;
+use berth::services::stripe::signature::sign;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -17,7 +17,7 @@ const CHECKOUT_URL: &str = "https://buy.stripe.com/test_28o5mQ3xY";
 const DAY: i64 = 86_400;
 
 fn now() -> i64 {
-    berth::db::now_ms() / 1000
+    berth::adapters::db::now_ms() / 1000
 }
 
 /// An example payload from `webhooks/stripe/`, with a fresh event id.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Stripe-Signature test vectors, made with Stripe's own library (stripe-python).
 
-berth's verifier (src/stripe/signature.rs) is checked against every vector here, so its
+berth's verifier (src/services/stripe/signature.rs) is checked against every vector here, so its
 notion of a valid signature is Stripe's, and the Rust tests need no Python. Each vector records
 two verdicts:
 

@@ -4,17 +4,20 @@
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use crate::auth::Admin;
-use crate::db::jobs;
-use crate::db::stripe_events::{self, StripeEventRow};
+use crate::adapters::db::jobs;
+use crate::adapters::db::jobs::Enqueue;
+use crate::adapters::db::stripe_events::{self, StripeEventRow};
+use crate::domain::job::ProcessStripeEvent;
 use crate::domain::{EventId, SiteId};
-use crate::error::ApiError;
-use crate::jobs::{BackgroundJob, ProcessStripeEvent};
-use crate::routes::openapi::{AdminErrors, ErrorBody};
+use crate::routes::auth::Admin;
+use crate::routes::error::ApiError;
 use crate::routes::params::EventIdPath;
 use crate::routes::registry::Routes;
-use crate::routes::{json_ok, AppState};
+use crate::routes::request::json_ok;
+use crate::routes::schemas::{AdminErrors, ErrorBody};
+use crate::routes::state::AppState;
 
 pub fn routes(routes: &mut Routes) {
     routes.add(list).add(get).add(replay);
@@ -48,7 +51,7 @@ fn outcomes() -> utoipa::openapi::Object {
     security(("bearer" = [])),
     params(ListQuery),
     responses(
-        (status = 200, description = "Stripe events, newest first, with their outcome", body = crate::routes::openapi::EventList),
+        (status = 200, description = "Stripe events, newest first, with their outcome", body = EventList),
         (status = 400, description = "A filter or `limit` out of its range, or an unknown query parameter", body = ErrorBody),
         AdminErrors,
     )
@@ -177,4 +180,10 @@ pub(crate) async fn replay(
     state.wake.notify_one();
     tracing::info!(tenant = %event.tenant, stripe.event_id = %event.stripe_event_id, stripe.event_type = %event.event_type, "Stripe event replayed by an operator");
     Ok(json_ok(StatusCode::ACCEPTED, &replayed))
+}
+
+/// The body of `GET /admin/events`.
+#[derive(Serialize, ToSchema)]
+pub struct EventList {
+    events: Vec<StripeEventRow>,
 }

@@ -3,15 +3,17 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use crate::auth::Admin;
-use crate::db::jobs;
-use crate::error::ApiError;
-use crate::routes::openapi::{AdminErrors, ErrorBody};
+use crate::adapters::db::jobs::{self, JobRow};
+use crate::routes::auth::Admin;
+use crate::routes::error::ApiError;
 use crate::routes::params::JobIdPath;
 use crate::routes::registry::Routes;
-use crate::routes::{json_ok, AppState};
+use crate::routes::request::json_ok;
+use crate::routes::schemas::{AdminErrors, ErrorBody};
+use crate::routes::state::AppState;
 
 pub fn routes(routes: &mut Routes) {
     routes.add(list).add(retry);
@@ -39,7 +41,7 @@ fn job_states() -> utoipa::openapi::Object {
     security(("bearer" = [])),
     params(ListQuery),
     responses(
-        (status = 200, description = "Jobs, newest first, and the queue's backlog (global token only)", body = crate::routes::openapi::JobList),
+        (status = 200, description = "Jobs, newest first, and the queue's backlog (global token only)", body = JobList),
         (status = 400, description = "An unknown state, `limit` out of its range, or an unknown query parameter", body = ErrorBody),
         AdminErrors,
     )
@@ -86,7 +88,7 @@ pub(crate) async fn list(
     security(("bearer" = [])),
     params(JobIdPath),
     responses(
-        (status = 202, description = "Requeued with a fresh attempt budget", body = crate::db::jobs::JobRow),
+        (status = 202, description = "Requeued with a fresh attempt budget", body = crate::adapters::db::jobs::JobRow),
         (status = 404, description = "No job with this id (`job_not_found`)", body = ErrorBody),
         (status = 409, description = "The job is not `failed` (`invalid_state`)", body = ErrorBody),
         AdminErrors,
@@ -122,4 +124,11 @@ pub(crate) async fn retry(
     tracing::info!(job.id = %id, job.kind = %job.kind, "failed job requeued by an operator");
     let job = state.db.run(move |c| jobs::get(c, &id)).await?;
     Ok(json_ok(StatusCode::ACCEPTED, &job))
+}
+
+/// The body of `GET /admin/jobs`.
+#[derive(Serialize, ToSchema)]
+pub struct JobList {
+    jobs: Vec<JobRow>,
+    backlog: crate::adapters::db::jobs::Backlog,
 }

@@ -4,19 +4,20 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Admin;
-use crate::db::plugins::{self, PluginRow, Removal};
+use crate::adapters::db::plugins::{self, PluginRow, Removal};
+use crate::adapters::plugin_host::ModuleInfo;
+use crate::domain::Hook;
 use crate::domain::PluginName;
-use crate::error::ApiError;
-use crate::plugin_host::ModuleInfo;
-use crate::policy::Hook;
-use crate::routes::openapi::{AdminErrors, ErrorBody};
+use crate::routes::auth::Admin;
+use crate::routes::error::ApiError;
 use crate::routes::params::{PluginPath, TenantPath};
-use crate::routes::read_limited;
 use crate::routes::registry::Routes;
-use crate::routes::{json_ok, AppState};
-use crate::signup::{Trial, TrialRefusal};
-use crate::tenants::Tenant;
+use crate::routes::request::json_ok;
+use crate::routes::request::read_limited;
+use crate::routes::schemas::{AdminErrors, ErrorBody};
+use crate::routes::state::AppState;
+use crate::services::signup::{Trial, TrialRefusal};
+use crate::services::tenants::Tenant;
 
 pub fn routes(routes: &mut Routes) {
     routes.add(upload).add(list).add(get).add(remove).add(test);
@@ -319,7 +320,7 @@ pub(super) fn hooks() -> utoipa::openapi::Object {
     params(PluginPath),
     request_body = TestIn,
     responses(
-        (status = 200, description = "The call's result; failures are reported with their class", body = crate::policy::TestResult),
+        (status = 200, description = "The call's result; failures are reported with their class", body = crate::services::policy::TestResult),
         (status = 400, description = "A malformed body, plugin name (`invalid_name`), hook (`invalid_hook`), or settings that are not a JSON object (`invalid_settings`)", body = ErrorBody),
         (status = 404, description = "No such tenant (`unknown_tenant`) or plugin (`plugin_not_found`)", body = ErrorBody),
         (status = 422, description = "berth's built-in checks refuse the submission (`invalid_fields`), or the plugin refuses the settings (`invalid_settings`)", body = ErrorBody),
@@ -364,7 +365,7 @@ pub(crate) async fn test(
     let result = state
         .policies
         .in_slot(tenant.name.as_str(), move |host| {
-            crate::signup::trial(host, &in_slot, &row.name, &plugin, &trial)
+            crate::services::signup::trial(host, &in_slot, &row.name, &plugin, &trial)
         })
         .await?
         .map_err(|refusal| match refusal {

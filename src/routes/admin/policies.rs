@@ -5,14 +5,15 @@ use actix_web::{get, put, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::plugins::{refuse_if_configured, tenant_for};
-use crate::auth::Admin;
-use crate::db::plugins::{self, BindingRow};
-use crate::error::ApiError;
-use crate::policy::Hook;
-use crate::routes::openapi::{AdminErrors, ErrorBody};
+use crate::adapters::db::plugins::{self, BindingRow};
+use crate::domain::Hook;
+use crate::routes::auth::Admin;
+use crate::routes::error::ApiError;
 use crate::routes::params::TenantPath;
 use crate::routes::registry::Routes;
-use crate::routes::{json_ok, AppState};
+use crate::routes::request::json_ok;
+use crate::routes::schemas::{AdminErrors, ErrorBody};
+use crate::routes::state::AppState;
 
 pub fn routes(routes: &mut Routes) {
     routes.add(list).add(replace);

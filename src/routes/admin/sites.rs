@@ -3,19 +3,22 @@
 use actix_web::http::StatusCode;
 use actix_web::{delete, get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use crate::auth::Admin;
+use crate::adapters::db::jobs::Enqueue;
+use crate::adapters::db::jobs::{JobRow, NewJob};
+use crate::adapters::db::sites::{self, SiteRow, Transition};
+use crate::adapters::db::{jobs, DbConnection};
 use crate::configuration::JobSettings;
-use crate::db::jobs::{JobRow, NewJob};
-use crate::db::sites::{self, SiteRow, Transition};
-use crate::db::{jobs, DbConnection};
+use crate::domain::job::{Deprovision, Provision, Suspend};
 use crate::domain::{SiteId, SiteState};
-use crate::error::ApiError;
-use crate::jobs::{BackgroundJob, Deprovision, Provision, Suspend};
-use crate::routes::openapi::{AdminErrors, ErrorBody};
+use crate::routes::auth::Admin;
+use crate::routes::error::ApiError;
 use crate::routes::params::SiteIdPath;
 use crate::routes::registry::Routes;
-use crate::routes::{json_ok, AppState};
+use crate::routes::request::json_ok;
+use crate::routes::schemas::{AdminErrors, ErrorBody};
+use crate::routes::state::AppState;
 
 pub fn routes(routes: &mut Routes) {
     routes
@@ -68,7 +71,7 @@ fn site_out(state: &AppState, site: SiteRow) -> SiteOut {
     security(("bearer" = [])),
     params(ListQuery),
     responses(
-        (status = 200, description = "Sites, newest first", body = crate::routes::openapi::SiteList),
+        (status = 200, description = "Sites, newest first", body = SiteList),
         (status = 400, description = "A filter or `limit` out of its range, or an unknown query parameter", body = ErrorBody),
         AdminErrors,
     )
@@ -339,4 +342,10 @@ pub(crate) async fn remove(
         },
     )
     .await
+}
+
+/// The body of `GET /admin/sites`.
+#[derive(Serialize, ToSchema)]
+pub struct SiteList {
+    sites: Vec<SiteOut>,
 }

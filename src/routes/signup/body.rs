@@ -5,8 +5,8 @@ use actix_web::http::header::{self, HeaderMap};
 use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
 
-use crate::error::ApiError;
-use crate::signup::RawForm;
+use crate::routes::error::ApiError;
+use crate::services::signup::RawForm;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyKind {
@@ -160,7 +160,7 @@ fn parse_json(body: &[u8]) -> Result<RawForm, ApiError> {
     let mut nulls = std::collections::HashSet::new();
     for (name, value) in members {
         if form.get(&name).is_some() || !nulls.insert(name.clone()) {
-            return Err(RawForm::duplicate(&name));
+            return Err(RawForm::duplicate(&name).into());
         }
         match value {
             serde_json::Value::String(s) => form.insert(name, s.into_bytes())?,

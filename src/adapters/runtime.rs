@@ -1,0 +1,59 @@
+//! Where sites run. A runtime turns a site into a serving workload; `local` (the embedded
+//! default) serves static sites from berth itself, `kubernetes` gives each site a namespace.
+//! Every method is idempotent: jobs retry them.
+
+pub mod kubernetes;
+pub mod local;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::adapters::dns::DnsRecord;
+
+/// What a runtime needs to know about a site.
+#[derive(Debug, Clone)]
+pub struct SiteSpec {
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    pub hostname: String,
+    pub html: Option<String>,
+    pub plan: Option<String>,
+}
+
+impl SiteSpec {
+    pub fn dns_record(&self, target: String) -> DnsRecord {
+        DnsRecord {
+            hostname: self.hostname.clone(),
+            target,
+            tenant: self.tenant.clone(),
+            site_id: self.id.clone(),
+        }
+    }
+}
+
+#[async_trait]
+pub trait Runtime: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// Creates or updates the workload (and scales a suspended one back up).
+    async fn apply(&self, site: &SiteSpec) -> anyhow::Result<()>;
+
+    /// Waits, at most `timeout`, until the workload serves. Returns the address DNS should point
+    /// at when the runtime knows it (e.g. an Ingress load balancer).
+    async fn wait_ready(
+        &self,
+        site: &SiteSpec,
+        timeout: Duration,
+    ) -> anyhow::Result<Option<String>>;
+
+    /// Stops serving the site, keeping what is needed to resume it.
+    async fn suspend(&self, site: &SiteSpec) -> anyhow::Result<()>;
+
+    /// Removes the workload; succeeds when it is already gone.
+    async fn delete(&self, site: &SiteSpec) -> anyhow::Result<()>;
+
+    /// The URL customers use to reach the site.
+    fn site_url(&self, hostname: &str) -> String;
+}

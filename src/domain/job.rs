@@ -1,0 +1,99 @@
+//! The background work berth does, as data: each kind of job is a payload with a stable name,
+//! stored in the `jobs` table. Services and routes enqueue them in the same transaction as the
+//! change that calls for them; [`crate::jobs`] holds what each one does when it runs.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// A kind of job: its payload and the stable name stored in the `kind` column.
+pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The stable name stored in the `kind` column.
+    const KIND: &'static str;
+
+    /// The site the job is about, stored beside it for the admin API.
+    fn site_id(&self) -> Option<&str> {
+        None
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Provision {
+    pub site_id: String,
+    /// The site version this job was enqueued for; a newer action makes it stand down.
+    pub version: i64,
+}
+
+impl Job for Provision {
+    const KIND: &'static str = "provision";
+
+    fn site_id(&self) -> Option<&str> {
+        Some(&self.site_id)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Deprovision {
+    pub site_id: String,
+    pub version: i64,
+}
+
+impl Job for Deprovision {
+    const KIND: &'static str = "deprovision";
+
+    fn site_id(&self) -> Option<&str> {
+        Some(&self.site_id)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Suspend {
+    pub site_id: String,
+    pub version: i64,
+}
+
+impl Job for Suspend {
+    const KIND: &'static str = "suspend";
+
+    fn site_id(&self) -> Option<&str> {
+        Some(&self.site_id)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SendEmail {
+    pub site_id: String,
+    pub notice: String,
+}
+
+impl Job for SendEmail {
+    const KIND: &'static str = "send_email";
+
+    fn site_id(&self) -> Option<&str> {
+        Some(&self.site_id)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProcessStripeEvent {
+    /// berth's id of the stored event (`event_…`), not Stripe's.
+    pub event_id: String,
+}
+
+impl Job for ProcessStripeEvent {
+    const KIND: &'static str = "stripe_event";
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SuspendOverdue {
+    pub site_id: String,
+    /// The site's `payment_overdue_since` this job was enqueued for.
+    pub overdue_since: i64,
+}
+
+impl Job for SuspendOverdue {
+    const KIND: &'static str = "suspend_overdue";
+
+    fn site_id(&self) -> Option<&str> {
+        Some(&self.site_id)
+    }
+}

@@ -1,0 +1,145 @@
+//! Admin authentication: `Authorization: Bearer <token>` against the global admin token or a
+//! tenant's token, compared in constant time. A tenant token sees only its tenant.
+//!
+//! Wrong tokens are limited per client IP (`rate_limits.admin_failures_per_ip`): each one is
+//! charged, and an address over its budget gets `429` before any token it sends is looked at,
+//! so guessing cannot go on at speed. A request without a token is not a guess and is not
+//! charged.
+
+use std::future::{ready, Ready};
+
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+
+use crate::domain::Secret;
+use crate::routes::client_ip::client_ip;
+use crate::routes::error::ApiError;
+use crate::routes::rate_limit::ip_key;
+use crate::routes::state::AppState;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Global,
+    Tenant(String),
+}
+
+/// An authenticated admin caller.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub scope: Scope,
+}
+
+impl Admin {
+    /// `Ok` when the caller may act on `tenant`'s resources.
+    pub fn require(&self, tenant: &str) -> Result<(), ApiError> {
+        match &self.scope {
+            Scope::Global => Ok(()),
+            Scope::Tenant(own) if own == tenant => Ok(()),
+            Scope::Tenant(_) => Err(ApiError::Forbidden(
+                "this token belongs to another tenant".into(),
+            )),
+        }
+    }
+
+    pub fn require_global(&self) -> Result<(), ApiError> {
+        match self.scope {
+            Scope::Global => Ok(()),
+            Scope::Tenant(_) => Err(ApiError::Forbidden(
+                "this needs the global admin token".into(),
+            )),
+        }
+    }
+
+    /// The tenant a listing is limited to: the asked-for one (if allowed) or the token's own.
+    pub fn tenant_filter(&self, asked: Option<&str>) -> Result<Option<String>, ApiError> {
+        match (&self.scope, asked) {
+            (_, Some(tenant)) => self.require(tenant).map(|()| Some(tenant.to_owned())),
+            (Scope::Tenant(own), None) => Ok(Some(own.clone())),
+            (Scope::Global, None) => Ok(None),
+        }
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Admin, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))?;
+    let ip = unrefused_address(req, state)?;
+    let token = bearer(req)
+        .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <admin token>".into()))?;
+    // Check every token so the time taken does not tell which one matched.
+    let mut scope = None;
+    if state.settings.server.admin_token.matches(token) {
+        scope = Some(Scope::Global);
+    }
+    for tenant in &state.settings.tenants {
+        if tenant.admin_token.matches(token) && scope.is_none() {
+            scope = Some(Scope::Tenant(tenant.name.clone()));
+        }
+    }
+    let Some(scope) = scope else {
+        return Err(wrong_token(
+            state,
+            ip.as_deref(),
+            "the admin token is not valid",
+        ));
+    };
+    let key = match &scope {
+        Scope::Global => "global".to_owned(),
+        Scope::Tenant(name) => format!("tenant:{name}"),
+    };
+    state.limits.admin_per_token.check(&key)?;
+    Ok(Admin { scope })
+}
+
+/// The client's address key, unless it is refused for too many wrong tokens (`429`).
+fn unrefused_address(req: &HttpRequest, state: &AppState) -> Result<Option<String>, ApiError> {
+    let ip = client_ip(req, &state.settings.server.trusted_proxies).map(ip_key);
+    if let Some(ip) = &ip {
+        state.limits.admin_failures_per_ip.check(ip)?;
+    }
+    Ok(ip)
+}
+
+/// The bearer token of the request, if it sends one.
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// A `401` for a wrong token, charged to the client's address (a `429` once it is over its
+/// budget).
+fn wrong_token(state: &AppState, ip: Option<&str>, message: &str) -> ApiError {
+    if let Some(Err(limited)) = ip.map(|ip| state.limits.admin_failures_per_ip.fail(ip)) {
+        return limited;
+    }
+    ApiError::Unauthorized(message.into())
+}
+
+/// `Ok` when `secret` is empty (nothing to protect) or the request carries it as its bearer
+/// token; wrong tokens are charged like wrong admin tokens.
+pub fn require_token(req: &HttpRequest, state: &AppState, secret: &Secret) -> Result<(), ApiError> {
+    if secret.is_empty() {
+        return Ok(());
+    }
+    let ip = unrefused_address(req, state)?;
+    match bearer(req) {
+        None => Err(ApiError::Unauthorized(
+            "send Authorization: Bearer <token>".into(),
+        )),
+        Some(token) if secret.matches(token) => Ok(()),
+        Some(_) => Err(wrong_token(state, ip.as_deref(), "the token is not valid")),
+    }
+}
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
