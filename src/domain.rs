@@ -11,7 +11,7 @@ pub mod notice;
 pub mod quantity;
 mod record_type;
 pub mod secret;
-mod site_state;
+mod states;
 
 pub use email_address::EmailAddress;
 pub use hook::Hook;
@@ -19,4 +19,4 @@ pub use ids::{EventId, JobId, SiteId};
 pub use names::{validate_base_domain, Hostname, PluginName, SiteName, TenantName};
 pub use record_type::RecordType;
 pub use secret::Secret;
-pub use site_state::SiteState;
+pub use states::{JobState, SiteState};

@@ -127,7 +127,7 @@ async fn current_site(
         .run(move |c| crate::adapters::db::sites::get(c, &id))
         .await?;
     match site {
-        Some(site) if site.version == version && site.state() == state => Ok(Some(site)),
+        Some(site) if site.version == version && site.state == state => Ok(Some(site)),
         Some(site) => {
             tracing::info!(site.id = %site.id, site.state = %site.state, job.kind = kind, "site moved on; the job stands down");
             Ok(None)

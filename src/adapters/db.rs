@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod plugins;
 pub mod schema;
 pub mod sites;
+mod states;
 pub mod stripe_events;
 mod writer;
 

@@ -47,7 +47,7 @@ impl Provision {
             .db
             .run(move |c| sites::get(c, &id))
             .await?
-            .is_some_and(|site| site.state() == SiteState::Failed);
+            .is_some_and(|site| site.state == SiteState::Failed);
         if failed {
             let (id, version) = (self.site_id.clone(), self.version);
             ctx.db

@@ -80,13 +80,13 @@ pub(crate) async fn status(
         .await?
         .filter(|site| site.tenant == tenant.name.as_str())
         .ok_or_else(not_found)?;
-    let site_state = site.state();
+    let site_state = site.state;
     let body = Status {
         id: &site.id,
         tenant: &site.tenant,
         name: &site.name,
         hostname: &site.hostname,
-        state: &site.state,
+        state: site.state.as_str(),
         step: site.step.as_deref(),
         url: (site_state == SiteState::Ready).then(|| tenant.site_url(&site.hostname)),
         checkout_url: (site_state == SiteState::PendingPayment)
@@ -161,7 +161,7 @@ fn headline(state: SiteState) -> &'static str {
 }
 
 fn page(site: &SiteRow, view: &Status<'_>) -> Markup {
-    let state = site.state();
+    let state = site.state;
     html! {
         (DOCTYPE)
         html lang="en" {

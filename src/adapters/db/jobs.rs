@@ -21,12 +21,12 @@ use super::schema::jobs;
 use super::{now_ms, DbConnection};
 use crate::configuration::JobSettings;
 use crate::domain::job::Job;
-use crate::domain::JobId;
+use crate::domain::{JobId, JobState};
 
-pub const QUEUED: &str = "queued";
-pub const RUNNING: &str = "running";
-pub const SUCCEEDED: &str = "succeeded";
-pub const FAILED: &str = "failed";
+pub const QUEUED: &str = JobState::Queued.as_str();
+pub const RUNNING: &str = JobState::Running.as_str();
+pub const SUCCEEDED: &str = JobState::Succeeded.as_str();
+pub const FAILED: &str = JobState::Failed.as_str();
 pub const STATES: [&str; 4] = [QUEUED, RUNNING, SUCCEEDED, FAILED];
 
 #[derive(Debug, Clone, Insertable)]
@@ -75,7 +75,8 @@ pub struct JobRow {
     #[serde(skip)]
     pub payload: String,
     pub site_id: Option<String>,
-    pub state: String,
+    #[schema(value_type = String)]
+    pub state: JobState,
     pub attempts: i32,
     pub max_attempts: i32,
     pub run_at: i64,

@@ -20,7 +20,8 @@ pub struct SiteRow {
     #[serde(skip)]
     pub html: Option<String>,
     pub plan: Option<String>,
-    pub state: String,
+    #[schema(value_type = String)]
+    pub state: SiteState,
     pub step: Option<String>,
     pub version: i64,
     pub stripe_customer_id: Option<String>,
@@ -39,12 +40,6 @@ pub struct SiteRow {
 
 /// [`SiteRow::suspended_for`] of a site suspended because its subscription went unpaid.
 pub const SUSPENDED_FOR_PAYMENT: &str = "payment";
-
-impl SiteRow {
-    pub fn state(&self) -> SiteState {
-        self.state.parse().unwrap_or(SiteState::Failed)
-    }
-}
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = sites)]
@@ -227,18 +222,18 @@ pub fn act(
     let Some(mut site) = get(conn, id)? else {
         return Ok(Transition::NotFound);
     };
-    if !from.contains(&site.state()) {
-        return Ok(Transition::WrongState(site.state()));
+    if !from.contains(&site.state) {
+        return Ok(Transition::WrongState(site.state));
     }
     let now = now_ms();
-    site.state = to.as_str().to_owned();
+    site.state = to;
     site.version += 1;
     site.updated_at = now;
     site.step = None;
     site.suspended_for = None;
     diesel::update(sites::table.find(id))
         .set((
-            sites::state.eq(&site.state),
+            sites::state.eq(to.as_str()),
             sites::version.eq(site.version),
             sites::updated_at.eq(now),
             sites::step.eq(None::<String>),

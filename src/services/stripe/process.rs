@@ -274,12 +274,12 @@ impl Processor<'_> {
         if let Some(stale) = stale(&site, event) {
             return Ok(stale);
         }
-        if matches!(site.state(), SiteState::Deprovisioning | SiteState::Deleted) {
+        if matches!(site.state, SiteState::Deprovisioning | SiteState::Deleted) {
             return Ok(Outcome::new(
                 stripe_events::IGNORED,
                 format!(
                     "a checkout for a site that is {}: nothing changed (refund it?)",
-                    site.state()
+                    site.state
                 ),
                 Some(&site.id),
             ));
@@ -310,7 +310,7 @@ impl Processor<'_> {
         }
         let paid = event.kind == CHECKOUT_ASYNC_SUCCEEDED
             || (event.kind == CHECKOUT_COMPLETED && session.is_paid());
-        let waiting = site.state() == SiteState::PendingPayment;
+        let waiting = site.state == SiteState::PendingPayment;
         let failed = event.kind == CHECKOUT_ASYNC_FAILED;
         if failed && waiting {
             changes.last_error = Some(Some("the payment did not go through".into()));
@@ -320,7 +320,7 @@ impl Processor<'_> {
         }
         sites::record_payment(conn, &site.id, changes)?;
 
-        let state = site.state();
+        let state = site.state;
         notes.insert(
             0,
             match (paid, failed) {
@@ -550,7 +550,7 @@ impl Processor<'_> {
                         since
                     }
                 };
-                if site.state() != SiteState::Suspended {
+                if site.state != SiteState::Suspended {
                     notes.push(format!(
                         "suspended at {} unless paid by then",
                         http_date(since.saturating_add(self.grace_ms()))
@@ -563,7 +563,7 @@ impl Processor<'_> {
         if resume {
             self.provision(conn, &site.id, &[SiteState::Suspended])?;
             notes.push("resumed".into());
-        } else if replan && matches!(site.state(), SiteState::Ready | SiteState::Provisioning) {
+        } else if replan && matches!(site.state, SiteState::Ready | SiteState::Provisioning) {
             self.provision(conn, &site.id, &[SiteState::Ready, SiteState::Provisioning])?;
             notes.push("re-applying the workload with the new plan".into());
         }
@@ -725,7 +725,7 @@ fn stale(site: &SiteRow, event: &Event) -> Option<Outcome> {
 }
 
 fn suspended_for_payment(site: &SiteRow) -> bool {
-    site.state() == SiteState::Suspended
+    site.state == SiteState::Suspended
         && site.suspended_for.as_deref() == Some(SUSPENDED_FOR_PAYMENT)
 }
 
