@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use berth::adapters::plugin_host::PluginHost;
 use berth::configuration::PluginSettings;
-use berth::domain::Hook;
+use berth::domain::{EmailAddress, Hook, SiteName};
 use berth::services::policy::{context_json, Submission};
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
@@ -73,9 +73,13 @@ fn main() {
     let blocked = host.load(&read("blocked_words.wasm")).unwrap();
     let guard = host.load(&read("html_guard.wasm")).unwrap();
 
+    let (name, email) = (
+        SiteName::parse("my-shop").unwrap(),
+        EmailAddress::parse("ann@example.com").unwrap(),
+    );
     let submission = Submission {
-        name: "my-shop",
-        email: "ann@example.com",
+        name: &name,
+        email: &email,
         plan: None,
     };
     let name_ctx = context_json(

@@ -1,11 +1,14 @@
-//! The command line: `berth [--config FILE] <command>`.
+//! Layer 4, the command line: `berth [--config FILE] <command>`. Commands that need no server
+//! (`config check`, `plugin`, `render`, `migrate`) run here; `serve` is handed in by `main`, since
+//! the application it starts sits above this layer. A new command goes in [`Command`], with its
+//! own module when it is more than a few lines (like [`plugin`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod plugin;
+pub mod plugin;
 
 pub use plugin::PluginCommand;
 

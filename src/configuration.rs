@@ -1,7 +1,8 @@
-//! Settings: one TOML file (optional) layered under `BERTH_<SECTION>__<KEY>` environment overrides.
+//! Layer 0. Settings: one TOML file (optional) layered under `BERTH_<SECTION>__<KEY>` environment overrides.
 //!
 //! Every key has a default, so no file at all gives the embedded default. Unknown keys and bad
-//! values are errors that name the key (`server.lisen: unknown key …`).
+//! values are errors that name the key (`server.lisen: unknown key …`). Each section is a file
+//! here with its defaults, validation and tests; configuration reads only [`crate::domain`].
 //!
 //! Tenants are an array in TOML; the environment addresses them by name instead of position:
 //! `BERTH_TENANTS__ACME_SHOPS__ADMIN_TOKEN` sets `admin_token` of tenant `acme-shops` (`_` in the

@@ -1,4 +1,4 @@
-//! Test-only fault injection. With the `failpoints` feature, named points in jobs can pause or
+//! Layer 0. Test-only fault injection. With the `failpoints` feature, named points in jobs can pause or
 //! fail on demand: from `BERTH_FAILPOINTS=name=pause(ms),other=error` when the process starts
 //! (so tests can kill a real process at a known place), or set in-process by tests. Without the
 //! feature every point compiles to nothing.

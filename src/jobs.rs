@@ -1,5 +1,3 @@
-//! Durable background jobs.
-//!
 //! Layer 3: durable background jobs. A job kind is a payload in [`crate::domain::job`] (its name
 //! and fields) and here an implementation of [`BackgroundJob`] (its idempotent `run`). A new kind
 //! is added by writing both and listing the type in [`registry`]; the queue and the worker need

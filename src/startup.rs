@@ -1,5 +1,6 @@
-//! The application: API listener, sites listener (local runtime) and job worker, built from
-//! settings and run side by side until shutdown.
+//! Layer 5, the top: the application. The API listener, the sites listener (local runtime) and
+//! the job worker, built from settings and run side by side until shutdown; `berth serve` runs
+//! it (`main` hands [`serve`] to the command line).
 
 use std::net::TcpListener;
 use std::sync::Arc;

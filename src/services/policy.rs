@@ -24,7 +24,7 @@ use crate::adapters::plugin_host::{
     CallReport, CompiledPlugin, LogLine, PluginError, PluginHost, PluginOutput, SettingsAnswer,
 };
 use crate::configuration::{OnError, Settings};
-use crate::domain::Hook;
+use crate::domain::{EmailAddress, Hook, SiteName};
 use crate::error::PolicyReason;
 use crate::services::tenants::Tenant;
 
@@ -34,8 +34,8 @@ pub const POLICY_ERROR: &str = "policy_error";
 /// What the plugins see of the submission besides the value under test.
 #[derive(Debug, Clone)]
 pub struct Submission<'a> {
-    pub name: &'a str,
-    pub email: &'a str,
+    pub name: &'a SiteName,
+    pub email: &'a EmailAddress,
     pub plan: Option<&'a str>,
 }
 
@@ -139,7 +139,11 @@ pub fn context_json(
         "tenant": tenant,
         "plugin": plugin,
         "settings": settings,
-        "submission": {"name": submission.name, "email": submission.email, "plan": submission.plan},
+        "submission": {
+            "name": submission.name.as_str(),
+            "email": submission.email.as_str(),
+            "plan": submission.plan,
+        },
     })
     .to_string()
 }

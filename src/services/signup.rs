@@ -259,8 +259,8 @@ pub async fn run_policies(
     signup: &mut Signup,
 ) -> Result<(), SignupError> {
     let submission = Submission {
-        name: signup.name.as_str(),
-        email: signup.email.as_str(),
+        name: &signup.name,
+        email: &signup.email,
         plan: signup.plan.as_deref(),
     };
     let budget = policies.budget();
@@ -368,8 +368,8 @@ pub fn trial(
         return Err(TrialRefusal::Fields(errors));
     }
     let submission = Submission {
-        name: name.as_str(),
-        email: email.as_str(),
+        name: &name,
+        email: &email,
         plan: plan.as_deref(),
     };
     let value = match trial.hook {
