@@ -19,8 +19,15 @@ pub fn scan(html: &str, allowed_form_targets: &[&str]) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut extra = 0usize;
     let mut i = 0;
-    // Line numbers are counted as the scan moves forward (linear in the page size).
-    let (mut line, mut counted_to) = (1usize, 0usize);
+    // Line numbers are only needed for a finding, so they are counted then, moving forward from
+    // the last one (linear in the page size; a clean page never counts them).
+    let counted = std::cell::Cell::new((1usize, 0usize));
+    let line_of = |at: usize| {
+        let (line, from) = counted.get();
+        let line = line + bytes[from..at].iter().filter(|&&b| b == b'\n').count();
+        counted.set((line, at));
+        line
+    };
     while let Some(offset) = bytes[i..].iter().position(|&b| b == b'<') {
         let start = i + offset;
         if bytes[start..].starts_with(b"<!--") {
@@ -31,14 +38,10 @@ pub fn scan(html: &str, allowed_form_targets: &[&str]) -> Vec<Finding> {
             continue;
         }
         let end = tag_end(bytes, start + 1);
-        line += bytes[counted_to..start]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        counted_to = start;
+        let line = || line_of(start);
         check_tag(
             &bytes[start..end],
-            line,
+            &line,
             allowed_form_targets,
             &mut |code, message| {
                 if findings.len() < MAX_FINDINGS {
@@ -92,7 +95,7 @@ fn lower(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_ascii_lowercase()
 }
 
-fn check_tag(tag: &[u8], line: usize, allowed: &[&str], report: &mut Report<'_>) {
+fn check_tag(tag: &[u8], line: &dyn Fn() -> usize, allowed: &[&str], report: &mut Report<'_>) {
     let name_len = tag[1..]
         .iter()
         .take_while(|b| b.is_ascii_alphanumeric())
@@ -101,14 +104,14 @@ fn check_tag(tag: &[u8], line: usize, allowed: &[&str], report: &mut Report<'_>)
     let is = |wanted: &str| name.eq_ignore_ascii_case(wanted.as_bytes());
     if is("script") {
         report("script_tag", &|| {
-            format!("line {}: <script> is not allowed", line)
+            format!("line {}: <script> is not allowed", line())
         });
     } else if ["iframe", "object", "embed", "frame", "frameset", "applet"]
         .iter()
         .any(|n| is(n))
     {
         report("embedded_content", &|| {
-            format!("line {}: <{}> is not allowed", line, lower(name))
+            format!("line {}: <{}> is not allowed", line(), lower(name))
         });
     }
     let (is_meta, is_form) = (is("meta"), is("form"));
@@ -117,7 +120,7 @@ fn check_tag(tag: &[u8], line: usize, allowed: &[&str], report: &mut Report<'_>)
             report("inline_handler", &|| {
                 format!(
                     "line {}: inline event handler {}= is not allowed",
-                    line,
+                    line(),
                     lower(attr)
                 )
             });
@@ -127,7 +130,7 @@ fn check_tag(tag: &[u8], line: usize, allowed: &[&str], report: &mut Report<'_>)
             .any(|scheme| compact_starts_with(value, scheme.as_bytes()))
         {
             report("javascript_url", &|| {
-                format!("line {}: {}= holds a script URL", line, lower(attr))
+                format!("line {}: {}= holds a script URL", line(), lower(attr))
             });
         }
         if is_meta
@@ -135,7 +138,7 @@ fn check_tag(tag: &[u8], line: usize, allowed: &[&str], report: &mut Report<'_>)
             && trim(value).eq_ignore_ascii_case(b"refresh")
         {
             report("meta_refresh", &|| {
-                format!("line {}: <meta http-equiv=refresh> is not allowed", line)
+                format!("line {}: <meta http-equiv=refresh> is not allowed", line())
             });
         }
         if is_form
@@ -148,7 +151,7 @@ fn check_tag(tag: &[u8], line: usize, allowed: &[&str], report: &mut Report<'_>)
             report("offsite_form", &|| {
                 format!(
                     "line {}: a form posts to {}, off this site",
-                    line,
+                    line(),
                     lower(trim(value))
                 )
             });
