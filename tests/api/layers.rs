@@ -408,12 +408,15 @@ fn is(tokens: &[Token], i: usize, want: &Tok) -> bool {
     tokens.get(i).map(|t| &t.tok) == Some(want)
 }
 
+/// What `walk` calls for a crate path: the module it is written in, the path, the line.
+type OnPath<'a> = dyn FnMut(&[String], &[String], usize) + 'a;
+
 /// Calls `on_path` for every crate path written in `tokens` (in `use` trees and in code) with
 /// the module it is written in, and `on_module` for every inline `mod name { … }`.
 fn walk(
     file_module: &[String],
     tokens: &[Token],
-    on_path: &mut dyn FnMut(&[String], &[String], usize),
+    on_path: &mut OnPath,
     on_module: &mut dyn FnMut(&[String]),
 ) {
     let mut module = file_module.to_vec();
