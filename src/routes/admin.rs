@@ -12,6 +12,7 @@ use crate::domain::TenantName;
 use crate::routes::auth::Admin;
 use crate::routes::error::ApiError;
 use crate::routes::registry::Routes;
+use crate::routes::schemas::ErrorBody;
 use crate::routes::state::AppState;
 
 pub fn routes(routes: &mut Routes) {
@@ -21,6 +22,28 @@ pub fn routes(routes: &mut Routes) {
     plugins::routes(routes);
     policies::routes(routes);
     events::routes(routes);
+}
+
+/// Error answers that several admin routes give, each a type to list in their `responses(...)`.
+macro_rules! shared_answers {
+    ($($name:ident = $status:tt, $description:tt;)+) => {$(
+        #[derive(utoipa::IntoResponses)]
+        #[allow(dead_code)]
+        pub(crate) enum $name {
+            #[response(status = $status, description = $description)]
+            Error(ErrorBody),
+        }
+    )+};
+}
+
+shared_answers! {
+    BadFilter = 400, "A filter or `limit` out of its range, or an unknown query parameter";
+    InvalidName = 400, "A malformed plugin name (`invalid_name`)";
+    SiteNotFound = 404, "No site with this id (`site_not_found`)";
+    EventNotFound = 404, "No event with this id (`event_not_found`)";
+    UnknownTenant = 404, "No tenant by this name (`unknown_tenant`), for the global token";
+    PluginNotFound = 404, "No such tenant (`unknown_tenant`) or plugin (`plugin_not_found`)";
+    ManagedByConfig = 409, "The tenant's policies are managed in the configuration (`managed_by_config`)";
 }
 
 /// The `limit` query parameter: 1 to 1000, default 100.
@@ -55,25 +78,25 @@ fn one_of(values: &[&str]) -> utoipa::openapi::Object {
         .build()
 }
 
-/// Loads a tenant's record that the caller may see: `not_found` for a malformed (`id` is `None`)
-/// or unknown id, `403` for another tenant's record.
+/// Loads a tenant's record that the caller may see: `not_found` for an unknown id, `403` for
+/// another tenant's record.
 async fn load_owned<T>(
     admin: &Admin,
     state: &AppState,
-    id: Option<String>,
-    not_found: impl Fn() -> ApiError,
+    id: &str,
+    not_found: fn(&str) -> ApiError,
     get: fn(&mut DbConnection, &str) -> anyhow::Result<Option<T>>,
     tenant_of: fn(&T) -> &str,
 ) -> Result<T, ApiError>
 where
     T: Send + 'static,
 {
-    let id = id.ok_or_else(&not_found)?;
+    let lookup = id.to_owned();
     let row = state
         .db
-        .run(move |c| get(c, &id))
+        .run(move |c| get(c, &lookup))
         .await?
-        .ok_or_else(&not_found)?;
+        .ok_or_else(|| not_found(id))?;
     admin.require(tenant_of(&row))?;
     Ok(row)
 }

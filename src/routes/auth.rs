@@ -5,17 +5,25 @@
 //! charged, and an address over its budget gets `429` before any token it sends is looked at,
 //! so guessing cannot go on at speed. A request without a token is not a guess and is not
 //! charged.
+//!
+//! Handlers take [`Admin`] (any valid token), [`GlobalAdmin`] (the global token only) or
+//! [`TenantAdmin`] (a token that may manage the path's `{tenant}`, with that tenant).
 
 use std::future::{ready, Ready};
+use std::sync::Arc;
 
+use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
 
 use crate::domain::Secret;
 use crate::routes::client_ip::client_ip;
 use crate::routes::error::ApiError;
+use crate::routes::params::segment;
 use crate::routes::rate_limit::ip_key;
 use crate::routes::state::AppState;
+use crate::services::tenants::Tenant;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -60,10 +68,15 @@ impl Admin {
     }
 }
 
+fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))
+}
+
 fn authenticate(req: &HttpRequest) -> Result<Admin, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))?;
+    let state = app_state(req)?;
+    let state = &*state;
     let ip = unrefused_address(req, state)?;
     let token = bearer(req)
         .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <admin token>".into()))?;
@@ -142,4 +155,74 @@ impl FromRequest for Admin {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         ready(authenticate(req))
     }
+}
+
+/// A caller with the global admin token (`403` for a tenant's), and `T`: the rest of the request
+/// the handler reads before it runs (a query, a JSON body), read after the token and before the
+/// scope check, so a malformed request is a `400` for any valid token.
+pub struct GlobalAdmin<T = ()> {
+    pub input: T,
+}
+
+/// A caller who may manage the tenant the path's `{tenant}` names, with that tenant, and `T` as
+/// for [`GlobalAdmin`]. The answers come in this order: the token (`401`, `429`), `T` (its
+/// `400`), the scope (`403`), the tenant (`404 unknown_tenant`). Scope comes before existence: a
+/// tenant token gets the same `403` for a tenant that does not exist as for one that does, so it
+/// cannot list the other tenants by trying names.
+pub struct TenantAdmin<T = ()> {
+    pub tenant: Arc<Tenant>,
+    pub input: T,
+}
+
+/// Authenticates at once (as [`Admin`] does), then reads `T`, then lets `allow` judge the
+/// caller and build the extractor.
+fn authorized<T, S>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    allow: fn(&HttpRequest, Admin, T) -> Result<S, ApiError>,
+) -> LocalBoxFuture<'static, Result<S, actix_web::Error>>
+where
+    T: FromRequest + 'static,
+    T::Future: 'static,
+    S: 'static,
+{
+    let admin = authenticate(req);
+    let input = T::from_request(req, payload);
+    let req = req.clone();
+    Box::pin(async move {
+        let admin = admin?;
+        let input = input.await.map_err(Into::into)?;
+        allow(&req, admin, input).map_err(Into::into)
+    })
+}
+
+/// `GlobalAdmin` and `TenantAdmin` are extracted by [`authorized`] with their own judgement.
+macro_rules! authorized_by {
+    ($($extractor:ident: $allow:expr;)+) => {$(
+        impl<T> FromRequest for $extractor<T>
+        where
+            T: FromRequest + 'static,
+            T::Future: 'static,
+        {
+            type Error = actix_web::Error;
+            type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+            fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+                authorized(req, payload, $allow)
+            }
+        }
+    )+};
+}
+
+authorized_by! {
+    GlobalAdmin: |_, admin, input| {
+        admin.require_global()?;
+        Ok(Self { input })
+    };
+    TenantAdmin: |req, admin, input| {
+        let tenant = segment(req, "tenant")?;
+        admin.require(&tenant)?;
+        let tenant = app_state(req)?.tenant(&tenant)?;
+        Ok(Self { tenant, input })
+    };
 }

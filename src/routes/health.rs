@@ -23,7 +23,11 @@ pub(crate) async fn healthz() -> HttpResponse {
     tag = "operations",
     responses(
         (status = 200, description = "The database answers and is migrated: `{\"status\": \"ready\"}`", content_type = "application/json"),
-        (status = 503, description = "Not ready (`unavailable`)", body = crate::routes::schemas::ErrorBody),
+        (
+            status = 503,
+            description = "Not ready (`unavailable`)",
+            body = crate::routes::schemas::ErrorBody
+        ),
     ),
 )]
 #[get("/readyz")]

@@ -135,3 +135,53 @@ fn method_name(method: &HttpMethod) -> &'static str {
         HttpMethod::Trace => Method::TRACE.as_str(),
     }
 }
+
+/// Declares twin routes, tenant `default`'s short path and its `/t/{tenant}/…` twin, with one
+/// body and one OpenAPI description (`#[utoipa::path(…)]` without its `params` and
+/// `responses`, which come next). Each route keeps its own route attribute, doc comment (its
+/// summary, written under the route) and name (its operation id), and may add responses of its
+/// own after `+`. The twin's
+/// parameters start with `{tenant}`. The body sees the tenant's name as the first identifier
+/// of `async fn(…)`, a `&str`.
+macro_rules! twin_routes {
+    (
+        #[utoipa::path($($description:tt)*)]
+        $(params($($param:path),+ $(,)?);)?
+        responses($($response:tt)*);
+        #[$default_method:ident($default_route:literal)]
+        $(#[doc = $default_doc:literal])*
+        $default:ident $(+ responses($($default_response:tt)*))?;
+        #[$twin_method:ident($twin_route:literal)]
+        $(#[doc = $twin_doc:literal])*
+        $twin:ident $(+ responses($($twin_response:tt)*))?;
+        async fn($tenant:ident $(, $arg:ident: $ty:ty)* $(,)?) -> $out:ty $body:block
+    ) => {
+        $(#[doc = $default_doc])*
+        #[utoipa::path(
+            $(params($($param),+),)?
+            responses($($($default_response)*)? $($response)*),
+            $($description)*
+        )]
+        #[$default_method($default_route)]
+        pub(crate) async fn $default($($arg: $ty),*) -> $out {
+            let $tenant: &str = "default";
+            $body
+        }
+
+        $(#[doc = $twin_doc])*
+        #[utoipa::path(
+            params(crate::routes::params::TenantPath $($(, $param)+)?),
+            responses($($($twin_response)*)? $($response)*),
+            $($description)*
+        )]
+        #[$twin_method($twin_route)]
+        pub(crate) async fn $twin(
+            $($arg: $ty,)*
+            path: ::actix_web::web::Path<crate::routes::params::TenantPath>,
+        ) -> $out {
+            let $tenant: &str = &path.tenant;
+            $body
+        }
+    };
+}
+pub(crate) use twin_routes;

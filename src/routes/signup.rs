@@ -16,8 +16,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{options, post, web, HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
-use super::params::TenantPath;
-use super::registry::Routes;
+use super::registry::{twin_routes, Routes};
 use super::request::prefers_html;
 use super::schemas::{ErrorBody, SignupForm, SignupJson, SignupMultipart};
 use super::state::AppState;
@@ -102,46 +101,31 @@ enum SignupAnswers {
     Internal(ErrorBody),
 }
 
-/// Sign up on tenant `default`.
-#[utoipa::path(
-    tag = "signup",
-    description = SIGNUP,
-    request_body(content(
-        (SignupForm = "application/x-www-form-urlencoded"),
-        (SignupMultipart = "multipart/form-data"),
-        (SignupJson = "application/json"),
-    )),
-    responses(SignupAnswers),
-)]
-#[post("/signup")]
-pub(crate) async fn signup_default(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    signup(req, payload, state, "default").await
-}
-
-/// Sign up on a tenant.
-#[utoipa::path(
-    tag = "signup",
-    description = SIGNUP,
-    params(TenantPath),
-    request_body(content(
-        (SignupForm = "application/x-www-form-urlencoded"),
-        (SignupMultipart = "multipart/form-data"),
-        (SignupJson = "application/json"),
-    )),
-    responses(SignupAnswers),
-)]
-#[post("/t/{tenant}/signup")]
-pub(crate) async fn signup_tenant(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-    path: web::Path<TenantPath>,
-) -> HttpResponse {
-    signup(req, payload, state, &path.tenant).await
+twin_routes! {
+    #[utoipa::path(
+        tag = "signup",
+        description = SIGNUP,
+        request_body(content(
+            (SignupForm = "application/x-www-form-urlencoded"),
+            (SignupMultipart = "multipart/form-data"),
+            (SignupJson = "application/json"),
+        )),
+    )]
+    responses(SignupAnswers);
+    #[post("/signup")]
+    /// Sign up on tenant `default`.
+    signup_default;
+    #[post("/t/{tenant}/signup")]
+    /// Sign up on a tenant.
+    signup_tenant;
+    async fn(
+        tenant,
+        req: HttpRequest,
+        payload: web::Payload,
+        state: web::Data<AppState>,
+    ) -> HttpResponse {
+        signup(req, payload, state, tenant).await
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -352,38 +336,29 @@ fn add_cors(req: &HttpRequest, tenant: &Tenant, response: &mut HttpResponse) {
     }
 }
 
-/// CORS preflight for tenant `default`: allowed origins may POST JSON.
-#[utoipa::path(
-    tag = "signup",
-    responses(
-        (status = 204, description = "Allowed origins get the CORS headers; others none"),
-        (status = 404, description = "No tenant `default` in this configuration (`unknown_tenant`)", body = ErrorBody),
-    ),
-)]
-#[options("/signup")]
-pub(crate) async fn preflight_default(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    preflight(&req, &state, "default")
-}
-
-/// CORS preflight for a tenant: allowed origins may POST JSON.
-#[utoipa::path(
-    tag = "signup",
-    params(TenantPath),
-    responses(
-        (status = 204, description = "Allowed origins get the CORS headers; others none"),
-        (status = 404, description = "No such tenant (`unknown_tenant`)", body = ErrorBody),
-    ),
-)]
-#[options("/t/{tenant}/signup")]
-pub(crate) async fn preflight_tenant(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<TenantPath>,
-) -> HttpResponse {
-    preflight(&req, &state, &path.tenant)
+twin_routes! {
+    #[utoipa::path(tag = "signup")]
+    responses((
+        status = 204,
+        description = "Allowed origins get the CORS headers; others none"
+    ));
+    #[options("/signup")]
+    /// CORS preflight for tenant `default`: allowed origins may POST JSON.
+    preflight_default + responses((
+        status = 404,
+        description = "No tenant `default` in this configuration (`unknown_tenant`)",
+        body = ErrorBody
+    ),);
+    #[options("/t/{tenant}/signup")]
+    /// CORS preflight for a tenant: allowed origins may POST JSON.
+    preflight_tenant + responses((
+        status = 404,
+        description = "No such tenant (`unknown_tenant`)",
+        body = ErrorBody
+    ),);
+    async fn(tenant, req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+        preflight(&req, &state, tenant)
+    }
 }
 
 /// Answers a CORS preflight: allowed origins may POST JSON; others get no CORS headers.

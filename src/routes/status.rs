@@ -60,8 +60,16 @@ pub(crate) struct Status<'a> {
             (Status = "application/json"),
             (String = "text/html"),
         )),
-        (status = 404, description = "No such tenant (`unknown_tenant`) or site (`site_not_found`)", body = ErrorBody),
-        (status = 500, description = "berth failed on its side (`internal_error`)", body = ErrorBody),
+        (
+            status = 404,
+            description = "No such tenant (`unknown_tenant`) or site (`site_not_found`)",
+            body = ErrorBody
+        ),
+        (
+            status = 500,
+            description = "berth failed on its side (`internal_error`)",
+            body = ErrorBody
+        ),
     ),
 )]
 #[get("/t/{tenant}/sites/{id}")]

@@ -14,8 +14,7 @@ use actix_web::http::header::HeaderName;
 use actix_web::{post, web, HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
-use super::params::TenantPath;
-use super::registry::Routes;
+use super::registry::{twin_routes, Routes};
 use super::schemas::{ErrorBody, StripeEventIn};
 use super::state::AppState;
 use crate::adapters::db::jobs::Enqueue;
@@ -105,39 +104,32 @@ struct SignatureParam {
     stripe_signature: String,
 }
 
-/// A Stripe webhook delivery for tenant `default`.
-#[utoipa::path(
-    tag = "webhooks",
-    description = DELIVERY,
-    params(SignatureParam),
-    request_body(content = StripeEventIn, content_type = "application/json", description = "The event exactly as Stripe sent it"),
-    responses(DeliveryAnswers),
-)]
-#[post("/webhooks/stripe")]
-pub(crate) async fn stripe_default(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    receive(req, payload, state, "default").await
-}
-
-/// A Stripe webhook delivery for a tenant.
-#[utoipa::path(
-    tag = "webhooks",
-    description = DELIVERY,
-    params(TenantPath, SignatureParam),
-    request_body(content = StripeEventIn, content_type = "application/json", description = "The event exactly as Stripe sent it"),
-    responses(DeliveryAnswers),
-)]
-#[post("/t/{tenant}/webhooks/stripe")]
-pub(crate) async fn stripe_tenant(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-    path: web::Path<TenantPath>,
-) -> HttpResponse {
-    receive(req, payload, state, &path.tenant).await
+twin_routes! {
+    #[utoipa::path(
+        tag = "webhooks",
+        description = DELIVERY,
+        request_body(
+            content = StripeEventIn,
+            content_type = "application/json",
+            description = "The event exactly as Stripe sent it"
+        ),
+    )]
+    params(SignatureParam);
+    responses(DeliveryAnswers);
+    #[post("/webhooks/stripe")]
+    /// A Stripe webhook delivery for tenant `default`.
+    stripe_default;
+    #[post("/t/{tenant}/webhooks/stripe")]
+    /// A Stripe webhook delivery for a tenant.
+    stripe_tenant;
+    async fn(
+        tenant,
+        req: HttpRequest,
+        payload: web::Payload,
+        state: web::Data<AppState>,
+    ) -> HttpResponse {
+        receive(req, payload, state, tenant).await
+    }
 }
 
 async fn receive(

@@ -6,6 +6,7 @@ use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::{BadFilter, EventNotFound};
 use crate::adapters::db::jobs;
 use crate::adapters::db::jobs::Enqueue;
 use crate::adapters::db::stripe_events::{self, StripeEventRow};
@@ -13,10 +14,10 @@ use crate::domain::job::ProcessStripeEvent;
 use crate::domain::{EventId, SiteId};
 use crate::routes::auth::Admin;
 use crate::routes::error::ApiError;
-use crate::routes::params::EventIdPath;
+use crate::routes::params::{event_not_found, EventIdPath};
 use crate::routes::registry::Routes;
 use crate::routes::request::json_ok;
-use crate::routes::schemas::{AdminErrors, ErrorBody};
+use crate::routes::schemas::AdminErrors;
 use crate::routes::state::AppState;
 
 pub fn routes(routes: &mut Routes) {
@@ -51,8 +52,12 @@ fn outcomes() -> utoipa::openapi::Object {
     security(("bearer" = [])),
     params(ListQuery),
     responses(
-        (status = 200, description = "Stripe events, newest first, with their outcome", body = EventList),
-        (status = 400, description = "A filter or `limit` out of its range, or an unknown query parameter", body = ErrorBody),
+        (
+            status = 200,
+            description = "Stripe events, newest first, with their outcome",
+            body = EventList
+        ),
+        BadFilter,
         AdminErrors,
     )
 )]
@@ -99,12 +104,12 @@ pub(crate) async fn list(
 }
 
 /// Loads an event the caller may see: `404` for an unknown id, `403` for another tenant's.
-async fn load(admin: &Admin, state: &AppState, id: &str) -> Result<StripeEventRow, ApiError> {
+async fn load(admin: &Admin, state: &AppState, id: &EventId) -> Result<StripeEventRow, ApiError> {
     super::load_owned(
         admin,
         state,
-        EventId::parse(id).ok().map(|id| id.to_string()),
-        || ApiError::not_found("event_not_found", format!("no event with id {id:?}")),
+        id.as_str(),
+        event_not_found,
         stripe_events::get,
         |event| &event.tenant,
     )
@@ -127,14 +132,14 @@ pub(crate) struct EventDetail {
     params(EventIdPath),
     responses(
         (status = 200, description = "The event with its raw payload", body = EventDetail),
-        (status = 404, description = "No event with this id (`event_not_found`)", body = ErrorBody),
+        EventNotFound,
         AdminErrors,
     )
 )]
 #[get("/admin/events/{id}")]
 pub(crate) async fn get(
     admin: Admin,
-    path: web::Path<EventIdPath>,
+    path: EventIdPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let event = load(&admin, &state, &path.id).await?;
@@ -153,14 +158,14 @@ pub(crate) async fn get(
     params(EventIdPath),
     responses(
         (status = 202, description = "Queued for processing", body = StripeEventRow),
-        (status = 404, description = "No event with this id (`event_not_found`)", body = ErrorBody),
+        EventNotFound,
         AdminErrors,
     )
 )]
 #[post("/admin/events/{id}/replay")]
 pub(crate) async fn replay(
     admin: Admin,
-    path: web::Path<EventIdPath>,
+    path: EventIdPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let event = load(&admin, &state, &path.id).await?;

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::adapters::db::jobs::{self, JobRow};
-use crate::routes::auth::Admin;
+use crate::routes::auth::GlobalAdmin;
 use crate::routes::error::ApiError;
-use crate::routes::params::JobIdPath;
+use crate::routes::params::{job_not_found, JobIdPath};
 use crate::routes::registry::Routes;
 use crate::routes::request::json_ok;
 use crate::routes::schemas::{AdminErrors, ErrorBody};
@@ -20,13 +20,16 @@ pub fn routes(routes: &mut Routes) {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     /// Only jobs in this state.
     #[param(schema_with = job_states)]
     state: Option<String>,
     /// How many, newest first.
-    #[param(minimum = 1, maximum = 1000, default = 100)]
+    // `nullable`, as utoipa gives an optional query parameter of a handler's `web::Query`: the
+    // other lists' `limit` reads the same.
+    #[param(nullable, minimum = 1, maximum = 1000, default = 100)]
     limit: Option<i64>,
 }
 
@@ -41,19 +44,25 @@ fn job_states() -> utoipa::openapi::Object {
     security(("bearer" = [])),
     params(ListQuery),
     responses(
-        (status = 200, description = "Jobs, newest first, and the queue's backlog (global token only)", body = JobList),
-        (status = 400, description = "An unknown state, `limit` out of its range, or an unknown query parameter", body = ErrorBody),
+        (
+            status = 200,
+            description = "Jobs, newest first, and the queue's backlog (global token only)",
+            body = JobList
+        ),
+        (
+            status = 400,
+            description = "An unknown state, `limit` out of its range, or an unknown query parameter",
+            body = ErrorBody
+        ),
         AdminErrors,
     )
 )]
 #[get("/admin/jobs")]
 pub(crate) async fn list(
-    admin: Admin,
-    query: web::Query<ListQuery>,
+    admin: GlobalAdmin<web::Query<ListQuery>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    admin.require_global()?;
-    let query = query.into_inner();
+    let query = admin.input.into_inner();
     let limit = super::limit(query.limit)?;
     if let Some(wanted) = &query.state {
         if !jobs::STATES.contains(&wanted.as_str()) {
@@ -88,7 +97,11 @@ pub(crate) async fn list(
     security(("bearer" = [])),
     params(JobIdPath),
     responses(
-        (status = 202, description = "Requeued with a fresh attempt budget", body = crate::adapters::db::jobs::JobRow),
+        (
+            status = 202,
+            description = "Requeued with a fresh attempt budget",
+            body = crate::adapters::db::jobs::JobRow
+        ),
         (status = 404, description = "No job with this id (`job_not_found`)", body = ErrorBody),
         (status = 409, description = "The job is not `failed` (`invalid_state`)", body = ErrorBody),
         AdminErrors,
@@ -96,23 +109,19 @@ pub(crate) async fn list(
 )]
 #[post("/admin/jobs/{id}/retry")]
 pub(crate) async fn retry(
-    admin: Admin,
-    path: web::Path<JobIdPath>,
+    _: GlobalAdmin,
+    path: JobIdPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    admin.require_global()?;
-    let id = path.into_inner().id;
+    let id = path.id;
     let lookup = id.clone();
-    let Some(job) = state.db.run(move |c| jobs::get(c, &lookup)).await? else {
-        return Err(ApiError::not_found(
-            "job_not_found",
-            format!("no job with id {id:?}"),
-        ));
+    let Some(job) = state.db.run(move |c| jobs::get(c, lookup.as_str())).await? else {
+        return Err(job_not_found(id.as_str()));
     };
     let requeue = id.clone();
     if !state
         .db
-        .write(move |c| jobs::requeue_failed(c, &requeue))
+        .write(move |c| jobs::requeue_failed(c, requeue.as_str()))
         .await?
     {
         return Err(ApiError::conflict(
@@ -122,7 +131,7 @@ pub(crate) async fn retry(
     }
     state.wake.notify_one();
     tracing::info!(job.id = %id, job.kind = %job.kind, "failed job requeued by an operator");
-    let job = state.db.run(move |c| jobs::get(c, &id)).await?;
+    let job = state.db.run(move |c| jobs::get(c, id.as_str())).await?;
     Ok(json_ok(StatusCode::ACCEPTED, &job))
 }
 

@@ -4,13 +4,14 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
+use super::{InvalidName, ManagedByConfig, PluginNotFound, UnknownTenant};
 use crate::adapters::db::plugins::{self, PluginRow, Removal};
 use crate::adapters::plugin_host::ModuleInfo;
 use crate::domain::Hook;
 use crate::domain::PluginName;
-use crate::routes::auth::Admin;
+use crate::routes::auth::TenantAdmin;
 use crate::routes::error::ApiError;
-use crate::routes::params::{PluginPath, TenantPath};
+use crate::routes::params::{PluginNamePath, TenantPath};
 use crate::routes::registry::Routes;
 use crate::routes::request::json_ok;
 use crate::routes::request::read_limited;
@@ -21,18 +22,6 @@ use crate::services::tenants::Tenant;
 
 pub fn routes(routes: &mut Routes) {
     routes.add(upload).add(list).add(get).add(remove).add(test);
-}
-
-/// The tenant named in the path, if the caller may manage it. Scope comes first: a tenant
-/// token gets the same `403` for a tenant that does not exist as for one that does, so it
-/// cannot list the other tenants by trying names.
-pub(super) fn tenant_for(
-    admin: &Admin,
-    state: &AppState,
-    tenant: &str,
-) -> Result<std::sync::Arc<Tenant>, ApiError> {
-    admin.require(tenant)?;
-    state.tenant(tenant)
 }
 
 /// Tenants that declare `policies` in the configuration are managed there, not through the API.
@@ -49,12 +38,8 @@ pub(super) fn refuse_if_configured(tenant: &Tenant) -> Result<(), ApiError> {
     ))
 }
 
-fn plugin_name(name: &str) -> Result<PluginName, ApiError> {
-    PluginName::parse(name)
-        .map_err(|e| ApiError::bad_request("invalid_name", format!("plugin name {e}")))
-}
-
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct UploadQuery {
     /// The plugin may rewrite the HTML it checks (html hook only).
@@ -74,44 +59,72 @@ pub(crate) struct Uploaded {
     operation_id = "upload_plugin",
     tag = "plugins",
     security(("bearer" = [])),
-    params(PluginPath, UploadQuery),
+    params(TenantPath, PluginNamePath, UploadQuery),
     request_body(
         content = Vec<u8>,
         content_type = "application/wasm",
-        description = "A core WebAssembly module that follows ABI v1, at most `plugins.max_module_bytes`"
+        description = "A core WebAssembly module that follows ABI v1, \
+                       at most `plugins.max_module_bytes`"
     ),
     responses(
         (status = 201, description = "Uploaded", body = Uploaded, links(
-            ("get" = (operation_id = "get_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
-            ("test" = (operation_id = "test_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
-            ("delete" = (operation_id = "delete_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
+            ("get" = (
+                operation_id = "get_plugin",
+                parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name"))
+            )),
+            ("test" = (
+                operation_id = "test_plugin",
+                parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name"))
+            )),
+            ("delete" = (
+                operation_id = "delete_plugin",
+                parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name"))
+            )),
         )),
         (status = 200, description = "Replaced", body = Uploaded, links(
-            ("get" = (operation_id = "get_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
-            ("test" = (operation_id = "test_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
-            ("delete" = (operation_id = "delete_plugin", parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name")))),
+            ("get" = (
+                operation_id = "get_plugin",
+                parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name"))
+            )),
+            ("test" = (
+                operation_id = "test_plugin",
+                parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name"))
+            )),
+            ("delete" = (
+                operation_id = "delete_plugin",
+                parameters(("tenant" = "$request.path.tenant"), ("name" = "$request.path.name"))
+            )),
         )),
-        (status = 400, description = "Refused, with a reason naming the problem (`module_refused`), a malformed plugin name (`invalid_name`) or query", body = ErrorBody),
-        (status = 404, description = "No tenant by this name (`unknown_tenant`), for the global token", body = ErrorBody),
-        (status = 408, description = "The module did not arrive within `server.body_timeout_secs`", body = ErrorBody),
-        (status = 409, description = "The tenant's policies are managed in the configuration (`managed_by_config`)", body = ErrorBody),
+        (
+            status = 400,
+            description = "Refused, with a reason naming the problem (`module_refused`), a malformed plugin name (`invalid_name`) or query",
+            body = ErrorBody
+        ),
+        UnknownTenant,
+        (
+            status = 408,
+            description = "The module did not arrive within `server.body_timeout_secs`",
+            body = ErrorBody
+        ),
+        ManagedByConfig,
         (status = 415, description = "Not `application/wasm`", body = ErrorBody),
         AdminErrors,
     )
 )]
 #[put("/admin/t/{tenant}/plugins/{name}")]
 pub(crate) async fn upload(
-    admin: Admin,
+    admin: TenantAdmin<web::Query<UploadQuery>>,
+    path: Result<PluginNamePath, ApiError>,
     req: HttpRequest,
-    path: web::Path<PluginPath>,
-    query: web::Query<UploadQuery>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let PluginPath { tenant, name } = path.into_inner();
-    let tenant = tenant_for(&admin, &state, &tenant)?;
+    let TenantAdmin {
+        tenant,
+        input: query,
+    } = admin;
     refuse_if_configured(&tenant)?;
-    let name = plugin_name(&name)?;
+    let name = path?.name;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -180,34 +193,38 @@ pub(crate) struct PluginList {
     params(TenantPath),
     responses(
         (status = 200, description = "The tenant's plugins", body = PluginList),
-        (status = 404, description = "No tenant by this name (`unknown_tenant`), for the global token", body = ErrorBody),
+        UnknownTenant,
         AdminErrors,
     )
 )]
 #[get("/admin/t/{tenant}/plugins")]
 pub(crate) async fn list(
-    admin: Admin,
-    path: web::Path<TenantPath>,
+    admin: TenantAdmin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_for(&admin, &state, &path.tenant)?;
-    let name = tenant.name.to_string();
+    let name = admin.tenant.name.to_string();
     let plugins = state.db.run(move |c| plugins::list(c, &name)).await?;
     Ok(json_ok(StatusCode::OK, &PluginList { plugins }))
 }
 
-async fn load(state: &AppState, tenant: &Tenant, name: &str) -> Result<PluginRow, ApiError> {
-    let (t, n) = (tenant.name.to_string(), plugin_name(name)?.to_string());
+async fn load(state: &AppState, tenant: &Tenant, name: &PluginName) -> Result<PluginRow, ApiError> {
+    let (t, n) = (tenant.name.to_string(), name.to_string());
     state
         .db
         .run(move |c| plugins::get(c, &t, &n))
         .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "plugin_not_found",
-                format!("tenant {} has no plugin named {name:?}", tenant.name),
-            )
-        })
+        .ok_or_else(|| not_found(tenant, name))
+}
+
+fn not_found(tenant: &Tenant, name: &PluginName) -> ApiError {
+    ApiError::not_found(
+        "plugin_not_found",
+        format!(
+            "tenant {} has no plugin named {:?}",
+            tenant.name,
+            name.as_str()
+        ),
+    )
 }
 
 /// One plugin of the tenant.
@@ -215,25 +232,23 @@ async fn load(state: &AppState, tenant: &Tenant, name: &str) -> Result<PluginRow
     operation_id = "get_plugin",
     tag = "plugins",
     security(("bearer" = [])),
-    params(PluginPath),
+    params(TenantPath, PluginNamePath),
     responses(
         (status = 200, description = "The plugin", body = PluginRow),
-        (status = 400, description = "A malformed plugin name (`invalid_name`)", body = ErrorBody),
-        (status = 404, description = "No such tenant (`unknown_tenant`) or plugin (`plugin_not_found`)", body = ErrorBody),
+        InvalidName,
+        PluginNotFound,
         AdminErrors,
     )
 )]
 #[get("/admin/t/{tenant}/plugins/{name}")]
 pub(crate) async fn get(
-    admin: Admin,
-    path: web::Path<PluginPath>,
+    admin: TenantAdmin,
+    path: PluginNamePath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let PluginPath { tenant, name } = path.into_inner();
-    let tenant = tenant_for(&admin, &state, &tenant)?;
     Ok(json_ok(
         StatusCode::OK,
-        &load(&state, &tenant, &name).await?,
+        &load(&state, &admin.tenant, &path.name).await?,
     ))
 }
 
@@ -242,34 +257,35 @@ pub(crate) async fn get(
     operation_id = "delete_plugin",
     tag = "plugins",
     security(("bearer" = [])),
-    params(PluginPath),
+    params(TenantPath, PluginNamePath),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "A malformed plugin name (`invalid_name`)", body = ErrorBody),
-        (status = 404, description = "No such tenant (`unknown_tenant`) or plugin (`plugin_not_found`)", body = ErrorBody),
-        (status = 409, description = "Still bound to a hook (`plugin_in_use`), or the tenant's policies are managed in the configuration (`managed_by_config`)", body = ErrorBody),
+        InvalidName,
+        PluginNotFound,
+        (
+            status = 409,
+            description = "Still bound to a hook (`plugin_in_use`), or the tenant's policies are managed in the configuration (`managed_by_config`)",
+            body = ErrorBody
+        ),
         AdminErrors,
     )
 )]
 #[delete("/admin/t/{tenant}/plugins/{name}")]
 pub(crate) async fn remove(
-    admin: Admin,
-    path: web::Path<PluginPath>,
+    admin: TenantAdmin,
+    path: Result<PluginNamePath, ApiError>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let PluginPath { tenant, name } = path.into_inner();
-    let tenant = tenant_for(&admin, &state, &tenant)?;
+    let tenant = admin.tenant;
     refuse_if_configured(&tenant)?;
-    let (t, n) = (tenant.name.to_string(), plugin_name(&name)?.to_string());
+    let name = path?.name;
+    let (t, n) = (tenant.name.to_string(), name.to_string());
     match state.db.write(move |c| plugins::delete(c, &t, &n)).await? {
         Removal::Deleted => {
             tracing::info!(tenant = %tenant.name, plugin = %name, "policy plugin deleted");
             Ok(HttpResponse::NoContent().finish())
         }
-        Removal::NotFound => Err(ApiError::not_found(
-            "plugin_not_found",
-            format!("tenant {} has no plugin named {name:?}", tenant.name),
-        )),
+        Removal::NotFound => Err(not_found(&tenant, &name)),
         Removal::Bound(hooks) => Err(ApiError::conflict(
             "plugin_in_use",
             format!(
@@ -317,25 +333,39 @@ pub(super) fn hooks() -> utoipa::openapi::Object {
     operation_id = "test_plugin",
     tag = "plugins",
     security(("bearer" = [])),
-    params(PluginPath),
+    params(TenantPath, PluginNamePath),
     request_body = TestIn,
     responses(
-        (status = 200, description = "The call's result; failures are reported with their class", body = crate::services::policy::TestResult),
-        (status = 400, description = "A malformed body, plugin name (`invalid_name`), hook (`invalid_hook`), or settings that are not a JSON object (`invalid_settings`)", body = ErrorBody),
-        (status = 404, description = "No such tenant (`unknown_tenant`) or plugin (`plugin_not_found`)", body = ErrorBody),
-        (status = 422, description = "berth's built-in checks refuse the submission (`invalid_fields`), or the plugin refuses the settings (`invalid_settings`)", body = ErrorBody),
+        (
+            status = 200,
+            description = "The call's result; failures are reported with their class",
+            body = crate::services::policy::TestResult
+        ),
+        (
+            status = 400,
+            description = "A malformed body, plugin name (`invalid_name`), hook (`invalid_hook`), or settings that are not a JSON object (`invalid_settings`)",
+            body = ErrorBody
+        ),
+        PluginNotFound,
+        (
+            status = 422,
+            description = "berth's built-in checks refuse the submission (`invalid_fields`), or the plugin refuses the settings (`invalid_settings`)",
+            body = ErrorBody
+        ),
         AdminErrors,
     )
 )]
 #[post("/admin/t/{tenant}/plugins/{name}/test")]
 pub(crate) async fn test(
-    admin: Admin,
-    path: web::Path<PluginPath>,
-    body: web::Json<TestIn>,
+    admin: TenantAdmin<web::Json<TestIn>>,
+    path: PluginNamePath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let PluginPath { tenant, name } = path.into_inner();
-    let tenant = tenant_for(&admin, &state, &tenant)?;
+    let TenantAdmin {
+        tenant,
+        input: body,
+    } = admin;
+    let name = path.name;
     let row = load(&state, &tenant, &name).await?;
     let body = body.into_inner();
     let hook = Hook::parse(&body.hook).map_err(|e| ApiError::bad_request("invalid_hook", e))?;
@@ -351,7 +381,10 @@ pub(crate) async fn test(
         .stored(tenant.name.as_str(), &row.name)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found("plugin_not_found", format!("no plugin named {name:?}"))
+            ApiError::not_found(
+                "plugin_not_found",
+                format!("no plugin named {:?}", name.as_str()),
+            )
         })?;
     let trial = Trial {
         hook,

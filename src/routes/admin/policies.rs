@@ -4,10 +4,11 @@ use actix_web::http::StatusCode;
 use actix_web::{get, put, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::plugins::{refuse_if_configured, tenant_for};
+use super::plugins::refuse_if_configured;
+use super::{ManagedByConfig, UnknownTenant};
 use crate::adapters::db::plugins::{self, BindingRow};
 use crate::domain::Hook;
-use crate::routes::auth::Admin;
+use crate::routes::auth::TenantAdmin;
 use crate::routes::error::ApiError;
 use crate::routes::params::TenantPath;
 use crate::routes::registry::Routes;
@@ -73,18 +74,16 @@ fn to_binding(row: BindingRow) -> Binding {
     params(TenantPath),
     responses(
         (status = 200, description = "The tenant's bindings, in order", body = Policies),
-        (status = 404, description = "No tenant by this name (`unknown_tenant`), for the global token", body = ErrorBody),
+        UnknownTenant,
         AdminErrors,
     )
 )]
 #[get("/admin/t/{tenant}/policies")]
 pub(crate) async fn list(
-    admin: Admin,
-    path: web::Path<TenantPath>,
+    admin: TenantAdmin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_for(&admin, &state, &path.tenant)?;
-    let name = tenant.name.to_string();
+    let name = admin.tenant.name.to_string();
     let rows = state.db.run(move |c| plugins::bindings(c, &name)).await?;
     Ok(json_ok(
         StatusCode::OK,
@@ -121,21 +120,30 @@ fn refuse_too_many(bindings: &[Binding], max: usize) -> Result<(), ApiError> {
     request_body = Vec<Binding>,
     responses(
         (status = 200, description = "The new bindings", body = Policies),
-        (status = 400, description = "A binding is malformed or names no plugin of the tenant (`invalid_binding`), or a hook would hold more than `plugins.max_bindings_per_hook` bindings (`too_many_bindings`)", body = ErrorBody),
-        (status = 404, description = "No tenant by this name (`unknown_tenant`), for the global token", body = ErrorBody),
-        (status = 409, description = "The tenant's policies are managed in the configuration (`managed_by_config`)", body = ErrorBody),
-        (status = 422, description = "A plugin refused its settings (`invalid_settings`)", body = ErrorBody),
+        (
+            status = 400,
+            description = "A binding is malformed or names no plugin of the tenant (`invalid_binding`), or a hook would hold more than `plugins.max_bindings_per_hook` bindings (`too_many_bindings`)",
+            body = ErrorBody
+        ),
+        UnknownTenant,
+        ManagedByConfig,
+        (
+            status = 422,
+            description = "A plugin refused its settings (`invalid_settings`)",
+            body = ErrorBody
+        ),
         AdminErrors,
     )
 )]
 #[put("/admin/t/{tenant}/policies")]
 pub(crate) async fn replace(
-    admin: Admin,
-    path: web::Path<TenantPath>,
-    body: web::Json<Vec<Binding>>,
+    admin: TenantAdmin<web::Json<Vec<Binding>>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant_for(&admin, &state, &path.tenant)?;
+    let TenantAdmin {
+        tenant,
+        input: body,
+    } = admin;
     refuse_if_configured(&tenant)?;
     let bindings = body.into_inner();
     refuse_too_many(&bindings, state.settings.plugins.max_bindings_per_hook)?;

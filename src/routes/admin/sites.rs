@@ -5,6 +5,7 @@ use actix_web::{delete, get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::{BadFilter, SiteNotFound};
 use crate::adapters::db::jobs::Enqueue;
 use crate::adapters::db::jobs::{JobRow, NewJob};
 use crate::adapters::db::sites::{self, SiteRow, Transition};
@@ -14,7 +15,7 @@ use crate::domain::job::{Deprovision, Provision, Suspend};
 use crate::domain::{SiteId, SiteState};
 use crate::routes::auth::Admin;
 use crate::routes::error::ApiError;
-use crate::routes::params::SiteIdPath;
+use crate::routes::params::{site_not_found, SiteIdPath};
 use crate::routes::registry::Routes;
 use crate::routes::request::json_ok;
 use crate::routes::schemas::{AdminErrors, ErrorBody};
@@ -72,7 +73,7 @@ fn site_out(state: &AppState, site: SiteRow) -> SiteOut {
     params(ListQuery),
     responses(
         (status = 200, description = "Sites, newest first", body = SiteList),
-        (status = 400, description = "A filter or `limit` out of its range, or an unknown query parameter", body = ErrorBody),
+        BadFilter,
         AdminErrors,
     )
 )]
@@ -103,12 +104,12 @@ pub(crate) async fn list(
 }
 
 /// Loads a site the caller may see: `404` for an unknown id, `403` for another tenant's site.
-async fn load(admin: &Admin, state: &AppState, id: &str) -> Result<SiteRow, ApiError> {
+async fn load(admin: &Admin, state: &AppState, id: &SiteId) -> Result<SiteRow, ApiError> {
     super::load_owned(
         admin,
         state,
-        SiteId::parse(id).ok().map(|id| id.to_string()),
-        || ApiError::not_found("site_not_found", format!("no site with id {id:?}")),
+        id.as_str(),
+        site_not_found,
         sites::get,
         |site| &site.tenant,
     )
@@ -131,14 +132,14 @@ pub(crate) struct SiteDetail {
     params(SiteIdPath),
     responses(
         (status = 200, description = "The site, its email and its recent jobs", body = SiteDetail),
-        (status = 404, description = "No site with this id (`site_not_found`)", body = ErrorBody),
+        SiteNotFound,
         AdminErrors,
     )
 )]
 #[get("/admin/sites/{id}")]
 pub(crate) async fn get(
     admin: Admin,
-    path: web::Path<SiteIdPath>,
+    path: SiteIdPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let site = load(&admin, &state, &path.id).await?;
@@ -162,7 +163,7 @@ pub(crate) async fn get(
 async fn act(
     admin: Admin,
     state: &AppState,
-    id: &str,
+    id: &SiteId,
     action: &'static str,
     from: &'static [SiteState],
     to: SiteState,
@@ -212,15 +213,19 @@ fn provision(site: &SiteRow, settings: &JobSettings) -> Option<NewJob> {
     params(SiteIdPath),
     responses(
         (status = 202, description = "failed → provisioning; the job is queued", body = SiteOut),
-        (status = 404, description = "No site with this id (`site_not_found`)", body = ErrorBody),
-        (status = 409, description = "The site is not `failed` (`invalid_state`)", body = ErrorBody),
+        SiteNotFound,
+        (
+            status = 409,
+            description = "The site is not `failed` (`invalid_state`)",
+            body = ErrorBody
+        ),
         AdminErrors,
     )
 )]
 #[post("/admin/sites/{id}/retry")]
 pub(crate) async fn retry(
     admin: Admin,
-    path: web::Path<SiteIdPath>,
+    path: SiteIdPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     act(
@@ -242,16 +247,24 @@ pub(crate) async fn retry(
     security(("bearer" = [])),
     params(SiteIdPath),
     responses(
-        (status = 202, description = "ready|provisioning → suspended; the job is queued", body = SiteOut),
-        (status = 404, description = "No site with this id (`site_not_found`)", body = ErrorBody),
-        (status = 409, description = "The site is not `ready` or `provisioning` (`invalid_state`)", body = ErrorBody),
+        (
+            status = 202,
+            description = "ready|provisioning → suspended; the job is queued",
+            body = SiteOut
+        ),
+        SiteNotFound,
+        (
+            status = 409,
+            description = "The site is not `ready` or `provisioning` (`invalid_state`)",
+            body = ErrorBody
+        ),
         AdminErrors,
     )
 )]
 #[post("/admin/sites/{id}/suspend")]
 pub(crate) async fn suspend(
     admin: Admin,
-    path: web::Path<SiteIdPath>,
+    path: SiteIdPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     act(
@@ -281,16 +294,24 @@ pub(crate) async fn suspend(
     security(("bearer" = [])),
     params(SiteIdPath),
     responses(
-        (status = 202, description = "suspended → provisioning → ready; the job is queued", body = SiteOut),
-        (status = 404, description = "No site with this id (`site_not_found`)", body = ErrorBody),
-        (status = 409, description = "The site is not `suspended` (`invalid_state`)", body = ErrorBody),
+        (
+            status = 202,
+            description = "suspended → provisioning → ready; the job is queued",
+            body = SiteOut
+        ),
+        SiteNotFound,
+        (
+            status = 409,
+            description = "The site is not `suspended` (`invalid_state`)",
+            body = ErrorBody
+        ),
         AdminErrors,
     )
 )]
 #[post("/admin/sites/{id}/resume")]
 pub(crate) async fn resume(
     admin: Admin,
-    path: web::Path<SiteIdPath>,
+    path: SiteIdPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     act(
@@ -312,8 +333,12 @@ pub(crate) async fn resume(
     security(("bearer" = [])),
     params(SiteIdPath),
     responses(
-        (status = 202, description = "→ deprovisioning → deleted; the job is queued. The site stays readable, as `deleted` once the job is done", body = SiteOut),
-        (status = 404, description = "No site with this id (`site_not_found`)", body = ErrorBody),
+        (
+            status = 202,
+            description = "→ deprovisioning → deleted; the job is queued. The site stays readable, as `deleted` once the job is done",
+            body = SiteOut
+        ),
+        SiteNotFound,
         (status = 409, description = "Already deleted (`invalid_state`)", body = ErrorBody),
         AdminErrors,
     )
@@ -321,7 +346,7 @@ pub(crate) async fn resume(
 #[delete("/admin/sites/{id}")]
 pub(crate) async fn remove(
     admin: Admin,
-    path: web::Path<SiteIdPath>,
+    path: SiteIdPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     act(
