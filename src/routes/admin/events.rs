@@ -187,7 +187,7 @@ pub(crate) async fn replay(
     Ok(json_ok(StatusCode::ACCEPTED, &replayed))
 }
 
-/// The body of `GET /admin/events`.
+// The body of `GET /admin/events` (no doc comment: it would become the schema description).
 #[derive(Serialize, ToSchema)]
 pub struct EventList {
     events: Vec<StripeEventRow>,

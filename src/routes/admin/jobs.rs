@@ -135,7 +135,7 @@ pub(crate) async fn retry(
     Ok(json_ok(StatusCode::ACCEPTED, &job))
 }
 
-/// The body of `GET /admin/jobs`.
+// The body of `GET /admin/jobs` (no doc comment: it would become the schema description).
 #[derive(Serialize, ToSchema)]
 pub struct JobList {
     jobs: Vec<JobRow>,

@@ -369,7 +369,7 @@ pub(crate) async fn remove(
     .await
 }
 
-/// The body of `GET /admin/sites`.
+// The body of `GET /admin/sites` (no doc comment: it would become the schema description).
 #[derive(Serialize, ToSchema)]
 pub struct SiteList {
     sites: Vec<SiteOut>,
