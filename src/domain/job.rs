@@ -16,6 +16,7 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     }
 }
 
+/// Bring a site up (a new one, a retry, a resume): workload, readiness, DNS, then `ready`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Provision {
     pub site_id: String,
@@ -31,6 +32,7 @@ impl Job for Provision {
     }
 }
 
+/// Take a site down for good: workload, DNS record, then `deleted`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Deprovision {
     pub site_id: String,
@@ -45,6 +47,7 @@ impl Job for Deprovision {
     }
 }
 
+/// Scale a site to zero and stop serving it, keeping its data.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Suspend {
     pub site_id: String,
@@ -59,6 +62,8 @@ impl Job for Suspend {
     }
 }
 
+/// Send one notice about a site; its outbox row records the send, and a retry reuses the same
+/// Message-ID.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SendEmail {
     pub site_id: String,
@@ -73,6 +78,7 @@ impl Job for SendEmail {
     }
 }
 
+/// Apply one stored Stripe event to the tenant's sites.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ProcessStripeEvent {
     /// berth's id of the stored event (`event_…`), not Stripe's.
@@ -83,6 +89,7 @@ impl Job for ProcessStripeEvent {
     const KIND: &'static str = "stripe_event";
 }
 
+/// Suspend a site whose subscription stayed unpaid past the grace period.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SuspendOverdue {
     pub site_id: String,
