@@ -123,6 +123,13 @@ impl Db {
             target,
             busy_timeout_ms: settings.busy_timeout_ms,
         };
+        if backend == Backend::Postgres {
+            // libpq's TLS is the compiled-in OpenSSL, which by default frees its state in an
+            // `atexit` handler; a thread still inside a TLS connection at that moment (the job
+            // listener, a pooled connection) then crashes the exiting process. Initialising it
+            // here first, before libpq does, leaves that handler out.
+            openssl_sys::init();
+        }
         if backend == Backend::Sqlite {
             // Switching to WAL takes the write lock. Done on every new connection, the pool's
             // connections (opened in parallel) raced for it on a fresh file, and the loser's
