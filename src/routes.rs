@@ -38,7 +38,7 @@ pub fn api(cfg: &mut web::ServiceConfig) {
                 .limit(1024 * 1024)
                 .error_handler(|e, _| extractor_error(e.to_string())),
         );
-    cfg.app_data(web::Data::new(openapi::Document(document())));
+    cfg.app_data(web::Data::new(openapi::Document(document)));
     let mut routes = Routes::serving(cfg);
     every_route(&mut routes);
     routes.finish();

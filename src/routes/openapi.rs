@@ -112,8 +112,9 @@ impl Modify for SignupExtras {
 )]
 struct ApiDoc;
 
-/// The document as served, once built (by `routes::document`, which holds the route list).
-pub struct Document(pub &'static str);
+/// Where the served document comes from: `routes::document`, which holds the route list and
+/// builds the document on the first request for it, once.
+pub struct Document(pub fn() -> &'static str);
 
 /// The whole document: the parts declared here, and every route `routes` describes with the
 /// schemas it refers to.
@@ -172,5 +173,5 @@ pub fn document_json(routes: Routes) -> serde_json::Value {
 pub(crate) async fn document(document: web::Data<Document>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(document.0)
+        .body((document.0)())
 }
