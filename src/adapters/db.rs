@@ -307,3 +307,29 @@ pub fn is_unique_violation(error: &anyhow::Error) -> bool {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use diesel::sql_types::BigInt;
+    use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    /// SQLite 3.47+ re-plans a statement whose `LIMIT ?` or partial-index parameter was bound
+    /// again, unless the planner stability guarantee is on: every cached diesel statement with
+    /// `.first()` would be parsed again on each run. `.cargo/config.toml` builds it in.
+    #[test]
+    fn the_bundled_sqlite_keeps_one_plan_per_prepared_statement() {
+        let mut conn = SqliteConnection::establish(":memory:").expect("in-memory database");
+        let found: Count = diesel::sql_query(
+            "SELECT COUNT(*) AS n FROM pragma_compile_options WHERE compile_options = 'ENABLE_QPSG'",
+        )
+        .get_result(&mut conn)
+        .expect("compile options read");
+        assert_eq!(found.n, 1, "SQLite was built without SQLITE_ENABLE_QPSG");
+    }
+}
