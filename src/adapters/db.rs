@@ -7,8 +7,12 @@
 //! taken up front. Stripe ingestion, which batches its own deliveries, may write beside it on
 //! PostgreSQL ([`Db::write_in_parallel`]). Reads use the pool ([`Db::run`]). A write returning
 //! `Ok` means it is on disk. Functions in the submodules that write expect to be called inside
-//! one of these.
+//! one of these. On SQLite a thread of its own copies the write-ahead log back into the
+//! database file (`checkpoint`), so no commit waits for that; statements diesel would prepare
+//! on every run are kept prepared (`cached`).
 
+mod cached;
+mod checkpoint;
 pub mod jobs;
 pub mod listen;
 pub mod outbox;
@@ -50,6 +54,10 @@ pub enum Backend {
 /// out of the kernel's cache (after every commit, each pooled connection would otherwise read
 /// again, with a system call a page, whatever it reads next).
 const MMAP_BYTES: u64 = 256 << 20;
+
+/// The page cache of the SQLite connection all writes go through (the others keep SQLite's
+/// default of 2 MiB).
+const WRITER_CACHE_BYTES: u64 = 64 << 20;
 
 /// Opens connections from a `sqlite://PATH` or `postgres://…` URL, setting SQLite's
 /// per-connection pragmas on each new connection. WAL mode is a property of the database file,
@@ -103,6 +111,8 @@ pub struct Db {
     pool: Pool<Manager>,
     manager: Manager,
     writer: Arc<writer::Writer>,
+    /// SQLite only: copies the write-ahead log back into the database file (see `checkpoint`).
+    _checkpointer: Option<Arc<checkpoint::Checkpointer>>,
     backend: Backend,
 }
 
@@ -150,12 +160,32 @@ impl Db {
         let writer_manager = manager.clone();
         let writer = Arc::new(writer::Writer::start(
             move || {
-                writer_manager
+                let mut conn = writer_manager
                     .connect()
-                    .context("failed to connect to the database")
+                    .context("failed to connect to the database")?;
+                if writer_manager.backend == Backend::Sqlite {
+                    // The checkpoint thread copies the log back as it grows (see `checkpoint`);
+                    // every write goes through this one connection, and a page cache big enough
+                    // for the indexes it touches saves reading pages back on each transaction.
+                    conn.batch_execute(&format!(
+                        "PRAGMA wal_autocheckpoint = {}; PRAGMA cache_size = -{};",
+                        checkpoint::WRITER_CHECKPOINT_FRAMES,
+                        WRITER_CACHE_BYTES >> 10
+                    ))
+                    .context("failed to configure the SQLite writer connection")?;
+                }
+                Ok(conn)
             },
             begin,
         )?);
+        let checkpointer = match backend {
+            Backend::Sqlite => Some(Arc::new(checkpoint::Checkpointer::start(
+                manager
+                    .connect()
+                    .context("failed to connect to the database")?,
+            )?)),
+            Backend::Postgres => None,
+        };
         let listen_manager = manager.clone();
         let pool = Pool::builder()
             .max_size(settings.max_connections)
@@ -169,6 +199,7 @@ impl Db {
             pool,
             manager: listen_manager,
             writer,
+            _checkpointer: checkpointer,
             backend,
         })
     }
@@ -310,8 +341,15 @@ pub fn is_unique_violation(error: &anyhow::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
+    use diesel::connection::SimpleConnection;
     use diesel::sql_types::BigInt;
     use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
+
+    use super::Db;
+    use crate::configuration::DatabaseSettings;
+    use crate::domain::Secret;
 
     #[derive(QueryableByName)]
     struct Count {
@@ -331,5 +369,35 @@ mod tests {
         .get_result(&mut conn)
         .expect("compile options read");
         assert_eq!(found.n, 1, "SQLite was built without SQLITE_ENABLE_QPSG");
+    }
+
+    /// The writer commits without checkpointing; the checkpoint thread copies its log back
+    /// into the database file while the process runs.
+    #[tokio::test]
+    async fn the_log_reaches_the_database_file_while_berth_runs() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("berth.db");
+        let db = Db::connect(&DatabaseSettings {
+            url: Secret::new(format!("sqlite://{}", path.display())),
+            ..DatabaseSettings::default()
+        })
+        .expect("database opens");
+        db.write(|c| Ok(c.batch_execute("CREATE TABLE notes (body TEXT NOT NULL)")?))
+            .await
+            .expect("table");
+        let before = std::fs::metadata(&path).expect("database file").len();
+        for _ in 0..50 {
+            db.write(|c| Ok(c.batch_execute("INSERT INTO notes VALUES (hex(randomblob(2000)))")?))
+                .await
+                .expect("row");
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::fs::metadata(&path).expect("database file").len() < before + 100_000 {
+            assert!(
+                Instant::now() < deadline,
+                "the rows stayed in the write-ahead log"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }

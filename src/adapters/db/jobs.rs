@@ -16,6 +16,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use serde::Serialize;
 
+use super::cached::CacheDsl;
 use super::listen::notify_jobs;
 use super::schema::jobs;
 use super::{now_ms, DbConnection};
@@ -165,6 +166,7 @@ fn claim_where(
         .bind::<BigInt, _>(now + lease_ms)
         .bind::<BigInt, _>(now)
         .bind::<BigInt, _>(limit as i64)
+        .cached()
         .load::<JobRow>(conn)?;
     // RETURNING keeps no order.
     claimed.sort_by(|a, b| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
@@ -274,6 +276,7 @@ fn finish(
             jobs::last_error.eq(error),
             jobs::updated_at.eq(now),
         ))
+        .cached()
         .execute(conn)?;
     Ok(n == 1)
 }
@@ -295,6 +298,7 @@ pub fn release_all(conn: &mut DbConnection, owner: &str) -> anyhow::Result<usize
         jobs::lease_expires_at.eq(None::<i64>),
         jobs::updated_at.eq(now),
     ))
+    .cached()
     .execute(conn)?)
 }
 
@@ -336,6 +340,7 @@ pub fn requeue_failed(conn: &mut DbConnection, id: &str) -> anyhow::Result<bool>
             jobs::run_at.eq(now),
             jobs::updated_at.eq(now),
         ))
+        .cached()
         .execute(conn)?;
     Ok(n == 1)
 }

@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 
+use super::cached::CacheDsl;
 use super::schema::outbox;
 use super::{now_ms, DbConnection};
 
@@ -52,6 +53,7 @@ pub fn get(
 pub fn mark_sent(conn: &mut DbConnection, site_id: &str, notice: &str) -> anyhow::Result<()> {
     diesel::update(outbox::table.find((site_id, notice)))
         .set(outbox::sent_at.eq(now_ms()))
+        .cached()
         .execute(conn)?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use serde::Serialize;
 
+use super::cached::CacheDsl;
 use super::schema::sites;
 use super::{jobs::NewJob, now_ms, DbConnection};
 use crate::domain::SiteState;
@@ -147,6 +148,7 @@ pub fn record_payment(
     changes.updated_at = now_ms();
     diesel::update(sites::table.find(id))
         .set(&changes)
+        .cached()
         .execute(conn)?;
     Ok(())
 }
@@ -239,6 +241,7 @@ pub fn act(
             sites::step.eq(None::<String>),
             sites::suspended_for.eq(None::<String>),
         ))
+        .cached()
         .execute(conn)?;
     if let Some(job) = job_for(&site) {
         super::jobs::insert(conn, &job)?;
@@ -267,6 +270,7 @@ pub fn advance(
         sites::step.eq(None::<String>),
         sites::last_error.eq(None::<String>),
     ))
+    .cached()
     .execute(conn)?;
     Ok(changed == 1)
 }
@@ -285,9 +289,11 @@ pub fn note(
     match (step, last_error) {
         (Some(step), _) => diesel::update(target)
             .set((sites::step.eq(step), sites::updated_at.eq(now)))
+            .cached()
             .execute(conn)?,
         (None, Some(error)) => diesel::update(target)
             .set((sites::last_error.eq(error), sites::updated_at.eq(now)))
+            .cached()
             .execute(conn)?,
         (None, None) => 0,
     };

@@ -8,6 +8,7 @@
 use diesel::prelude::*;
 use serde::Serialize;
 
+use super::cached::CacheDsl;
 use super::schema::stripe_events;
 use super::{now_ms, DbConnection};
 
@@ -183,6 +184,7 @@ pub fn finish(
                 stripe_events::site_id.eq(site_id),
                 stripe_events::processed_at.eq(now),
             ))
+            .cached()
             .execute(conn)?,
         None => diesel::update(target)
             .set((
@@ -190,6 +192,7 @@ pub fn finish(
                 stripe_events::detail.eq(detail),
                 stripe_events::processed_at.eq(now),
             ))
+            .cached()
             .execute(conn)?,
     };
     Ok(())
@@ -199,6 +202,7 @@ pub fn finish(
 pub fn note(conn: &mut DbConnection, id: &str, detail: &str) -> anyhow::Result<()> {
     diesel::update(stripe_events::table.find(id))
         .set(stripe_events::detail.eq(detail))
+        .cached()
         .execute(conn)?;
     Ok(())
 }
@@ -247,6 +251,7 @@ pub fn reset(conn: &mut DbConnection, id: &str) -> anyhow::Result<bool> {
             stripe_events::detail.eq(None::<String>),
             stripe_events::processed_at.eq(None::<i64>),
         ))
+        .cached()
         .execute(conn)?;
     Ok(n == 1)
 }

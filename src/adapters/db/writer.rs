@@ -38,6 +38,8 @@ trait Pending: Send {
     fn run(self: Box<Self>, conn: &mut DbConnection) -> Result<Box<dyn Answer>, Box<dyn Answer>>;
     /// Answers without running (the transaction could not begin).
     fn refuse(self: Box<Self>, why: &str);
+    /// When the body was handed to the writer.
+    fn queued(&self) -> Instant;
 }
 
 /// A body that ran, waiting for its batch's commit.
@@ -49,6 +51,7 @@ trait Answer: Send {
 struct Body<F, T> {
     f: F,
     answer: oneshot::Sender<anyhow::Result<T>>,
+    queued: Instant,
 }
 
 struct Ran<T> {
@@ -62,7 +65,7 @@ where
     T: Send + 'static,
 {
     fn run(self: Box<Self>, conn: &mut DbConnection) -> Result<Box<dyn Answer>, Box<dyn Answer>> {
-        let Body { f, answer } = *self;
+        let Body { f, answer, .. } = *self;
         match in_savepoint(conn, f) {
             Ok(result) => Ok(Box::new(Ran { result, answer })),
             Err(lost) => Err(Box::new(Ran {
@@ -75,6 +78,10 @@ where
     fn refuse(self: Box<Self>, why: &str) {
         // A waiter that gave up (its request was dropped) is no concern, here and below.
         let _ = self.answer.send(Err(anyhow::anyhow!("{why}")));
+    }
+
+    fn queued(&self) -> Instant {
+        self.queued
     }
 }
 
@@ -121,7 +128,11 @@ impl Writer {
     {
         let (answer, answered) = oneshot::channel();
         self.queue
-            .send(Box::new(Body { f, answer }))
+            .send(Box::new(Body {
+                f,
+                answer,
+                queued: Instant::now(),
+            }))
             .map_err(|_| anyhow::anyhow!("the database writer has stopped"))?;
         answered
             .await
@@ -187,6 +198,8 @@ fn write_batches(
         let mut lost = false;
         let mut next = Some(first);
         while let Some(body) = next.take() {
+            metrics::histogram!("berth_writer_wait_seconds", "writer" => "db")
+                .record(body.queued().elapsed().as_secs_f64());
             match body.run(&mut conn) {
                 Ok(answer) => ran.push(answer),
                 Err(answer) => {
@@ -199,6 +212,7 @@ fn write_batches(
                 next = waiting.try_recv().ok();
             }
         }
+        let ran_for = started.elapsed();
         let committed = if lost {
             let _ = conn.batch_execute("ROLLBACK");
             Err("the transaction was lost (a savepoint could not be closed)".to_owned())
@@ -208,6 +222,10 @@ fn write_batches(
                 error.to_string()
             })
         };
+        metrics::histogram!("berth_writer_run_seconds", "writer" => "db")
+            .record(ran_for.as_secs_f64());
+        metrics::histogram!("berth_writer_commit_seconds", "writer" => "db")
+            .record((started.elapsed() - ran_for).as_secs_f64());
         metrics::counter!("berth_writer_commits_total", "writer" => "db").increment(1);
         metrics::histogram!("berth_writer_batch_size", "writer" => "db").record(ran.len() as f64);
         if let Err(why) = &committed {

@@ -119,7 +119,7 @@ impl Event {
 
     /// `data.object` as a `T`; the error names what is missing.
     pub fn object<T: DeserializeOwned>(&self) -> Result<T, String> {
-        serde_json::from_value(self.object.clone())
+        T::deserialize(&self.object)
             .map_err(|e| format!("data.object of a {} event does not parse: {e}", self.kind))
     }
 
