@@ -12,8 +12,8 @@
 //! committing all the time, this thread never catches up with the last frame. So the writer
 //! still checkpoints, at [`WRITER_CHECKPOINT_FRAMES`]: by then this thread has copied almost
 //! everything, the writer's own checkpoint finishes the little left, and its next transaction
-//! starts the log at the beginning. The log stays a few MiB; durability is untouched (a commit
-//! is on disk once its log frames are synced, before any checkpoint).
+//! starts the log at the beginning. The log stays under about 64 MiB; durability is untouched
+//! (a commit is on disk once its log frames are synced, before any checkpoint).
 
 use std::sync::mpsc;
 use std::time::Duration;
