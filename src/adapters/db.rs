@@ -105,6 +105,13 @@ impl ManageConnection for Manager {
     }
 }
 
+impl Manager {
+    /// A connection of its own, outside the pool (the writer, the checkpointer, the listener).
+    fn open(&self) -> anyhow::Result<DbConnection> {
+        self.connect().context("failed to connect to the database")
+    }
+}
+
 /// The connection pool for reads, and the one write path. Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
@@ -160,9 +167,7 @@ impl Db {
         let writer_manager = manager.clone();
         let writer = Arc::new(writer::Writer::start(
             move || {
-                let mut conn = writer_manager
-                    .connect()
-                    .context("failed to connect to the database")?;
+                let mut conn = writer_manager.open()?;
                 if writer_manager.backend == Backend::Sqlite {
                     // The checkpoint thread copies the log back as it grows (see `checkpoint`);
                     // every write goes through this one connection, and a page cache big enough
@@ -179,11 +184,7 @@ impl Db {
             begin,
         )?);
         let checkpointer = match backend {
-            Backend::Sqlite => Some(Arc::new(checkpoint::Checkpointer::start(
-                manager
-                    .connect()
-                    .context("failed to connect to the database")?,
-            )?)),
+            Backend::Sqlite => Some(Arc::new(checkpoint::Checkpointer::start(manager.open()?)?)),
             Backend::Postgres => None,
         };
         let listen_manager = manager.clone();
@@ -218,12 +219,7 @@ impl Db {
             return Ok(None);
         }
         let manager = self.manager.clone();
-        let connect = move || {
-            manager
-                .connect()
-                .context("failed to connect to the database")
-        };
-        Ok(Some(listen::start(connect, wake)?))
+        Ok(Some(listen::start(move || manager.open(), wake)?))
     }
 
     /// Runs `f` in a write transaction on the one write path, sharing its commit with the other
