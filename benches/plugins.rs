@@ -3,9 +3,13 @@
 //! - call overhead: a fresh pooled instance plus one `berth_validate` on a short name, for the
 //!   smallest possible plugin (`allow.wat`), for `reserved-names` (Rust) and for
 //!   `blocked-words` (AssemblyScript);
-//! - `html-guard` on 100 KiB of HTML, beside the very same scanner compiled natively, as a ratio.
+//! - the cost of handing a plugin 100 KiB (`allow.wat`, which reads none of it);
+//! - `html-guard` on 100 KiB of HTML, beside the very same scanner compiled natively, as a ratio
+//!   (measured taking turns, one call of each, so both see the same moments of a noisy machine).
 //!
-//! Run: `cargo bench --bench plugins` (the committed modules in `plugins/dist`)
+//! Run: `cargo bench --bench plugins` (the committed modules in `plugins/dist`). With
+//! `-- --baseline DIR`, the `html_guard.wasm` in DIR (another build's `plugins/dist`, say the
+//! previous main's) takes its turns too and is reported beside this one.
 
 #[path = "../plugins/examples/html-guard/src/scan.rs"]
 #[allow(dead_code)]
@@ -39,6 +43,25 @@ fn measure(runs: usize, mut f: impl FnMut()) -> (Duration, Duration) {
         percentile(&mut samples, 0.5),
         percentile(&mut samples, 0.99),
     )
+}
+
+/// Like [`measure`] for several functions at once, taking turns: one call of each per round.
+fn measure_each<const N: usize>(
+    runs: usize,
+    mut fs: [&mut dyn FnMut(); N],
+) -> [(Duration, Duration); N] {
+    for _ in 0..runs / 10 {
+        fs.iter_mut().for_each(|f| f());
+    }
+    let mut samples = [(); N].map(|_| Vec::with_capacity(runs));
+    for _ in 0..runs {
+        for (f, samples) in fs.iter_mut().zip(&mut samples) {
+            let start = Instant::now();
+            f();
+            samples.push(start.elapsed());
+        }
+    }
+    samples.map(|mut s| (percentile(&mut s, 0.5), percentile(&mut s, 0.99)))
 }
 
 fn page(bytes: usize) -> String {
@@ -125,13 +148,47 @@ fn main() {
         us(p99)
     );
 
-    let (wasm50, wasm99) = measure(300, || {
-        let report = host.validate(&guard, &html_ctx, &html).unwrap();
-        assert!(!report.result.denies());
+    let (pass50, pass99) = measure(1000, || {
+        host.validate(&allow, &html_ctx, &html).unwrap();
     });
-    let (native50, native99) = measure(300, || {
-        assert!(scan::scan(std::hint::black_box(&html), &[]).is_empty());
-    });
+    println!(
+        "  allow.wat handed {} KiB:                   {:>8.1} / {:>8.1} µs",
+        html.len() / 1024,
+        us(pass50),
+        us(pass99)
+    );
+    let baseline = std::env::args()
+        .skip_while(|arg| arg != "--baseline")
+        .nth(1)
+        .map(|dir| {
+            let path = Path::new(&dir).join("html_guard.wasm");
+            let bytes = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("--baseline: {}: {e}", path.display()));
+            host.load(&bytes).expect("the baseline html-guard loads")
+        });
+    let [(wasm50, wasm99), (native50, native99), (base50, base99)] = measure_each(
+        1000,
+        [
+            &mut || {
+                let report = host.validate(&guard, &html_ctx, &html).unwrap();
+                assert!(!report.result.denies());
+            },
+            &mut || assert!(scan::scan(std::hint::black_box(&html), &[]).is_empty()),
+            &mut || {
+                if let Some(baseline) = &baseline {
+                    host.validate(baseline, &html_ctx, &html).unwrap();
+                }
+            },
+        ],
+    );
+    if baseline.is_some() {
+        println!(
+            "  html-guard on {} KiB, Wasm, baseline:      {:>8.1} / {:>8.1} µs",
+            html.len() / 1024,
+            us(base50),
+            us(base99)
+        );
+    }
     println!(
         "  html-guard on {} KiB, Wasm:                {:>8.1} / {:>8.1} µs",
         html.len() / 1024,

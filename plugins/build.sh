@@ -11,7 +11,8 @@
 # clang, lld), and the assemblyscript version pinned in package.json and package-lock.json
 # (asc.sh installs it into node_modules/ with npm ci; node and npm from packages nodejs, npm).
 # Without Debian's rustc, rustup's toolchain with the wasm32-unknown-unknown target works too,
-# but its bytes differ from the committed ones.
+# but its bytes differ from the committed ones. The Rust examples' target features (SIMD, bulk
+# memory) and stack size come from plugins/.cargo/config.toml.
 #
 # Environment:
 #   BERTH_PLUGINS_DIST_DIR    where the .wasm files go (default: plugins/dist)

@@ -102,7 +102,7 @@ pub fn validate_settings(settings: &Value) -> Result<(), String> {
     brands.string_list("brands")?;
     if let Some(max) = settings.get("max_distance") {
         match max.as_f64() {
-            Some(n) if n >= 0.0 && n <= 3.0 && n.fract() == 0.0 => {}
+            Some(n) if (0.0..=3.0).contains(&n) && n.fract() == 0.0 => {}
             _ => return Err("max_distance must be a whole number from 0 to 3".to_string()),
         }
     }
