@@ -762,6 +762,89 @@ fn the_host_counts_fuel_and_keeps_logs_bounded_and_tagged() {
     assert!(std::sync::Arc::ptr_eq(&plugin, &again));
 }
 
+/// The scanner inside `html-guard`, compiled natively, to compare the shipped module with.
+#[path = "../../plugins/examples/html-guard/src/scan.rs"]
+#[allow(dead_code)]
+mod html_guard_scan;
+
+/// The shipped `html-guard` module (with its WebAssembly SIMD search) reports exactly what its
+/// scanner reports natively, on pages put together at random from the pieces that matter to it.
+#[test]
+fn the_shipped_html_guard_finds_what_its_scanner_finds_natively() {
+    const PIECES: &[&str] = &[
+        "<p",
+        "<script>",
+        "<IFRAME",
+        "<a href=",
+        "<form action=",
+        "<meta http-equiv=",
+        " ",
+        "\n",
+        "\t",
+        "\"",
+        "'",
+        "=",
+        ">",
+        "/",
+        "<!--",
+        "-->",
+        "onclick=x",
+        "On",
+        "javascript:",
+        "https://e.example/x",
+        "refresh",
+        "é",
+        "text, and more text",
+        ":",
+        "<",
+        "o",
+        "n",
+    ];
+    let host = PluginHost::new(&berth::configuration::PluginSettings {
+        timeout_ms: 10_000,
+        ..Default::default()
+    })
+    .unwrap();
+    let guard = host
+        .load(&std::fs::read(example("html_guard.wasm")).unwrap())
+        .unwrap();
+    let mut state = 0x853c_49e6_748f_ea9b_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as usize
+    };
+    let (mut clean, mut refused) = (0, 0);
+    for _ in 0..2_000 {
+        let page: String = (0..next() % 80)
+            .map(|_| PIECES[next() % PIECES.len()])
+            .collect();
+        // html-guard reads nothing from the context but its settings, which default to none.
+        let report = host.validate(&guard, "{}", &page).unwrap();
+        let reasons: Vec<(String, String)> = report
+            .result
+            .reasons
+            .into_iter()
+            .map(|r| (r.code, r.message))
+            .collect();
+        let native: Vec<(String, String)> = html_guard_scan::scan(&page, &[])
+            .into_iter()
+            .map(|f| (f.code.to_string(), f.message))
+            .collect();
+        assert_eq!(reasons, native, "{page:?}");
+        if native.is_empty() {
+            clean += 1
+        } else {
+            refused += 1
+        }
+    }
+    assert!(
+        clean > 200 && refused > 200,
+        "{clean} clean, {refused} refused"
+    );
+}
+
 fn berth(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(args)
