@@ -3,6 +3,7 @@
 //! is added by writing both and listing the type in [`registry`]; the queue and the worker need
 //! no change.
 
+mod deploy;
 mod deprovision;
 mod provision;
 pub mod retention;
@@ -25,7 +26,7 @@ use crate::adapters::db::Db;
 use crate::adapters::mailer::Mailer;
 use crate::configuration::{JobSettings, Settings};
 use crate::domain::job::{
-    Deprovision, Job, ProcessStripeEvent, Provision, SendEmail, Suspend, SuspendOverdue,
+    Deploy, Deprovision, Job, ProcessStripeEvent, Provision, SendEmail, Suspend, SuspendOverdue,
 };
 use crate::services::policy::PolicyEngine;
 use crate::services::tenants::Tenants;
@@ -103,6 +104,7 @@ impl Registry {
 pub fn registry() -> Registry {
     Registry::default()
         .register::<Provision>()
+        .register::<Deploy>()
         .register::<Deprovision>()
         .register::<Suspend>()
         .register::<SendEmail>()
@@ -134,6 +136,40 @@ async fn current_site(
             tracing::warn!(site.id = %site_id, job.kind = kind, "site is gone; nothing to do");
             Ok(None)
         }
+    }
+}
+
+/// What the runtime applies for `site`: its target version's HTML, when it has one.
+async fn target_spec(
+    ctx: &JobContext,
+    tenant: &crate::services::tenants::Tenant,
+    site: &crate::adapters::db::sites::SiteRow,
+) -> anyhow::Result<crate::adapters::runtime::SiteSpec> {
+    let html = match site.target_version {
+        None => None,
+        Some(number) => {
+            let id = site.id.clone();
+            let html = ctx
+                .db
+                .run(move |c| crate::adapters::db::versions::html(c, &id, number))
+                .await?
+                .ok_or_else(|| {
+                    anyhow::anyhow!("version {number} of site {} is missing", site.id)
+                })?;
+            Some(html)
+        }
+    };
+    Ok(tenant.site_spec(site, html))
+}
+
+/// Removes what earlier versions left behind once `spec` serves. A failure only leaves them
+/// for the next switch to remove, so it is logged, not retried.
+async fn retire(
+    tenant: &crate::services::tenants::Tenant,
+    spec: &crate::adapters::runtime::SiteSpec,
+) {
+    if let Err(error) = tenant.runtime.retire(spec).await {
+        tracing::warn!(site.id = %spec.id, error = format!("{error:#}"), "could not remove earlier versions of the site's content; the next switch tries again");
     }
 }
 

@@ -10,6 +10,7 @@ pub mod client_ip;
 pub mod connections;
 pub mod error;
 mod health;
+pub(crate) mod manage;
 mod metrics;
 pub(crate) mod openapi;
 mod params;
@@ -61,6 +62,7 @@ fn every_route(routes: &mut Routes) {
     metrics::routes(routes);
     signup::routes(routes);
     status::routes(routes);
+    manage::routes(routes);
     webhooks::routes(routes);
     admin::routes(routes);
     openapi::routes(routes);

@@ -21,6 +21,7 @@ pub mod schema;
 pub mod sites;
 mod states;
 pub mod stripe_events;
+pub mod versions;
 mod writer;
 
 use std::sync::Arc;
@@ -295,7 +296,10 @@ impl Db {
                     }
                 }
             };
-            applied.map_err(|e| anyhow::anyhow!("failed to apply migrations: {e}"))
+            let applied =
+                applied.map_err(|e| anyhow::anyhow!("failed to apply migrations: {e}"))?;
+            versions::fill_missing_hashes(conn)?;
+            Ok(applied)
         })
         .await
     }

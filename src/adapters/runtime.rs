@@ -48,6 +48,12 @@ pub trait Runtime: Send + Sync {
         timeout: Duration,
     ) -> anyhow::Result<Option<String>>;
 
+    /// Removes what earlier versions of the site's content left behind, once `site` (its
+    /// target version) serves.
+    async fn retire(&self, _site: &SiteSpec) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// Stops serving the site, keeping what is needed to resume it.
     async fn suspend(&self, site: &SiteSpec) -> anyhow::Result<()>;
 

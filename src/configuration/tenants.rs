@@ -127,6 +127,9 @@ pub struct TenantSettings {
     pub reserved_names: Vec<String>,
     pub honeypot_field: String,
     pub html_max_bytes: usize,
+    /// How many versions of each site's content are kept (the live one and one on its way are
+    /// kept whatever their age), for rollback.
+    pub versions_kept: u32,
     pub allowed_origins: Vec<String>,
     pub runtime: RuntimeKind,
     pub workload: WorkloadSettings,
@@ -150,6 +153,7 @@ impl Default for TenantSettings {
             reserved_names: ["www", "admin", "api", "mail"].map(String::from).to_vec(),
             honeypot_field: "website".into(),
             html_max_bytes: 100 * 1024,
+            versions_kept: 10,
             allowed_origins: Vec::new(),
             runtime: RuntimeKind::Local,
             workload: WorkloadSettings::default(),
@@ -185,6 +189,9 @@ pub(super) fn validate(
         }
         if tenant.html_max_bytes > 8 * 1024 * 1024 {
             return Err(invalid(key("html_max_bytes"), "must be at most 8 MiB"));
+        }
+        if !(1..=1000).contains(&tenant.versions_kept) {
+            return Err(invalid(key("versions_kept"), "must be between 1 and 1000"));
         }
         if tenant.honeypot_field.is_empty() {
             return Err(invalid(key("honeypot_field"), "must not be empty"));

@@ -32,6 +32,24 @@ impl Job for Provision {
     }
 }
 
+/// Deploy a ready site's target version of its content (an update or a rollback) while the
+/// live one keeps serving, then switch: the site's `live_version` moves in the same
+/// transaction that records the new version live.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Deploy {
+    pub site_id: String,
+    /// The site version this job was enqueued for; a newer action makes it stand down.
+    pub version: i64,
+}
+
+impl Job for Deploy {
+    const KIND: &'static str = "deploy";
+
+    fn site_id(&self) -> Option<&str> {
+        Some(&self.site_id)
+    }
+}
+
 /// Take a site down for good: workload, DNS record, then `deleted`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Deprovision {

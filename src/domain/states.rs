@@ -93,6 +93,29 @@ stored_states! {
     }
 }
 
+stored_states! {
+    /// Where a version of a site's content is (SPEC §7): waiting to be deployed (`pending`),
+    /// served (`live`), refused by the runtime (`failed`, with the error), or replaced by a newer
+    /// one before or after it went live (`superseded`). A site has at most one `live` version and
+    /// at most one `pending`.
+    VersionState {
+        Pending => "pending",
+        Live => "live",
+        Failed => "failed",
+        Superseded => "superseded",
+    }
+}
+
+stored_states! {
+    /// Who made a version: the site's customer (with its manage token), an operator (with an
+    /// admin token), or the payment flow (a checkout that created the site).
+    Author {
+        Customer => "customer",
+        Operator => "operator",
+        Payment => "payment",
+    }
+}
+
 impl SiteState {
     /// The states a deletion (an operator's, or a cancelled subscription) starts from: all but
     /// `deleted`.

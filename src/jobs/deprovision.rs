@@ -20,7 +20,7 @@ impl BackgroundJob for Deprovision {
             return Ok(());
         };
         let tenant = ctx.tenants.get(&site.tenant)?;
-        let spec = tenant.site_spec(&site);
+        let spec = tenant.site_spec(&site, None);
         tenant.runtime.delete(&spec).await?;
         let target = tenant.dns_target(None).unwrap_or_default();
         tenant.dns.delete(&spec.dns_record(target)).await?;

@@ -68,7 +68,7 @@ impl Provision {
             return Ok(());
         };
         let tenant = ctx.tenants.get(&site.tenant)?;
-        let spec = tenant.site_spec(&site);
+        let spec = super::target_spec(ctx, &tenant, &site).await?;
         let started = std::time::Instant::now();
 
         self.step(ctx, "applying the workload").await?;
@@ -92,19 +92,27 @@ impl Provision {
         }
         .to_new_job(&ctx.settings.jobs);
         let message_id = ctx.mailer.message_id(SITE_READY, &site.id);
-        let became_ready = ctx
+        // `Some(earlier)` once ready: whether the site has had other versions (say, it was
+        // updated while suspended), whose leftovers can go now.
+        let ready = ctx
             .db
             .write(move |c| {
                 if !sites::advance(c, &id, version, SiteState::Provisioning, SiteState::Ready)? {
-                    return Ok(false);
+                    return Ok(None);
+                }
+                if let Some(mut site) = sites::get(c, &id)? {
+                    db::versions::promote(c, &mut site)?;
                 }
                 if db::outbox::add(c, &id, SITE_READY, &message_id)? {
                     db::jobs::insert(c, &email)?;
                 }
-                Ok(true)
+                Ok(Some(db::versions::count(c, &id)? > 1))
             })
             .await?;
-        if became_ready {
+        if let Some(earlier) = ready {
+            if earlier {
+                super::retire(&tenant, &spec).await;
+            }
             ctx.wake.notify_one();
             metrics::histogram!("berth_provision_duration_seconds", "tenant" => site.tenant.clone())
                 .record(started.elapsed().as_secs_f64());

@@ -20,7 +20,8 @@ impl BackgroundJob for Suspend {
             return Ok(());
         };
         let tenant = ctx.tenants.get(&site.tenant)?;
-        tenant.runtime.suspend(&tenant.site_spec(&site)).await?;
+        let spec = super::target_spec(ctx, &tenant, &site).await?;
+        tenant.runtime.suspend(&spec).await?;
         tracing::info!(site.id = %site.id, tenant = %site.tenant, "site suspended");
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The admin API (bearer token; see `auth`).
 
+mod content;
 mod dashboard;
 pub(crate) mod events;
 pub(crate) mod jobs;
@@ -17,6 +18,7 @@ use crate::routes::state::AppState;
 
 pub fn routes(routes: &mut Routes) {
     sites::routes(routes);
+    content::routes(routes);
     jobs::routes(routes);
     dashboard::routes(routes);
     plugins::routes(routes);

@@ -80,7 +80,19 @@ fn authenticate(req: &HttpRequest) -> Result<Admin, ApiError> {
     let ip = unrefused_address(req, state)?;
     let token = bearer(req)
         .ok_or_else(|| ApiError::Unauthorized("send Authorization: Bearer <admin token>".into()))?;
-    // Check every token so the time taken does not tell which one matched.
+    let Some(scope) = admin_scope(state, token) else {
+        return Err(wrong_token(
+            state,
+            ip.as_deref(),
+            "the admin token is not valid",
+        ));
+    };
+    admitted(state, scope)
+}
+
+/// Whose admin token `token` is, if anyone's. Every token is compared, so the time taken does
+/// not tell which one matched.
+fn admin_scope(state: &AppState, token: &str) -> Option<Scope> {
     let mut scope = None;
     if state.settings.server.admin_token.matches(token) {
         scope = Some(Scope::Global);
@@ -90,19 +102,51 @@ fn authenticate(req: &HttpRequest) -> Result<Admin, ApiError> {
             scope = Some(Scope::Tenant(tenant.name.clone()));
         }
     }
-    let Some(scope) = scope else {
-        return Err(wrong_token(
-            state,
-            ip.as_deref(),
-            "the admin token is not valid",
-        ));
-    };
+    scope
+}
+
+/// An admin token's caller, within its per-token rate limit.
+fn admitted(state: &AppState, scope: Scope) -> Result<Admin, ApiError> {
     let key = match &scope {
         Scope::Global => "global".to_owned(),
         Scope::Tenant(name) => format!("tenant:{name}"),
     };
     state.limits.admin_per_token.check(&key)?;
     Ok(Admin { scope })
+}
+
+/// Who calls a site's customer API (SPEC §7): its customer, with the site's manage token, or an
+/// operator, with an admin token that sees the site's tenant. Wrong tokens are charged like
+/// wrong admin tokens; each site's calls share one budget of `rate_limits.admin_per_token`.
+pub fn site_caller(
+    req: &HttpRequest,
+    state: &AppState,
+    site: &crate::adapters::db::sites::SiteRow,
+) -> Result<crate::domain::Author, ApiError> {
+    let ip = unrefused_address(req, state)?;
+    let token = bearer(req).ok_or_else(|| {
+        ApiError::Unauthorized("send Authorization: Bearer <the site's manage token>".into())
+    })?;
+    if let Some(scope) = admin_scope(state, token) {
+        admitted(state, scope)?.require(&site.tenant)?;
+        return Ok(crate::domain::Author::Operator);
+    }
+    let customer = site
+        .manage_token_hash
+        .as_deref()
+        .is_some_and(|stored| crate::domain::manage_token::matches(stored, token));
+    if !customer {
+        return Err(wrong_token(
+            state,
+            ip.as_deref(),
+            "the manage token is not valid for this site",
+        ));
+    }
+    state
+        .limits
+        .admin_per_token
+        .check(&format!("site:{}", site.id))?;
+    Ok(crate::domain::Author::Customer)
 }
 
 /// The client's address key, unless it is refused for too many wrong tokens (`429`).

@@ -87,6 +87,28 @@ signup_body!(
     "A signup as a multipart form; `html` may be sent as a file."
 );
 
+/// New content for a site, as one schema per body type (as for signup).
+macro_rules! content_body {
+    ($name:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Serialize, ToSchema)]
+        #[schema(example = json!({"html": "<h1>Hi again</h1>"}))]
+        pub struct $name {
+            /// The page, UTF-8, at most the tenant's `html_max_bytes` (100 KiB by default), not
+            /// blank.
+            #[schema(min_length = 1, max_length = 102400)]
+            html: String,
+        }
+    };
+}
+
+content_body!(ContentJson, "New content as a JSON object.");
+content_body!(ContentForm, "New content as a URL-encoded form field.");
+content_body!(
+    ContentMultipart,
+    "New content as a multipart form; `html` may be sent as a file."
+);
+
 /// A Stripe event as Stripe signs and sends it. berth reads the envelope below; other members
 /// are kept as they are.
 #[derive(serde::Deserialize, ToSchema)]

@@ -23,7 +23,8 @@ use super::state::AppState;
 use crate::adapters::db::jobs::Enqueue;
 use crate::adapters::db::{is_unique_violation, sites};
 use crate::domain::job::Provision;
-use crate::domain::{SiteId, SiteName, SiteState};
+use crate::domain::manage_token::ManageToken;
+use crate::domain::{Author, SiteId, SiteName, SiteState};
 use crate::routes::client_ip::client_ip;
 use crate::routes::error::ApiError;
 use crate::routes::rate_limit::ip_key;
@@ -135,7 +136,9 @@ twin_routes! {
     "name": "my-shop",
     "hostname": "my-shop.localhost",
     "state": "provisioning",
-    "status_url": "http://127.0.0.1:8080/t/default/sites/site_01jd8x3v5c6b7n8m9k0a1s2d3f"
+    "status_url": "http://127.0.0.1:8080/t/default/sites/site_01jd8x3v5c6b7n8m9k0a1s2d3f",
+    "manage_token": "bmt_3f0c9a…",
+    "manage_url": "http://127.0.0.1:8080/t/default/sites/site_01jd8x3v5c6b7n8m9k0a1s2d3f/manage#token=bmt_3f0c9a…"
 }))]
 pub(crate) struct Created {
     id: String,
@@ -144,6 +147,11 @@ pub(crate) struct Created {
     hostname: String,
     state: SiteState,
     status_url: String,
+    /// The site's manage token, shown this once (berth keeps only its hash): `Authorization:
+    /// Bearer` for the site's customer API.
+    manage_token: String,
+    /// The manage page, with the token in the fragment.
+    manage_url: String,
 }
 
 /// The handler proper; CORS headers go on every answer, errors included.
@@ -248,7 +256,8 @@ async fn store(
     } else {
         SiteState::Provisioning
     };
-    let site = signup.into_new_site(tenant, id, site_state);
+    let token = ManageToken::generate();
+    let site = signup.into_new_site(tenant, id, site_state, Author::Customer, token.hash);
     let job = (site_state == SiteState::Provisioning).then(|| {
         Provision {
             site_id: id.to_string(),
@@ -279,6 +288,8 @@ async fn store(
         hostname,
         state: site_state,
         status_url: tenant.status_url(id.as_str()),
+        manage_url: tenant.manage_url(id.as_str(), token.token.expose()),
+        manage_token: token.token.expose().to_owned(),
     })
 }
 
@@ -290,9 +301,12 @@ fn decoy(tenant: &Tenant, form: &RawForm) -> Created {
         .and_then(|n| SiteName::parse(n.trim()).ok())
         .map_or_else(|| "site".to_owned(), |n| n.to_string());
     let id = SiteId::generate();
+    let token = ManageToken::generate();
     Created {
         hostname: format!("{name}.{}", tenant.settings.base_domain),
         status_url: tenant.status_url(id.as_str()),
+        manage_url: tenant.manage_url(id.as_str(), token.token.expose()),
+        manage_token: token.token.expose().to_owned(),
         id: id.to_string(),
         tenant: tenant.name.to_string(),
         name,

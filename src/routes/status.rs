@@ -11,7 +11,8 @@ use super::registry::Routes;
 use super::schemas::ErrorBody;
 use super::state::AppState;
 use crate::adapters::db::sites::{self, SiteRow};
-use crate::domain::{SiteId, SiteState};
+use crate::adapters::db::versions;
+use crate::domain::{SiteId, SiteState, VersionState};
 use crate::routes::error::ApiError;
 
 pub fn routes(routes: &mut Routes) {
@@ -28,6 +29,8 @@ pub fn routes(routes: &mut Routes) {
     "step": null,
     "url": "http://my-shop.localhost:8081/",
     "checkout_url": null,
+    "live_version": 2,
+    "update_error": null,
     "status_url": "http://127.0.0.1:8080/t/default/sites/site_01jd8x3v5c6b7n8m9k0a1s2d3f",
     "created_at": 1764547200000_i64,
     "updated_at": 1764547203000_i64
@@ -45,6 +48,11 @@ pub(crate) struct Status<'a> {
     url: Option<String>,
     /// Where to pay, while the site waits for payment.
     checkout_url: Option<String>,
+    /// The version of its content the site serves.
+    live_version: Option<i64>,
+    /// Why the newest change to the content failed to deploy, while it is the newest (the
+    /// previous version stays live).
+    update_error: Option<String>,
     status_url: String,
     created_at: i64,
     updated_at: i64,
@@ -82,12 +90,20 @@ pub(crate) async fn status(
     let tenant = state.tenant(&tenant)?;
     let not_found = || ApiError::not_found("site_not_found", "no such site");
     let id = SiteId::parse(&id).map_err(|_| not_found())?;
-    let site = state
+    let (site, newest) = state
         .db
-        .run(move |c| sites::get(c, id.as_str()))
-        .await?
+        .run(move |c| {
+            let site = sites::get(c, id.as_str())?;
+            let newest = versions::newest(c, id.as_str())?;
+            Ok((site, newest))
+        })
+        .await?;
+    let site = site
         .filter(|site| site.tenant == tenant.name.as_str())
         .ok_or_else(not_found)?;
+    let update_error = newest
+        .filter(|v| v.state == VersionState::Failed)
+        .map(|v| v.error.unwrap_or_default());
     let site_state = site.state;
     let body = Status {
         id: &site.id,
@@ -100,6 +116,8 @@ pub(crate) async fn status(
         checkout_url: (site_state == SiteState::PendingPayment)
             .then(|| checkout_link(&tenant.settings.checkout_url, &site.id))
             .flatten(),
+        live_version: site.live_version,
+        update_error,
         status_url: tenant.status_url(&site.id),
         created_at: site.created_at,
         updated_at: site.updated_at,
@@ -192,6 +210,12 @@ fn page(site: &SiteRow, view: &Status<'_>) -> Markup {
                 }
                 @if let Some(url) = &view.url {
                     p { a href=(url) { (url) } }
+                }
+                @if let Some(live) = view.live_version {
+                    p { "Serving version " (live) " of its content." }
+                }
+                @if let Some(error) = &view.update_error {
+                    p { "The latest change to the content could not be published, so the previous version stays live: " (error) }
                 }
                 @if let Some(pay) = &view.checkout_url {
                     @if site.last_error.is_some() {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use crate::adapters::db::now_ms;
 use crate::adapters::db::sites::NewSite;
 use crate::adapters::plugin_host::{CompiledPlugin, PluginHost};
-use crate::domain::{EmailAddress, Hook, Hostname, SiteId, SiteName, SiteState};
+use crate::domain::{Author, EmailAddress, Hook, Hostname, SiteId, SiteName, SiteState};
 use crate::error::{FieldError, PolicyReason};
 use crate::services::policy::{
     context_json, settings_verdict, test_result, PolicyEngine, Submission, TestResult, Verdict,
@@ -276,26 +276,64 @@ pub async fn run_policies(
     {
         return Err(SignupError::PolicyRejected(reasons));
     }
-    if let Some(html) = &signup.html {
-        match policies
-            .check(tenant, Hook::Html, html, &submission, &budget)
-            .await?
-        {
-            Verdict::Deny(reasons) => return Err(SignupError::PolicyRejected(reasons)),
-            Verdict::Allow {
-                rewrite: Some(rewritten),
-            } => {
-                let mut errors = Vec::new();
-                check_html(tenant, &rewritten, true, &mut errors);
-                if !errors.is_empty() {
-                    return Err(SignupError::InvalidFields(errors));
-                }
-                signup.html = Some(rewritten);
-            }
-            Verdict::Allow { rewrite: None } => {}
-        }
+    if let Some(html) = signup.html.take() {
+        signup.html = Some(html_policies(policies, tenant, &submission, &budget, html).await?);
     }
     Ok(())
+}
+
+/// The tenant's html-hook policies on `html`: the HTML to store (a plugin's rewrite, checked by
+/// the built-in rules again), or the refusal.
+async fn html_policies(
+    policies: &PolicyEngine,
+    tenant: &Tenant,
+    submission: &Submission<'_>,
+    budget: &crate::services::policy::Budget,
+    html: String,
+) -> Result<String, SignupError> {
+    match policies
+        .check(tenant, Hook::Html, &html, submission, budget)
+        .await?
+    {
+        Verdict::Deny(reasons) => Err(SignupError::PolicyRejected(reasons)),
+        Verdict::Allow {
+            rewrite: Some(rewritten),
+        } => {
+            let mut errors = Vec::new();
+            check_html(tenant, &rewritten, true, &mut errors);
+            if !errors.is_empty() {
+                return Err(SignupError::InvalidFields(errors));
+            }
+            Ok(rewritten)
+        }
+        Verdict::Allow { rewrite: None } => Ok(html),
+    }
+}
+
+/// New content for an existing site (SPEC §7): the same built-in HTML rules and html policies
+/// as at signup, with the site's own name, email and plan in the plugins' context, so an update
+/// is refused exactly when a signup with this HTML would be.
+pub async fn check_update(
+    policies: &PolicyEngine,
+    tenant: &Tenant,
+    site: &crate::adapters::db::sites::SiteRow,
+    html: String,
+) -> Result<String, SignupError> {
+    let mut errors = Vec::new();
+    check_html(tenant, &html, true, &mut errors);
+    if !errors.is_empty() {
+        return Err(SignupError::InvalidFields(errors));
+    }
+    let name = SiteName::parse(&site.name)
+        .map_err(|why| anyhow::anyhow!("stored site name {:?} {why}", site.name))?;
+    let email = EmailAddress::parse(&site.email)
+        .map_err(|why| anyhow::anyhow!("stored email of site {} {why}", site.id))?;
+    let submission = Submission {
+        name: &name,
+        email: &email,
+        plan: site.plan.as_deref(),
+    };
+    html_policies(policies, tenant, &submission, &policies.budget(), html).await
 }
 
 /// One plugin tried on one submission, with given settings: what the admin test endpoint and
@@ -389,8 +427,17 @@ pub fn trial(
 }
 
 impl Signup {
-    /// The row that stores this signup as site `id` of `tenant`, in `state`.
-    pub fn into_new_site(self, tenant: &Tenant, id: &SiteId, state: SiteState) -> NewSite {
+    /// The row that stores this signup as site `id` of `tenant`, in `state`, its HTML (if any)
+    /// as version 1 made `by` the customer or the payment flow, with the hash of its manage
+    /// token.
+    pub fn into_new_site(
+        self,
+        tenant: &Tenant,
+        id: &SiteId,
+        state: SiteState,
+        by: Author,
+        manage_token_hash: String,
+    ) -> NewSite {
         let hostname = Hostname::new(&self.name, &tenant.settings.base_domain);
         let now = now_ms();
         NewSite {
@@ -399,7 +446,9 @@ impl Signup {
             name: self.name.to_string(),
             hostname: hostname.to_string(),
             email: self.email.as_str().to_owned(),
-            html: self.html,
+            target_version: self.html.is_some().then_some(1),
+            html: self.html.map(|html| (html, by)),
+            manage_token_hash: Some(manage_token_hash),
             plan: self.plan,
             state: state.as_str().to_owned(),
             version: 1,

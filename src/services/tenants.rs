@@ -32,13 +32,15 @@ impl Tenant {
         crate::configuration::find_plan(&self.settings.plans, wanted)
     }
 
-    pub fn site_spec(&self, site: &SiteRow) -> SiteSpec {
+    /// What the runtime applies for `site`, with `html` (its target version's, for a static
+    /// site; `None` when the workload has none or the step needs none).
+    pub fn site_spec(&self, site: &SiteRow, html: Option<String>) -> SiteSpec {
         SiteSpec {
             id: site.id.clone(),
             tenant: site.tenant.clone(),
             name: site.name.clone(),
             hostname: site.hostname.clone(),
-            html: site.html.clone(),
+            html,
             plan: site.plan.clone(),
         }
     }
@@ -66,6 +68,12 @@ impl Tenant {
 
     pub fn status_url(&self, site_id: &str) -> String {
         format!("{}{}", self.public_url, self.status_path(site_id))
+    }
+
+    /// The customer's manage link. The token travels in the fragment, which browsers never
+    /// send to a server (so it reaches no access log) nor put in a `Referer`.
+    pub fn manage_url(&self, site_id: &str, token: &str) -> String {
+        format!("{}/manage#token={token}", self.status_url(site_id))
     }
 }
 

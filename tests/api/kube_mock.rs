@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
 use berth::adapters::runtime::kubernetes::manifests::{Manifests, Object};
+use berth::adapters::runtime::kubernetes::names;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -285,6 +286,27 @@ pub fn ready(namespace: &str, address: &str) -> Vec<Exchange> {
             vec![ingress(namespace, Some(address))],
         ),
     ]
+}
+
+/// The DELETE of every content ConfigMap of `namespace` but the one `manifests` serves, by
+/// label.
+pub fn delete_content_except(namespace: &str, manifests: &Manifests) -> Exchange {
+    let content = manifests
+        .content
+        .as_ref()
+        .expect("a static site has content");
+    let keep = &content.metadata.labels.as_ref().unwrap()[names::CONTENT_LABEL];
+    let selector = format!("{label},{label}!={keep}", label = names::CONTENT_LABEL);
+    let query = serde_urlencoded::to_string([("labelSelector", &selector)]).unwrap();
+    Exchange {
+        method: Method::DELETE,
+        uri: format!("/api/v1/namespaces/{namespace}/configmaps?&{query}"),
+        body: Some(json!({"propagationPolicy": "Background"})),
+        reply: Reply::Json(
+            StatusCode::OK,
+            json!({"kind": "ConfigMapList", "apiVersion": "v1", "metadata": {}, "items": []}),
+        ),
+    }
 }
 
 /// The DELETE of a namespace (its contents go with it, in the background), only if it is

@@ -26,6 +26,16 @@ struct Expected {
 
 impl Expected {
     fn new(app: &TestApp, name: &'static str) -> Self {
+        Self {
+            name,
+            namespace: names::namespace("kube", name),
+            running: Self::build(app, name, HTML, Scale::Running),
+            suspended: Self::build(app, name, HTML, Scale::Suspended),
+        }
+    }
+
+    /// The objects of site `name` of tenant `kube` serving `html`.
+    fn build(app: &TestApp, name: &str, html: &str, scale: Scale) -> Manifests {
         let settings = &app.context().settings;
         let tenant = settings
             .tenants
@@ -38,15 +48,10 @@ impl Expected {
             tenant: "kube".into(),
             name: name.into(),
             hostname: format!("{name}.kube.test"),
-            html: Some(HTML.into()),
+            html: Some(html.into()),
             plan: None,
         };
-        Self {
-            name,
-            namespace: names::namespace("kube", name),
-            running: manifests::build(&template, &spec, Scale::Running).unwrap(),
-            suspended: manifests::build(&template, &spec, Scale::Suspended).unwrap(),
-        }
+        manifests::build(&template, &spec, scale).unwrap()
     }
 
     /// A whole provisioning: the namespace does not exist yet, every object is applied in
@@ -264,6 +269,91 @@ async fn suspend_scales_to_zero_and_resume_applies_the_same_objects_again() {
     let replicas = |m: &Manifests| m.deployment.spec.as_ref().unwrap().replicas;
     assert_eq!(replicas(&site.suspended), Some(0));
     assert_eq!(replicas(&site.running), Some(1));
+}
+
+#[tokio::test]
+async fn an_update_is_a_new_configmap_and_a_rollout_and_the_old_content_goes_once_it_serves() {
+    const NEW: &str = "<h1>New look</h1>";
+    let (client, server) = mock::pair();
+    let app = TestApp::spawn_with_kube(client, |_| {}).await;
+    let site = Expected::new(&app, "update-shop");
+    let updated = Expected::build(&app, site.name, NEW, Scale::Running);
+    let (old_content, new_content) = (content(&site.running), content(&updated));
+    assert_ne!(old_content.metadata.name, new_content.metadata.name);
+    assert_eq!(new_content.immutable, Some(true));
+    let mounted = updated
+        .deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.config_map.as_ref().map(|c| c.name.clone()))
+        .collect::<Vec<_>>();
+    let name = new_content.metadata.name.clone().unwrap();
+    assert_eq!(mounted, [name.clone(), name]);
+    // Provisioning, then the update: the same ownership check and applies as any apply (the new
+    // ConfigMap among them, before the Deployment), the rollout and the Ingress, then the
+    // earlier content is deleted by label.
+    let server = server.run(
+        [
+            site.provision(),
+            vec![site.owned()],
+            mock::apply_all(&updated),
+            mock::ready(&site.namespace, ADDRESS),
+            vec![
+                site.owned(),
+                mock::delete_content_except(&site.namespace, &updated),
+            ],
+        ]
+        .concat(),
+    );
+    let created = app
+        .post_json(
+            "/t/kube/signup",
+            &json!({"name": site.name, "email": "ann@example.com", "html": HTML}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let id = created["id"].as_str().unwrap();
+    app.drain_jobs().await;
+    let response = app
+        .client
+        .put(app.url(&format!("/t/kube/sites/{id}/content")))
+        .bearer_auth(created["manage_token"].as_str().unwrap())
+        .json(&json!({"html": NEW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    app.drain_jobs().await;
+    mock::finish(server).await;
+    let versions: Value = app
+        .admin(
+            Method::GET,
+            &format!("/admin/sites/{id}/versions"),
+            ADMIN_TOKEN,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(versions["live_version"], 2, "{versions}");
+}
+
+/// The static site's content ConfigMap.
+fn content(manifests: &Manifests) -> k8s_openapi::api::core::v1::ConfigMap {
+    manifests
+        .content
+        .clone()
+        .expect("a static site has content")
 }
 
 #[tokio::test]

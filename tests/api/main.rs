@@ -5,6 +5,7 @@ mod helpers;
 mod smtp_server;
 
 mod admin;
+mod content;
 mod dns;
 mod email;
 mod health;

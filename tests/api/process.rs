@@ -933,3 +933,91 @@ async fn a_start_on_a_fresh_database_logs_no_error() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_update_killed_mid_deploy_goes_live_after_a_restart_and_the_old_one_stays_live_until_then(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::new(dir.path());
+    let url = database.url().to_owned();
+    let (config, port) = write_config(dir.path(), &url, "berth", "");
+    let client = fresh_client();
+    let log = dir.path().join("berth.log");
+
+    let mut first = Berth::start(
+        &config,
+        port,
+        log.clone(),
+        &[("BERTH_FAILPOINTS", "deploy.before_switch=pause(60000)")],
+    );
+    let created: serde_json::Value = client
+        .post(format!("{}/signup", first.api))
+        .header("accept", "application/json")
+        .form(&[
+            ("name", "update-shop"),
+            ("email", "ann@example.com"),
+            ("html", "<p>one</p>"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let token = created["manage_token"].as_str().unwrap().to_owned();
+    wait_for_state(&client, &first.api, &id, "ready").await;
+    let updated = client
+        .put(format!("{}/t/default/sites/{id}/content", first.api))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"html": "<p>two</p>"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), 202);
+    eventually(30, "the deploy to reach its switch", || async {
+        let site = site(&client, &first.api, &id).await;
+        (site["step"] == "deploying version 2").then_some(())
+    })
+    .await;
+    let versions = |api: String| {
+        let (client, id, token) = (client.clone(), id.clone(), token.clone());
+        async move {
+            let response = client
+                .get(format!("{api}/t/default/sites/{id}/versions"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    assert_eq!(versions(first.api.clone()).await["live_version"], 1);
+    first.kill_9();
+
+    let second = Berth::start(&config, port, log.clone(), &[]);
+    let listed = eventually(30, "version 2 to go live", || async {
+        let listed = versions(second.api.clone()).await;
+        (listed["live_version"] == 2).then_some(listed)
+    })
+    .await;
+    let states: Vec<(i64, &str)> = listed["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["version"].as_i64().unwrap(), v["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [(2, "live"), (1, "superseded")]);
+    let deploy = eventually(30, "the deploy job to succeed", || async {
+        let deploy = crate::helpers::job_of(&site(&client, &second.api, &id).await, "deploy");
+        (deploy["state"] == "succeeded").then_some(deploy)
+    })
+    .await;
+    assert_eq!(
+        deploy["attempts"], 2,
+        "the killed attempt counts, then it ran again"
+    );
+    let log = second.log_text();
+    assert!(!log.contains(&token), "the manage token reached the logs");
+}

@@ -24,9 +24,15 @@ async fn a_form_signup_returns_201_with_the_site() {
     assert!(id.starts_with("site_") && id.len() == 31, "{id}");
     assert_eq!(location, format!("/t/default/sites/{id}"));
     assert_eq!(body["status_url"], app.url(&location));
+    let token = body["manage_token"].as_str().unwrap();
+    assert!(token.starts_with("bmt_") && token.len() == 68, "{token}");
+    assert_eq!(
+        body["manage_url"],
+        app.url(&format!("{location}/manage#token={token}"))
+    );
     assert_eq!(
         body.as_object().unwrap().len(),
-        6,
+        8,
         "exactly the SPEC's fields: {body}"
     );
 }

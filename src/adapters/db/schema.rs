@@ -60,7 +60,6 @@ diesel::table! {
         name -> Text,
         hostname -> Text,
         email -> Text,
-        html -> Nullable<Text>,
         plan -> Nullable<Text>,
         state -> Text,
         step -> Nullable<Text>,
@@ -73,6 +72,24 @@ diesel::table! {
         stripe_event_at -> Nullable<BigInt>,
         payment_overdue_since -> Nullable<BigInt>,
         suspended_for -> Nullable<Text>,
+        live_version -> Nullable<BigInt>,
+        target_version -> Nullable<BigInt>,
+        manage_token_hash -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    site_versions (site_id, number) {
+        site_id -> Text,
+        number -> BigInt,
+        sha256 -> Text,
+        size -> BigInt,
+        html -> Text,
+        created_by -> Text,
+        state -> Text,
+        error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
     }
 }
 
@@ -102,6 +119,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     plugins,
     policy_bindings,
+    site_versions,
     sites,
     stripe_events,
 );

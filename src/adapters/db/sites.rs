@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::cached::CacheDsl;
 use super::schema::sites;
 use super::{jobs::NewJob, now_ms, DbConnection};
-use crate::domain::SiteState;
+use crate::domain::{Author, SiteState};
 
 /// A stored site. `email` is personal data: it never reaches logs or the public status page.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
@@ -18,8 +18,6 @@ pub struct SiteRow {
     pub hostname: String,
     #[serde(skip)]
     pub email: String,
-    #[serde(skip)]
-    pub html: Option<String>,
     pub plan: Option<String>,
     #[schema(value_type = String)]
     pub state: SiteState,
@@ -37,6 +35,13 @@ pub struct SiteRow {
     /// `payment` when the site is suspended for an unpaid subscription (paying lifts it); `None`
     /// for an operator's suspension, which payments never lift.
     pub suspended_for: Option<String>,
+    /// The version of its content the site serves (`None`: not served yet, or no HTML).
+    pub live_version: Option<i64>,
+    /// The version the next deploy applies: `live_version`, or a newer one on its way.
+    pub target_version: Option<i64>,
+    /// Hex sha256 of the site's manage token.
+    #[serde(skip)]
+    pub manage_token_hash: Option<String>,
 }
 
 /// [`SiteRow::suspended_for`] of a site suspended because its subscription went unpaid.
@@ -50,7 +55,6 @@ pub struct NewSite {
     pub name: String,
     pub hostname: String,
     pub email: String,
-    pub html: Option<String>,
     pub plan: Option<String>,
     pub state: String,
     pub version: i64,
@@ -60,6 +64,12 @@ pub struct NewSite {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// `Some(1)` when the site has HTML: its first version, stored beside the row.
+    pub target_version: Option<i64>,
+    pub manage_token_hash: Option<String>,
+    /// The first version's HTML and who made it (stored in `site_versions`).
+    #[diesel(skip_insertion)]
+    pub html: Option<(String, Author)>,
 }
 
 /// Stores a new site and the job that starts its life; call inside a write, which then stores
@@ -73,12 +83,16 @@ pub fn create(conn: &mut DbConnection, site: &NewSite, job: Option<&NewJob>) -> 
     Ok(())
 }
 
-/// Inserts a site row; call inside a write transaction. A live site with the same hostname makes
-/// it fail with a unique violation (see [`hostname_taken`] to check first).
+/// Inserts a site row and its first version; call inside a write transaction. A live site with
+/// the same hostname makes it fail with a unique violation (see [`hostname_taken`] to check
+/// first).
 pub fn insert(conn: &mut DbConnection, site: &NewSite) -> anyhow::Result<()> {
     diesel::insert_into(sites::table)
         .values(site)
         .execute(conn)?;
+    if let (Some(number), Some((html, by))) = (site.target_version, &site.html) {
+        super::versions::insert(conn, &site.id, number, html, *by)?;
+    }
     Ok(())
 }
 
@@ -106,6 +120,17 @@ pub fn lock(conn: &mut DbConnection, id: &str) -> anyhow::Result<()> {
             .bind::<diesel::sql_types::Text, _>(id)
             .execute(pg)?;
     }
+    Ok(())
+}
+
+/// Replaces the site's manage token (by its hash): the old one stops working.
+pub fn set_manage_token(conn: &mut DbConnection, id: &str, hash: &str) -> anyhow::Result<()> {
+    diesel::update(sites::table.find(id))
+        .set((
+            sites::manage_token_hash.eq(hash),
+            sites::updated_at.eq(now_ms()),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -187,17 +212,6 @@ pub fn count_by_state(conn: &mut DbConnection) -> anyhow::Result<Vec<(String, i6
         .group_by(sites::state)
         .select((sites::state, diesel::dsl::count_star()))
         .load(conn)?)
-}
-
-/// The HTML of the ready site at `hostname`, if there is one.
-pub fn ready_html(conn: &mut DbConnection, hostname: &str) -> anyhow::Result<Option<String>> {
-    Ok(sites::table
-        .filter(sites::hostname.eq(hostname))
-        .filter(sites::state.eq(SiteState::Ready.as_str()))
-        .select(sites::html)
-        .first::<Option<String>>(conn)
-        .optional()?
-        .map(Option::unwrap_or_default))
 }
 
 /// The result of asking for a state change.

@@ -6,7 +6,7 @@ use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql, Queryable};
 use diesel::sql_types::Text;
 
-use crate::domain::{JobState, SiteState};
+use crate::domain::{Author, JobState, SiteState, VersionState};
 
 macro_rules! read_as_text {
     ($($state:ty),+) => {$(
@@ -33,7 +33,7 @@ macro_rules! read_as_text {
     )+};
 }
 
-read_as_text!(SiteState, JobState);
+read_as_text!(SiteState, JobState, VersionState, Author);
 
 #[cfg(test)]
 mod tests {

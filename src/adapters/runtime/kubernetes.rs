@@ -185,6 +185,33 @@ impl Runtime for KubernetesRuntime {
         .await
     }
 
+    #[tracing::instrument(name = "kubernetes.retire", skip_all, fields(tenant = %site.tenant, site.id = %site.id, site.name = %site.name, k8s.namespace = %names::namespace(&site.tenant, &site.name)))]
+    async fn retire(&self, site: &SiteSpec) -> anyhow::Result<()> {
+        measured("retire", async {
+            let manifests = self.manifests(site, Scale::Running)?;
+            let Some(content) = &manifests.content else {
+                return Ok(());
+            };
+            let keep = content
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|labels| labels.get(names::CONTENT_LABEL))
+                .cloned()
+                .unwrap_or_default();
+            let client = self.connection.client().await?;
+            if self.owned_namespace(&client, site).await?.is_none() {
+                return Ok(());
+            }
+            let namespace = names::namespace(&site.tenant, &site.name);
+            let timeout = self.connection.request_timeout();
+            apply::delete_content_except(&client, &namespace, &keep, timeout).await?;
+            tracing::info!("removed the content of earlier versions");
+            Ok(())
+        })
+        .await
+    }
+
     #[tracing::instrument(name = "kubernetes.suspend", skip_all, fields(tenant = %site.tenant, site.id = %site.id, site.name = %site.name, k8s.namespace = %names::namespace(&site.tenant, &site.name)))]
     async fn suspend(&self, site: &SiteSpec) -> anyhow::Result<()> {
         measured("suspend", async {
@@ -384,6 +411,7 @@ users:
             ("apps", "deployments", &["list", "watch"][..]),
             ("networking.k8s.io", "ingresses", &["list", "watch"]),
             ("", "namespaces", &["delete", "get", "list", "watch"]),
+            ("", "configmaps", &["deletecollection"]),
         ] {
             for verb in verbs {
                 needed.insert((group.to_owned(), plural.to_owned(), *verb));

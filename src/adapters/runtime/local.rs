@@ -1,7 +1,7 @@
 //! The local runtime: berth serves each ready static site itself on `server.sites_listen`,
 //! routed by `Host`, never on the API origin. The site's HTML lives in the database, so a site
-//! is served exactly while its state is `ready`, by every replica alike: applying, suspending
-//! and deleting need no separate step.
+//! is served exactly while its state is `ready`, by every replica alike, and always its live
+//! version: applying, suspending, deleting and switching versions need no separate step.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use async_trait::async_trait;
 
 use super::{Runtime, SiteSpec};
-use crate::adapters::db::{sites, Db};
+use crate::adapters::db::{versions, Db};
 
 pub struct LocalRuntime {
     /// The sites listener as customers reach it, e.g. `127.0.0.1:8081`.
@@ -86,7 +86,7 @@ pub async fn serve_site(req: HttpRequest, db: web::Data<Db>) -> HttpResponse {
         .map(|h| h.trim_end_matches('.').to_ascii_lowercase());
     let mut response = match host {
         None => HttpResponse::BadRequest().body("missing Host header\n"),
-        Some(host) => match db.run(move |c| sites::ready_html(c, &host)).await {
+        Some(host) => match db.run(move |c| versions::live_html(c, &host)).await {
             Ok(Some(html)) => HttpResponse::Ok()
                 .content_type("text/html; charset=utf-8")
                 .body(html),

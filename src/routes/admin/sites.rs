@@ -104,7 +104,11 @@ pub(crate) async fn list(
 }
 
 /// Loads a site the caller may see: `404` for an unknown id, `403` for another tenant's site.
-async fn load(admin: &Admin, state: &AppState, id: &SiteId) -> Result<SiteRow, ApiError> {
+pub(super) async fn load(
+    admin: &Admin,
+    state: &AppState,
+    id: &SiteId,
+) -> Result<SiteRow, ApiError> {
     super::load_owned(
         admin,
         state,

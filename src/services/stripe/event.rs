@@ -67,14 +67,7 @@ struct Envelope {
 fn whole_seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
     use serde::de::Error;
     let number = serde_json::Number::deserialize(deserializer)?;
-    number
-        .as_i64()
-        .or_else(|| {
-            number
-                .as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                .map(|f| f as i64)
-        })
+    crate::domain::whole_number::of(&number)
         .ok_or_else(|| D::Error::custom("created must be whole Unix seconds"))
 }
 

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
 use kube::runtime::wait::{await_condition, Condition};
 use kube::{Api, Client};
 
@@ -200,6 +200,33 @@ pub async fn delete_namespace(
     .await?;
     tracing::info!("namespace is gone");
     Ok(())
+}
+
+/// Deletes the content ConfigMaps of `namespace` but the one labelled `keep`: what earlier
+/// versions of a static site left behind once a newer one serves. One request, by label: berth
+/// never reads ConfigMaps back.
+#[tracing::instrument(name = "kubernetes.delete_old_content", skip_all, fields(k8s.namespace = namespace))]
+pub async fn delete_content_except(
+    client: &Client,
+    namespace: &str,
+    keep: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let what = format!("deleting the earlier content of namespace {namespace}");
+    let selector = format!("{label},{label}!={keep}", label = names::CONTENT_LABEL);
+    let params = ListParams::default().labels(&selector);
+    match within(
+        timeout,
+        &what,
+        api.delete_collection(&DeleteParams::background(), &params),
+    )
+    .await?
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) => Err(job_error(error, &what)),
+    }
 }
 
 /// Watches `name` until `condition` holds, at most `timeout`; `why_not` says what was last

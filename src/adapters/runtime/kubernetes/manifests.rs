@@ -466,9 +466,16 @@ impl Context<'_> {
             ("default.conf".to_owned(), NGINX_CONF.to_owned()),
         ]);
         let config_hash = digest(&data);
+        let content_name = names::content(&config_hash);
+        let mut metadata = self.meta(&content_name);
+        metadata.labels.get_or_insert_with(BTreeMap::new).insert(
+            names::CONTENT_LABEL.to_owned(),
+            names::content_label(&config_hash).to_owned(),
+        );
         let content = ConfigMap {
-            metadata: self.meta(names::CONTENT),
+            metadata,
             data: Some(data),
+            immutable: Some(true),
             ..ConfigMap::default()
         };
         let item = |key: &str| {
@@ -481,7 +488,7 @@ impl Context<'_> {
         let config_map = |name: &str, key: &str| Volume {
             name: name.to_owned(),
             config_map: Some(ConfigMapVolumeSource {
-                name: names::CONTENT.to_owned(),
+                name: content_name.clone(),
                 items: item(key),
                 ..ConfigMapVolumeSource::default()
             }),

@@ -23,8 +23,12 @@ pub const NAME: &str = "berth-site";
 
 /// Deployment, Service, Ingress, ServiceAccount, ResourceQuota and LimitRange of a site.
 pub const SITE: &str = "site";
-/// The ConfigMap with a static site's HTML and nginx configuration.
+/// What the ConfigMaps with a static site's HTML and nginx configuration are named after:
+/// `site-content-<hash>` (see [`content`]).
 pub const CONTENT: &str = "site-content";
+/// The label of a content ConfigMap: the hash its name ends in, so that the ones a switch left
+/// behind are found (and deleted) by label, never by reading them back.
+pub const CONTENT_LABEL: &str = "berth.dev/content";
 /// The Secret with a container workload's environment.
 pub const ENV: &str = "site-env";
 /// A container workload's PersistentVolumeClaim.
@@ -34,6 +38,18 @@ pub const TLS: &str = "site-tls";
 pub const DEFAULT_DENY: &str = "default-deny";
 pub const ALLOW_DNS: &str = "allow-dns-egress";
 pub const ALLOW_INGRESS: &str = "allow-from-ingress-controller";
+
+/// The ConfigMap of one version of a static site's content: `site-content-` and the first 20
+/// hex characters of `hash` (the digest of its data). A new version is a new, immutable
+/// ConfigMap, and the Deployment's rollout moves the pods from one to the next.
+pub fn content(hash: &str) -> String {
+    format!("{CONTENT}-{}", content_label(hash))
+}
+
+/// The value of [`CONTENT_LABEL`] for content whose digest is `hash`.
+pub fn content_label(hash: &str) -> &str {
+    &hash[..HASH_CHARS.min(hash.len())]
+}
 
 const PREFIX: &str = "berth-";
 const MAX_LABEL: usize = 63;

@@ -10,7 +10,8 @@ use crate::adapters::db::sites;
 use crate::adapters::db::stripe_events;
 use crate::adapters::db::{jobs, DbConnection};
 use crate::domain::job::Provision;
-use crate::domain::{SiteId, SiteName, SiteState};
+use crate::domain::manage_token::ManageToken;
+use crate::domain::{Author, SiteId, SiteName, SiteState};
 use crate::faults::Faults;
 use crate::services::policy::{PolicyEngine, POLICY_ERROR};
 use crate::services::signup::{self, RawForm, Signup, SignupError};
@@ -147,7 +148,16 @@ impl Processor<'_> {
         let id = SiteId::generate();
         let paid = event.kind == CHECKOUT_ASYNC_SUCCEEDED
             || (event.kind == CHECKOUT_COMPLETED && session.is_paid());
-        let mut site = signup.into_new_site(self.tenant, &id, SiteState::Provisioning);
+        // No response carries this token: the customer gets one when an operator issues it
+        // (`POST /admin/sites/{id}/manage-token`).
+        let token = ManageToken::generate();
+        let mut site = signup.into_new_site(
+            self.tenant,
+            &id,
+            SiteState::Provisioning,
+            Author::Payment,
+            token.hash,
+        );
         let refusal = match refusal {
             Some(why) => Some(why),
             None if sites::hostname_taken(conn, &site.hostname)? => {

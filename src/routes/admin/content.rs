@@ -1,0 +1,186 @@
+//! `/admin/sites/{id}/…` for a site's content: what its customer does with the manage token
+//! (content, versions, rollback; answered by `routes::manage`), as an operator, and issuing a
+//! new manage token.
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::sites::load;
+use super::SiteNotFound;
+use crate::adapters::db::sites;
+use crate::domain::manage_token::ManageToken;
+use crate::domain::Author;
+use crate::routes::auth::Admin;
+use crate::routes::error::ApiError;
+use crate::routes::manage::{self, Accepted, Content, RollbackRequest, Versions};
+use crate::routes::params::SiteIdPath;
+use crate::routes::registry::Routes;
+use crate::routes::request::json_ok;
+use crate::routes::schemas::{AdminErrors, ContentForm, ContentJson, ContentMultipart, ErrorBody};
+use crate::routes::state::AppState;
+
+pub fn routes(routes: &mut Routes) {
+    routes
+        .add(get_content)
+        .add(put_content)
+        .add(list_versions)
+        .add(rollback)
+        .add(rotate_manage_token);
+}
+
+/// The HTML of the site's newest accepted version, as its customer sees it.
+#[utoipa::path(
+    operation_id = "admin_get_site_content",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(SiteIdPath),
+    responses(
+        (status = 200, description = "The HTML of the site's newest accepted version, in JSON", body = Content),
+        SiteNotFound,
+        (status = 409, description = "The site has no HTML (`no_content`)", body = ErrorBody),
+        AdminErrors,
+    )
+)]
+#[get("/admin/sites/{id}/content")]
+pub(crate) async fn get_content(
+    admin: Admin,
+    path: SiteIdPath,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let site = load(&admin, &state, &path.id).await?;
+    manage::content(&state, site).await
+}
+
+/// New HTML for the site, made by an operator; otherwise as `PUT /t/{tenant}/sites/{id}/content`.
+#[utoipa::path(
+    operation_id = "admin_put_site_content",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(SiteIdPath),
+    request_body(content(
+        (ContentForm = "application/x-www-form-urlencoded"),
+        (ContentMultipart = "multipart/form-data"),
+        (ContentJson = "application/json"),
+    )),
+    responses(
+        (status = 202, description = "The new version is the site's target", body = Accepted),
+        (status = 400, description = "A malformed body or no `html` field (`malformed_body`, `missing_field`, `duplicate_field`)", body = ErrorBody),
+        SiteNotFound,
+        (status = 408, description = "The body did not arrive within `server.body_timeout_secs`", body = ErrorBody),
+        (status = 409, description = "The site is not `ready` or `suspended` (`invalid_state`), or has no HTML (`no_content`)", body = ErrorBody),
+        (status = 413, description = "The body is over the tenant's `html_max_bytes` plus 16 KiB", body = ErrorBody),
+        (status = 415, description = "Not one of the three body types", body = ErrorBody),
+        (status = 422, description = "Built-in validation (`invalid_fields`) or a policy (`policy_rejected`) refused the HTML", body = ErrorBody),
+        AdminErrors,
+    )
+)]
+#[put("/admin/sites/{id}/content")]
+pub(crate) async fn put_content(
+    req: HttpRequest,
+    admin: Admin,
+    path: SiteIdPath,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let site = load(&admin, &state, &path.id).await?;
+    let tenant = state.tenant(&site.tenant)?;
+    manage::update(&req, payload, &state, &tenant, site, Author::Operator).await
+}
+
+/// The site's versions, newest first.
+#[utoipa::path(
+    operation_id = "admin_list_site_versions",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(SiteIdPath),
+    responses(
+        (status = 200, description = "The versions kept, newest first", body = Versions),
+        SiteNotFound,
+        AdminErrors,
+    )
+)]
+#[get("/admin/sites/{id}/versions")]
+pub(crate) async fn list_versions(
+    admin: Admin,
+    path: SiteIdPath,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let site = load(&admin, &state, &path.id).await?;
+    manage::versions_of(&state, site).await
+}
+
+/// Serves an earlier version again, as an operator.
+#[utoipa::path(
+    operation_id = "admin_roll_back_site",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(SiteIdPath),
+    request_body = RollbackRequest,
+    responses(
+        (status = 202, description = "The version is the site's target again", body = Accepted),
+        (status = 400, description = "A malformed body (`bad_request`, `invalid_version`)", body = ErrorBody),
+        (status = 404, description = "No such site (`site_not_found`) or version (`version_not_found`)", body = ErrorBody),
+        (status = 409, description = "The site is not `ready` or `suspended` (`invalid_state`), has no HTML (`no_content`), or the version failed to deploy (`version_failed`)", body = ErrorBody),
+        AdminErrors,
+    )
+)]
+#[post("/admin/sites/{id}/rollback")]
+pub(crate) async fn rollback(
+    admin: Admin,
+    path: SiteIdPath,
+    body: web::Json<RollbackRequest>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let site = load(&admin, &state, &path.id).await?;
+    let tenant = state.tenant(&site.tenant)?;
+    manage::roll_back(&state, &tenant, site, Author::Operator, body.into_inner()).await
+}
+
+/// A new manage token, shown this once.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct IssuedToken {
+    site_id: String,
+    manage_token: String,
+    /// The manage page, with the token in the fragment.
+    manage_url: String,
+}
+
+/// Issues the site a new manage token; the old one stops working at once. Hand the customer the
+/// `manage_url`: berth keeps only the token's hash and cannot show it again.
+#[utoipa::path(
+    operation_id = "rotate_manage_token",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(SiteIdPath),
+    responses(
+        (status = 200, description = "The new token (the old one no longer works)", body = IssuedToken),
+        SiteNotFound,
+        AdminErrors,
+    )
+)]
+#[post("/admin/sites/{id}/manage-token")]
+pub(crate) async fn rotate_manage_token(
+    admin: Admin,
+    path: SiteIdPath,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let site = load(&admin, &state, &path.id).await?;
+    let tenant = state.tenant(&site.tenant)?;
+    let token = ManageToken::generate();
+    let (id, hash) = (site.id.clone(), token.hash);
+    state
+        .db
+        .write(move |c| sites::set_manage_token(c, &id, &hash))
+        .await?;
+    tracing::info!(site.id = %site.id, tenant = %site.tenant, "manage token rotated");
+    Ok(json_ok(
+        StatusCode::OK,
+        &IssuedToken {
+            manage_url: tenant.manage_url(&site.id, token.token.expose()),
+            manage_token: token.token.expose().to_owned(),
+            site_id: site.id,
+        },
+    ))
+}
