@@ -41,6 +41,8 @@ pub struct JobContext {
     pub policies: Arc<PolicyEngine>,
     /// Wakes this process's worker when a job is enqueued.
     pub wake: Arc<Notify>,
+    /// Derives sites' manage tokens (for the links in emails).
+    pub manage_key: Arc<crate::domain::manage_token::ManageKey>,
     /// Test-only fault injection; empty in normal builds.
     pub faults: crate::faults::Faults,
 }

@@ -14,12 +14,14 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::{RequestId, TracingLogger};
 
-use crate::adapters::db::Db;
+use crate::adapters::db::{keys, Db};
 use crate::adapters::mailer::Mailer;
 use crate::adapters::plugin_host::PluginHost;
 use crate::adapters::runtime::local::serve_site;
 use crate::adapters::telemetry::metrics_handle;
 use crate::configuration::{Mode, RuntimeKind, Settings};
+use crate::domain::manage_token::ManageKey;
+use crate::domain::Secret;
 use crate::jobs::{self, JobContext, Worker};
 use crate::routes;
 use crate::routes::rate_limit::RateLimits;
@@ -44,6 +46,20 @@ fn log_request(
     } else {
         tracing::info!(http.method = %method, http.path = path, http.status = status, duration_ms, "request handled");
     }
+}
+
+/// The key manage tokens are derived with: `server.manage_key`, or the one this database keeps
+/// (made by the first process that needed it).
+async fn manage_key(db: &Db, settings: &Settings) -> anyhow::Result<ManageKey> {
+    if !settings.server.manage_key.is_empty() {
+        return Ok(ManageKey::new(settings.server.manage_key.clone()));
+    }
+    let key = db
+        .write(|c| keys::get_or_create(c, "manage_key", ManageKey::generate_text))
+        .await
+        .context("cannot read or store the manage key")?;
+    tracing::info!("server.manage_key is not set: manage tokens are derived with a key kept in the database; set it in production, so that a copy of the database cannot forge them");
+    Ok(ManageKey::new(Secret::new(key)))
 }
 
 /// Clients of external services to use instead of building them from the settings.
@@ -81,6 +97,7 @@ impl Application {
         if !applied.is_empty() {
             tracing::info!(migrations = ?applied, "database migrated");
         }
+        let manage_key = Arc::new(manage_key(&db, &settings).await?);
 
         let api_listener = TcpListener::bind(settings.server.listen).with_context(|| {
             format!(
@@ -121,6 +138,7 @@ impl Application {
             mailer: Arc::new(Mailer::new(&settings.email)?),
             policies: policies.clone(),
             wake: wake.clone(),
+            manage_key: manage_key.clone(),
             faults: crate::faults::Faults::from_env(),
         });
         let state = web::Data::new(AppState {
@@ -134,6 +152,7 @@ impl Application {
                 writers_for(db.backend(), settings.database.max_connections),
             ),
             wake,
+            manage_key,
         });
 
         let api_port = settings.server.listen.port();

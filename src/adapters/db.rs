@@ -14,6 +14,7 @@
 mod cached;
 mod checkpoint;
 pub mod jobs;
+pub mod keys;
 pub mod listen;
 pub mod outbox;
 pub mod plugins;

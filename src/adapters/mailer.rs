@@ -13,10 +13,12 @@ use crate::adapters::db::sites::SiteRow;
 use crate::configuration::{EmailSettings, EmailTemplate, EmailTransport};
 use crate::domain::notice::SITE_READY;
 
-/// Where a notice points its reader: the live site and its status page.
+/// Where a notice points its reader: the live site, its status page and its manage page (with
+/// the manage token in the fragment: the email is the one place berth hands it out again).
 pub struct NoticeLinks {
     pub site_url: String,
     pub status_url: String,
+    pub manage_url: String,
 }
 
 pub struct Email {
@@ -80,6 +82,7 @@ impl Mailer {
             ("hostname", site.hostname.clone()),
             ("site_url", links.site_url.clone()),
             ("status_url", links.status_url.clone()),
+            ("manage_url", links.manage_url.clone()),
             ("tenant", site.tenant.clone()),
         ];
         let custom = templates.get(notice);
@@ -190,10 +193,14 @@ fn builtin(notice: &str) -> anyhow::Result<(&'static str, &'static str, &'static
         SITE_READY => Ok((
             "Your site {{name}} is live",
             "Good news: your site is live at {{site_url}}\n\n\
-             You can check its status at any time: {{status_url}}\n",
+             You can check its status at any time: {{status_url}}\n\n\
+             To change its content or go back to an earlier version, use this link (keep it to \
+             yourself: it lets whoever has it change your site): {{manage_url}}\n",
             "<!doctype html><html><body>\
              <p>Good news: your site is live at <a href=\"{{site_url}}\">{{site_url}}</a></p>\
              <p>You can check its status at any time: <a href=\"{{status_url}}\">{{status_url}}</a></p>\
+             <p>To change its content or go back to an earlier version, <a href=\"{{manage_url}}\">manage your site</a>. \
+             Keep this link to yourself: it lets whoever has it change your site.</p>\
              </body></html>",
         )),
         other => anyhow::bail!("unknown notice {other:?}"),

@@ -26,6 +26,10 @@ pub struct ServerSettings {
     /// When set, `GET /metrics` needs `Authorization: Bearer <metrics_token>` (the metrics name
     /// tenants and plugins). Empty: `/metrics` is open, for a listener only scrapers reach.
     pub metrics_token: Secret,
+    /// The key sites' manage tokens are derived with (at least 32 characters). Empty: berth
+    /// makes one and keeps it in the database, so a copy of the database could forge manage
+    /// tokens; set it in production, the same on every replica.
+    pub manage_key: Secret,
     /// How long a client may take to send a request body, in seconds; then `408`.
     pub body_timeout_secs: u64,
     /// Open connections one client IP may hold on the API listener; more are closed at once.
@@ -42,6 +46,7 @@ impl Default for ServerSettings {
             admin_token: Secret::default(),
             public_url: String::new(),
             metrics_token: Secret::default(),
+            manage_key: Secret::default(),
             body_timeout_secs: 30,
             max_connections_per_ip: 64,
         }
@@ -72,6 +77,12 @@ impl ServerSettings {
             return Err(invalid(
                 "server.metrics_token",
                 format!("must be at least {MIN_ADMIN_TOKEN_CHARS} characters"),
+            ));
+        }
+        if !self.manage_key.is_empty() && self.manage_key.expose().chars().count() < 32 {
+            return Err(invalid(
+                "server.manage_key",
+                "must be at least 32 characters (make one with `openssl rand -hex 32`)",
             ));
         }
         if self.body_timeout_secs == 0 {

@@ -23,7 +23,6 @@ use super::state::AppState;
 use crate::adapters::db::jobs::Enqueue;
 use crate::adapters::db::{is_unique_violation, sites};
 use crate::domain::job::Provision;
-use crate::domain::manage_token::ManageToken;
 use crate::domain::{Author, SiteId, SiteName, SiteState};
 use crate::routes::client_ip::client_ip;
 use crate::routes::error::ApiError;
@@ -200,7 +199,7 @@ async fn accept(
     {
         metrics::counter!("berth_honeypot_total", "tenant" => tenant.name.to_string()).increment(1);
         tracing::info!("honeypot field filled in; dropping the signup silently");
-        return Ok(respond(req, tenant, decoy(tenant, &form)));
+        return Ok(respond(req, tenant, decoy(state, tenant, &form)));
     }
     let mut signup = validate(tenant, &form)?;
     tracing::Span::current().record("site.name", signup.name.as_str());
@@ -256,8 +255,8 @@ async fn store(
     } else {
         SiteState::Provisioning
     };
-    let token = ManageToken::generate();
-    let site = signup.into_new_site(tenant, id, site_state, Author::Customer, token.hash);
+    let token = state.manage_key.issue(id.as_str());
+    let site = signup.into_new_site(tenant, id, site_state, Author::Customer, &token);
     let job = (site_state == SiteState::Provisioning).then(|| {
         Provision {
             site_id: id.to_string(),
@@ -294,14 +293,14 @@ async fn store(
 }
 
 /// What a bot that filled in the honeypot sees: a plausible answer for a site that does not exist.
-fn decoy(tenant: &Tenant, form: &RawForm) -> Created {
+fn decoy(state: &AppState, tenant: &Tenant, form: &RawForm) -> Created {
     let name = form
         .get("name")
         .and_then(|n| std::str::from_utf8(n).ok())
         .and_then(|n| SiteName::parse(n.trim()).ok())
         .map_or_else(|| "site".to_owned(), |n| n.to_string());
     let id = SiteId::generate();
-    let token = ManageToken::generate();
+    let token = state.manage_key.issue(id.as_str());
     Created {
         hostname: format!("{name}.{}", tenant.settings.base_domain),
         status_url: tenant.status_url(id.as_str()),

@@ -23,6 +23,8 @@ pub struct AppState {
     pub events: EventWriter,
     /// Wakes the worker when a handler enqueues a job.
     pub wake: Arc<Notify>,
+    /// Derives sites' manage tokens.
+    pub manage_key: Arc<crate::domain::manage_token::ManageKey>,
 }
 
 impl AppState {

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use crate::adapters::db::now_ms;
 use crate::adapters::db::sites::NewSite;
 use crate::adapters::plugin_host::{CompiledPlugin, PluginHost};
+use crate::domain::manage_token::Issued;
 use crate::domain::{Author, EmailAddress, Hook, Hostname, SiteId, SiteName, SiteState};
 use crate::error::{FieldError, PolicyReason};
 use crate::services::policy::{
@@ -436,7 +437,7 @@ impl Signup {
         id: &SiteId,
         state: SiteState,
         by: Author,
-        manage_token_hash: String,
+        token: &Issued,
     ) -> NewSite {
         let hostname = Hostname::new(&self.name, &tenant.settings.base_domain);
         let now = now_ms();
@@ -448,7 +449,8 @@ impl Signup {
             email: self.email.as_str().to_owned(),
             target_version: self.html.is_some().then_some(1),
             html: self.html.map(|html| (html, by)),
-            manage_token_hash: Some(manage_token_hash),
+            manage_token_hash: Some(token.hash.clone()),
+            manage_token_nonce: Some(token.nonce.clone()),
             plan: self.plan,
             state: state.as_str().to_owned(),
             version: 1,

@@ -163,6 +163,17 @@ async fn a_customer_updates_and_rolls_back_their_site_while_it_keeps_serving() {
 }
 
 #[tokio::test]
+async fn the_readiness_email_carries_the_manage_link_with_the_token_of_the_201() {
+    let app = TestApp::spawn().await;
+    let (id, token) = ready_site(&app, "mail-shop").await;
+    let files = app.outbox_files();
+    assert_eq!(files.len(), 1);
+    let email = crate::helpers::unfold_qp(&std::fs::read_to_string(&files[0]).unwrap());
+    let link = format!("/t/default/sites/{id}/manage#token={token}");
+    assert!(email.contains(&link), "{link} missing from:\n{email}");
+}
+
+#[tokio::test]
 async fn a_newer_update_supersedes_one_that_has_not_gone_live() {
     let app = TestApp::spawn().await;
     let (id, token) = ready_site(&app, "quick-shop").await;

@@ -30,9 +30,19 @@ FROM sites WHERE html IS NOT NULL;
 
 ALTER TABLE sites ADD COLUMN live_version BIGINT;
 ALTER TABLE sites ADD COLUMN target_version BIGINT;
--- Hex sha256 of the site's manage token; the token itself is never stored.
+-- The site's manage token is an HMAC of its id and this nonce under berth's manage key; the row
+-- keeps the nonce and the token's hex sha256, never the token.
+ALTER TABLE sites ADD COLUMN manage_token_nonce TEXT;
 ALTER TABLE sites ADD COLUMN manage_token_hash TEXT;
 UPDATE sites SET target_version = 1,
                  live_version = CASE WHEN state IN ('ready', 'suspended') THEN 1 END
 WHERE html IS NOT NULL;
 ALTER TABLE sites DROP COLUMN html;
+
+-- Keys berth makes for itself when the configuration gives none (the manage key, when
+-- `server.manage_key` is not set), shared by every process on this database.
+CREATE TABLE server_keys (
+    name TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);

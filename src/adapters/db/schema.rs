@@ -75,6 +75,15 @@ diesel::table! {
         live_version -> Nullable<BigInt>,
         target_version -> Nullable<BigInt>,
         manage_token_hash -> Nullable<Text>,
+        manage_token_nonce -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    server_keys (name) {
+        name -> Text,
+        value -> Text,
+        created_at -> BigInt,
     }
 }
 
@@ -119,6 +128,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     plugins,
     policy_bindings,
+    server_keys,
     site_versions,
     sites,
     stripe_events,

@@ -42,6 +42,9 @@ pub struct SiteRow {
     /// Hex sha256 of the site's manage token.
     #[serde(skip)]
     pub manage_token_hash: Option<String>,
+    /// What the manage token is derived from (see [`crate::domain::manage_token`]).
+    #[serde(skip)]
+    pub manage_token_nonce: Option<String>,
 }
 
 /// [`SiteRow::suspended_for`] of a site suspended because its subscription went unpaid.
@@ -67,6 +70,7 @@ pub struct NewSite {
     /// `Some(1)` when the site has HTML: its first version, stored beside the row.
     pub target_version: Option<i64>,
     pub manage_token_hash: Option<String>,
+    pub manage_token_nonce: Option<String>,
     /// The first version's HTML and who made it (stored in `site_versions`).
     #[diesel(skip_insertion)]
     pub html: Option<(String, Author)>,
@@ -123,11 +127,17 @@ pub fn lock(conn: &mut DbConnection, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Replaces the site's manage token (by its hash): the old one stops working.
-pub fn set_manage_token(conn: &mut DbConnection, id: &str, hash: &str) -> anyhow::Result<()> {
+/// Replaces the site's manage token (its nonce and hash): the old one stops working.
+pub fn set_manage_token(
+    conn: &mut DbConnection,
+    id: &str,
+    nonce: &str,
+    hash: &str,
+) -> anyhow::Result<()> {
     diesel::update(sites::table.find(id))
         .set((
             sites::manage_token_hash.eq(hash),
+            sites::manage_token_nonce.eq(nonce),
             sites::updated_at.eq(now_ms()),
         ))
         .execute(conn)?;

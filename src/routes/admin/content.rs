@@ -10,7 +10,6 @@ use utoipa::ToSchema;
 use super::sites::load;
 use super::SiteNotFound;
 use crate::adapters::db::sites;
-use crate::domain::manage_token::ManageToken;
 use crate::domain::Author;
 use crate::routes::auth::Admin;
 use crate::routes::error::ApiError;
@@ -168,11 +167,11 @@ pub(crate) async fn rotate_manage_token(
 ) -> Result<HttpResponse, ApiError> {
     let site = load(&admin, &state, &path.id).await?;
     let tenant = state.tenant(&site.tenant)?;
-    let token = ManageToken::generate();
-    let (id, hash) = (site.id.clone(), token.hash);
+    let token = state.manage_key.issue(&site.id);
+    let (id, nonce, hash) = (site.id.clone(), token.nonce.clone(), token.hash.clone());
     state
         .db
-        .write(move |c| sites::set_manage_token(c, &id, &hash))
+        .write(move |c| sites::set_manage_token(c, &id, &nonce, &hash))
         .await?;
     tracing::info!(site.id = %site.id, tenant = %site.tenant, "manage token rotated");
     Ok(json_ok(

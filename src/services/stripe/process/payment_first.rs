@@ -10,7 +10,6 @@ use crate::adapters::db::sites;
 use crate::adapters::db::stripe_events;
 use crate::adapters::db::{jobs, DbConnection};
 use crate::domain::job::Provision;
-use crate::domain::manage_token::ManageToken;
 use crate::domain::{Author, SiteId, SiteName, SiteState};
 use crate::faults::Faults;
 use crate::services::policy::{PolicyEngine, POLICY_ERROR};
@@ -148,15 +147,14 @@ impl Processor<'_> {
         let id = SiteId::generate();
         let paid = event.kind == CHECKOUT_ASYNC_SUCCEEDED
             || (event.kind == CHECKOUT_COMPLETED && session.is_paid());
-        // No response carries this token: the customer gets one when an operator issues it
-        // (`POST /admin/sites/{id}/manage-token`).
-        let token = ManageToken::generate();
+        // No response carries this token: the readiness email derives it again for its link.
+        let token = self.manage_key.issue(id.as_str());
         let mut site = signup.into_new_site(
             self.tenant,
             &id,
             SiteState::Provisioning,
             Author::Payment,
-            token.hash,
+            &token,
         );
         let refusal = match refusal {
             Some(why) => Some(why),

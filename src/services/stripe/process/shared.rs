@@ -73,6 +73,8 @@ impl Outcome {
 pub struct Processor<'a> {
     pub tenant: &'a Tenant,
     pub jobs: &'a JobSettings,
+    /// Issues the manage tokens of sites that payments create.
+    pub manage_key: &'a crate::domain::manage_token::ManageKey,
 }
 
 impl Processor<'_> {
