@@ -174,6 +174,31 @@ async fn the_readiness_email_carries_the_manage_link_with_the_token_of_the_201()
 }
 
 #[tokio::test]
+async fn the_example_body_in_webhooks_publishes_a_new_version() {
+    let app = TestApp::spawn().await;
+    let (id, token) = ready_site(&app, "corner-bakery").await;
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/webhooks/content.json"
+    ))
+    .unwrap();
+    let response = app
+        .client
+        .put(app.url(&format!("/t/default/sites/{id}/content")))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    app.drain_jobs().await;
+    assert!(served(&app, "corner-bakery.localhost")
+        .await
+        .contains("rye and spelt"));
+}
+
+#[tokio::test]
 async fn a_newer_update_supersedes_one_that_has_not_gone_live() {
     let app = TestApp::spawn().await;
     let (id, token) = ready_site(&app, "quick-shop").await;
