@@ -11,7 +11,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::adapters::db::sites::SiteRow;
 use crate::configuration::{EmailSettings, EmailTemplate, EmailTransport};
-use crate::domain::notice::SITE_READY;
+use crate::domain::notice::{NAME_NEEDED, SITE_READY};
 
 /// Where a notice points its reader: the live site, its status page and its manage page (with
 /// the manage token in the fragment: the email is the one place berth hands it out again).
@@ -83,6 +83,7 @@ impl Mailer {
             ("site_url", links.site_url.clone()),
             ("status_url", links.status_url.clone()),
             ("manage_url", links.manage_url.clone()),
+            ("reason", site.last_error.clone().unwrap_or_default()),
             ("tenant", site.tenant.clone()),
         ];
         let custom = templates.get(notice);
@@ -201,6 +202,19 @@ fn builtin(notice: &str) -> anyhow::Result<(&'static str, &'static str, &'static
              <p>You can check its status at any time: <a href=\"{{status_url}}\">{{status_url}}</a></p>\
              <p>To change its content or go back to an earlier version, <a href=\"{{manage_url}}\">manage your site</a>. \
              Keep this link to yourself: it lets whoever has it change your site.</p>\
+             </body></html>",
+        )),
+        NAME_NEEDED => Ok((
+            "Choose another name for your site",
+            "Thank you for your order. We could not create your site under the name you chose \
+             ({{reason}}).\n\n\
+             Choose another name here, and your site is set up with your payment: {{manage_url}}\n\n\
+             Keep this link to yourself: it lets whoever has it manage your site.\n",
+            "<!doctype html><html><body>\
+             <p>Thank you for your order. We could not create your site under the name you chose \
+             ({{reason}}).</p>\
+             <p><a href=\"{{manage_url}}\">Choose another name</a>, and your site is set up with your payment.</p>\
+             <p>Keep this link to yourself: it lets whoever has it manage your site.</p>\
              </body></html>",
         )),
         other => anyhow::bail!("unknown notice {other:?}"),

@@ -2,5 +2,8 @@
 
 /// The notice sent when a site is live.
 pub const SITE_READY: &str = "site_ready";
+/// The notice sent when a paid checkout's name was taken or refused: the customer chooses
+/// another on the manage page.
+pub const NAME_NEEDED: &str = "name_needed";
 /// Every notice berth sends; tenants may override their templates.
-pub const NOTICES: &[&str] = &[SITE_READY];
+pub const NOTICES: &[&str] = &[SITE_READY, NAME_NEEDED];

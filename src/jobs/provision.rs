@@ -92,25 +92,26 @@ impl Provision {
         }
         .to_new_job(&ctx.settings.jobs);
         let message_id = ctx.mailer.message_id(SITE_READY, &site.id);
-        // `Some(earlier)` once ready: whether the site has had other versions (say, it was
-        // updated while suspended), whose leftovers can go now.
-        let ready = ctx
+        // The row read above still holds: nothing changes a site's versions while it is
+        // provisioning (content changes wait for `ready` or `suspended`).
+        let mut promoted = site.clone();
+        let became_ready = ctx
             .db
             .write(move |c| {
                 if !sites::advance(c, &id, version, SiteState::Provisioning, SiteState::Ready)? {
-                    return Ok(None);
+                    return Ok(false);
                 }
-                if let Some(mut site) = sites::get(c, &id)? {
-                    db::versions::promote(c, &mut site)?;
-                }
+                db::versions::promote(c, &mut promoted)?;
                 if db::outbox::add(c, &id, SITE_READY, &message_id)? {
                     db::jobs::insert(c, &email)?;
                 }
-                Ok(Some(db::versions::count(c, &id)? > 1))
+                Ok(true)
             })
             .await?;
-        if let Some(earlier) = ready {
-            if earlier {
+        if became_ready {
+            // A site past its first version (say, updated while suspended) may have left
+            // earlier content behind.
+            if site.target_version.is_some_and(|target| target > 1) {
                 super::retire(&tenant, &spec).await;
             }
             ctx.wake.notify_one();

@@ -38,7 +38,7 @@ impl BackgroundJob for ProcessStripeEvent {
         let payment_first = process::prepare(&event, &tenant, &ctx.policies, &ctx.faults).await?;
         let jobs = ctx.settings.jobs.clone();
         let (row_id, processing_tenant) = (row.id.clone(), tenant.clone());
-        let manage_key = ctx.manage_key.clone();
+        let (manage_key, mailer) = (ctx.manage_key.clone(), ctx.mailer.clone());
         let (outcome, event) = ctx
             .db
             .write(move |c| {
@@ -46,6 +46,7 @@ impl BackgroundJob for ProcessStripeEvent {
                     tenant: &processing_tenant,
                     jobs: &jobs,
                     manage_key: &manage_key,
+                    mailer: &mailer,
                 }
                 .apply(c, &row_id, &event, payment_first)?;
                 // Handed back so that the parsed payload is freed here, not on the write path.

@@ -21,12 +21,13 @@ use super::registry::Routes;
 use super::request::json_ok;
 use super::schemas::{AdminErrors, ContentForm, ContentJson, ContentMultipart, ErrorBody};
 use super::state::AppState;
+use crate::adapters::db::is_unique_violation;
 use crate::adapters::db::jobs::Enqueue;
-use crate::adapters::db::sites::{self, SiteRow};
+use crate::adapters::db::sites::{self, Rename, SiteRow};
 use crate::adapters::db::versions::{self, Change, Proposal, VersionRow};
-use crate::domain::job::Deploy;
-use crate::domain::{Author, SiteId, SiteState};
-use crate::services::signup::check_update;
+use crate::domain::job::{Deploy, Provision};
+use crate::domain::{Author, Hostname, SiteId, SiteState};
+use crate::services::signup::{check_rename, check_update};
 use crate::services::tenants::Tenant;
 
 pub fn routes(routes: &mut Routes) {
@@ -35,6 +36,7 @@ pub fn routes(routes: &mut Routes) {
         .add(put_content)
         .add(list_versions)
         .add(rollback)
+        .add(put_name)
         .add(page)
         .add(script);
 }
@@ -339,6 +341,120 @@ async fn propose(
     }
 }
 
+/// Another name for a site whose paid checkout named one that was taken or refused.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NameRequest {
+    /// A DNS-1035 label of 3 to 63 characters (spaces around it are trimmed), not reserved by
+    /// the tenant.
+    #[schema(pattern = r"^\s*[a-z][-a-z0-9]{1,61}[a-z0-9]\s*$")]
+    name: String,
+}
+
+/// A renamed site, on its way.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Renamed {
+    site_id: String,
+    name: String,
+    hostname: String,
+    /// `provisioning` (the checkout was paid) or `pending_payment` (its payment is clearing).
+    state: SiteState,
+    status_url: String,
+}
+
+fn not_renamable(state: SiteState) -> ApiError {
+    ApiError::conflict(
+        "invalid_state",
+        format!(
+            "the site is {state}; only a rejected site that a checkout paid for can take another name"
+        ),
+    )
+}
+
+/// Checks `request`'s name as a signup's (built-in rules, the tenant's policies, a free name)
+/// and gives it to the rejected, paid-for site, which then provisions with its payment.
+pub(crate) async fn rename(
+    state: &AppState,
+    tenant: &Tenant,
+    site: SiteRow,
+    by: Author,
+    request: NameRequest,
+) -> Result<HttpResponse, ApiError> {
+    let has_payment = site.stripe_customer_id.is_some() || site.stripe_subscription_id.is_some();
+    if site.state != SiteState::Rejected || !has_payment {
+        return Err(not_renamable(site.state));
+    }
+    let html = match site.target_version {
+        None => None,
+        Some(number) => {
+            let id = site.id.clone();
+            state
+                .db
+                .run(move |c| versions::html(c, &id, number))
+                .await?
+        }
+    };
+    let checked = check_rename(&state.policies, tenant, &site, html.clone(), &request.name).await?;
+    let (name, kept) = checked;
+    let hostname = Hostname::new(&name, &tenant.settings.base_domain).to_string();
+    let taken = || {
+        ApiError::conflict(
+            "name_taken",
+            format!("{hostname} is already taken; choose another name"),
+        )
+    };
+    let lookup = hostname.clone();
+    if state
+        .db
+        .run(move |c| sites::hostname_taken(c, &lookup))
+        .await?
+    {
+        return Err(taken());
+    }
+    let rewritten = kept.filter(|kept| Some(kept) != html.as_ref());
+    let jobs = state.settings.jobs.clone();
+    let (id, new_name, new_hostname) = (site.id.clone(), name.to_string(), hostname.clone());
+    let renamed = state
+        .db
+        .write(move |c| {
+            sites::rename(
+                c,
+                &id,
+                &new_name,
+                &new_hostname,
+                rewritten.as_deref(),
+                |site| {
+                    Provision {
+                        site_id: site.id.clone(),
+                        version: site.version,
+                    }
+                    .to_new_job(&jobs)
+                },
+            )
+        })
+        .await;
+    match renamed {
+        Ok(Rename::Done(site)) => {
+            state.wake.notify_one();
+            tracing::info!(site.id = %site.id, tenant = %site.tenant, site.name = %site.name, by = %by, site.state = %site.state, "rejected site renamed");
+            Ok(json_ok(
+                StatusCode::ACCEPTED,
+                &Renamed {
+                    status_url: tenant.status_url(&site.id),
+                    site_id: site.id,
+                    name: site.name,
+                    hostname: site.hostname,
+                    state: site.state,
+                },
+            ))
+        }
+        Ok(Rename::NotFound) => Err(super::params::site_not_found(&site.id)),
+        Ok(Rename::NotRenamable(current)) => Err(not_renamable(current)),
+        Err(error) if is_unique_violation(&error) => Err(taken()),
+        Err(error) => Err(error.into()),
+    }
+}
+
 fn no_content() -> ApiError {
     ApiError::conflict(
         "no_content",
@@ -429,6 +545,37 @@ pub(crate) async fn list_versions(
     let (_, site) = tenant_site(&state, path.into_inner()).await?;
     site_caller(&req, &state, &site)?;
     versions_of(&state, site).await
+}
+
+/// Gives a paid site whose name was refused another name.
+#[utoipa::path(
+    operation_id = "rename_site",
+    tag = "manage",
+    description = "Only for a `rejected` site that a checkout paid for (its name was taken or \
+refused): the name goes through the signup's checks and the tenant's policies, and the site then \
+provisions with its payment attached.",
+    security(("bearer" = [])),
+    params(TenantSitePath),
+    request_body = NameRequest,
+    responses(
+        (status = 202, description = "Renamed; provisioning (or waiting for the payment to clear)", body = Renamed),
+        (status = 400, description = "A malformed body (`bad_request`)", body = ErrorBody),
+        (status = 409, description = "The name is taken (`name_taken`), or the site is not a rejected, paid-for one (`invalid_state`)", body = ErrorBody),
+        (status = 422, description = "Built-in validation (`invalid_fields`) or a policy (`policy_rejected`) refused the name, as at signup", body = ErrorBody),
+        UnknownSite,
+        AdminErrors,
+    )
+)]
+#[put("/t/{tenant}/sites/{id}/name")]
+pub(crate) async fn put_name(
+    req: HttpRequest,
+    path: web::Path<TenantSitePath>,
+    body: web::Json<NameRequest>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, site) = tenant_site(&state, path.into_inner()).await?;
+    let by = site_caller(&req, &state, &site)?;
+    rename(&state, &tenant, site, by, body.into_inner()).await
 }
 
 /// Serves an earlier version again.

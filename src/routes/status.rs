@@ -31,6 +31,7 @@ pub fn routes(routes: &mut Routes) {
     "checkout_url": null,
     "live_version": 2,
     "update_error": null,
+    "reason": null,
     "status_url": "http://127.0.0.1:8080/t/default/sites/site_01jd8x3v5c6b7n8m9k0a1s2d3f",
     "created_at": 1764547200000_i64,
     "updated_at": 1764547203000_i64
@@ -53,6 +54,8 @@ pub(crate) struct Status<'a> {
     /// Why the newest change to the content failed to deploy, while it is the newest (the
     /// previous version stays live).
     update_error: Option<String>,
+    /// Why a rejected site was refused (its name was taken or refused by a policy).
+    reason: Option<String>,
     status_url: String,
     created_at: i64,
     updated_at: i64,
@@ -118,6 +121,9 @@ pub(crate) async fn status(
             .flatten(),
         live_version: site.live_version,
         update_error,
+        reason: (site_state == SiteState::Rejected)
+            .then(|| site.last_error.clone())
+            .flatten(),
         status_url: tenant.status_url(&site.id),
         created_at: site.created_at,
         updated_at: site.updated_at,

@@ -311,6 +311,30 @@ async fn html_policies(
     }
 }
 
+/// Another name for a paid site whose name was refused (SPEC §7): the whole signup pipeline
+/// again, with the site's own email, plan and HTML, so the site is accepted exactly when a
+/// signup under the new name would be. Returns the checked name and the HTML to keep (a
+/// mutating plugin's rewrite, or the stored HTML).
+pub async fn check_rename(
+    policies: &PolicyEngine,
+    tenant: &Tenant,
+    site: &crate::adapters::db::sites::SiteRow,
+    html: Option<String>,
+    name: &str,
+) -> Result<(SiteName, Option<String>), SignupError> {
+    let name = check_name(tenant, name).map_err(|e| SignupError::InvalidFields(vec![e]))?;
+    let email = EmailAddress::parse(&site.email)
+        .map_err(|why| anyhow::anyhow!("stored email of site {} {why}", site.id))?;
+    let mut signup = Signup {
+        name,
+        email,
+        html,
+        plan: site.plan.clone(),
+    };
+    run_policies(policies, tenant, &mut signup).await?;
+    Ok((signup.name, signup.html))
+}
+
 /// New content for an existing site (SPEC §7): the same built-in HTML rules and html policies
 /// as at signup, with the site's own name, email and plan in the plugins' context, so an update
 /// is refused exactly when a signup with this HTML would be.
@@ -451,6 +475,7 @@ impl Signup {
             html: self.html.map(|html| (html, by)),
             manage_token_hash: Some(token.hash.clone()),
             manage_token_nonce: Some(token.nonce.clone()),
+            paid_at: None,
             plan: self.plan,
             state: state.as_str().to_owned(),
             version: 1,

@@ -682,6 +682,98 @@ async fn a_payment_first_checkout_that_fails_validation_is_rejected_and_reported
 }
 
 #[tokio::test]
+async fn a_paid_checkout_whose_name_is_taken_is_emailed_a_manage_link_and_provisions_under_another_name(
+) {
+    let app = TestApp::spawn_with(paid).await;
+    let other = app.signup("taken-shop").await;
+    let event = event_at("checkout.session.completed.payment-first", now());
+    let event = with(event, "id", json!("cs_test_rename"));
+    let event = with(event, "metadata", json!({"site_name": "taken-shop"}));
+    app.apply(&event).await;
+    let id = app.event(&event["id"]).await["site_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.site(&id).await["state"], "rejected");
+
+    // The customer is told, with the manage link.
+    let email = app
+        .outbox_files()
+        .into_iter()
+        .find(|f| f.to_string_lossy().contains("name_needed."))
+        .expect("a name_needed email");
+    let email = crate::helpers::unfold_qp(&std::fs::read_to_string(email).unwrap());
+    assert!(email.contains("To: dan@example.com"), "{email}");
+    assert!(
+        email.contains("taken-shop.localhost is already taken"),
+        "{email}"
+    );
+    let link = format!("/t/default/sites/{id}/manage#token=");
+    let at = email
+        .find(&link)
+        .unwrap_or_else(|| panic!("{link} missing:\n{email}"));
+    let token = &email[at + link.len()..at + link.len() + 68];
+    let status = app.status("default", &id).await;
+    assert!(status["reason"].as_str().unwrap().contains("already taken"));
+
+    let rename = |name: &str, site: &str| {
+        app.client
+            .put(app.url(&format!("/t/default/sites/{site}/name")))
+            .bearer_auth(token)
+            .json(&json!({ "name": name }))
+            .send()
+    };
+    for (name, status, code) in [
+        ("taken-shop", 409, "name_taken"),
+        ("www", 422, "invalid_fields"),
+        ("Not A Name", 422, "invalid_fields"),
+    ] {
+        let response = rename(name, &id).await.unwrap();
+        assert_eq!(response.status(), status, "{name}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{name}: {body}");
+    }
+    // Only a rejected, paid-for site takes another name.
+    let other_id = other["id"].as_str().unwrap();
+    let response = app
+        .client
+        .put(app.url(&format!("/t/default/sites/{other_id}/name")))
+        .bearer_auth(other["manage_token"].as_str().unwrap())
+        .json(&json!({"name": "another-shop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    assert_eq!(app.site(&id).await["state"], "rejected", "nothing changed");
+
+    let response = rename("fresh-shop", &id).await.unwrap();
+    assert_eq!(response.status(), 202);
+    let renamed: Value = response.json().await.unwrap();
+    assert_eq!(renamed["state"], "provisioning", "the checkout was paid");
+    assert_eq!(renamed["hostname"], "fresh-shop.localhost");
+    app.drain_jobs().await;
+    let site = app.site(&id).await;
+    assert_eq!(site["state"], "ready", "{site}");
+    assert_eq!(site["name"], "fresh-shop");
+    assert!(site["last_error"].is_null());
+    assert_eq!(
+        site["stripe_customer_id"], "cus_TSyQ4kP2mW9xLd",
+        "the payment stays attached"
+    );
+    assert!(!site["paid_at"].is_null());
+    assert_eq!(app.get_site("fresh-shop.localhost").await.status(), 200);
+    // The same token keeps managing the site.
+    let versions = app
+        .client
+        .get(app.url(&format!("/t/default/sites/{id}/versions")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(versions.status(), 200);
+}
+
+#[tokio::test]
 async fn a_passing_error_in_the_payment_first_pipeline_retries_and_never_rejects_the_paid_site() {
     let app = TestApp::spawn_with(paid).await;
     let faults = &app.context().faults;

@@ -4,6 +4,7 @@ UPDATE sites SET html = (
     WHERE v.site_id = sites.id AND v.number = COALESCE(sites.live_version, sites.target_version)
 );
 DROP TABLE server_keys;
+ALTER TABLE sites DROP COLUMN paid_at;
 ALTER TABLE sites DROP COLUMN manage_token_hash;
 ALTER TABLE sites DROP COLUMN manage_token_nonce;
 ALTER TABLE sites DROP COLUMN target_version;

@@ -39,6 +39,10 @@ UPDATE sites SET target_version = 1,
 WHERE html IS NOT NULL;
 ALTER TABLE sites DROP COLUMN html;
 
+-- When a checkout for the site was paid: a paid checkout whose name was refused keeps its site
+-- (rejected), and choosing another name provisions it at once.
+ALTER TABLE sites ADD COLUMN paid_at BIGINT;
+
 -- Keys berth makes for itself when the configuration gives none (the manage key, when
 -- `server.manage_key` is not set), shared by every process on this database.
 CREATE TABLE server_keys (

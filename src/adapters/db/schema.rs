@@ -76,6 +76,7 @@ diesel::table! {
         target_version -> Nullable<BigInt>,
         manage_token_hash -> Nullable<Text>,
         manage_token_nonce -> Nullable<Text>,
+        paid_at -> Nullable<BigInt>,
     }
 }
 

@@ -45,6 +45,8 @@ pub struct SiteRow {
     /// What the manage token is derived from (see [`crate::domain::manage_token`]).
     #[serde(skip)]
     pub manage_token_nonce: Option<String>,
+    /// When a checkout for the site was paid (ms).
+    pub paid_at: Option<i64>,
 }
 
 /// [`SiteRow::suspended_for`] of a site suspended because its subscription went unpaid.
@@ -71,6 +73,7 @@ pub struct NewSite {
     pub target_version: Option<i64>,
     pub manage_token_hash: Option<String>,
     pub manage_token_nonce: Option<String>,
+    pub paid_at: Option<i64>,
     /// The first version's HTML and who made it (stored in `site_versions`).
     #[diesel(skip_insertion)]
     pub html: Option<(String, Author)>,
@@ -171,6 +174,7 @@ pub struct PaymentChanges {
     pub payment_overdue_since: Option<Option<i64>>,
     pub suspended_for: Option<Option<String>>,
     pub last_error: Option<Option<String>>,
+    pub paid_at: Option<i64>,
     pub updated_at: i64,
 }
 
@@ -271,6 +275,66 @@ pub fn act(
         super::jobs::insert(conn, &job)?;
     }
     Ok(Transition::Done(Box::new(site)))
+}
+
+/// Why a site cannot take another name.
+#[derive(Debug)]
+pub enum Rename {
+    Done(Box<SiteRow>),
+    NotFound,
+    /// Only a `rejected` site that a checkout paid (or is paying) for takes another name.
+    NotRenamable(SiteState),
+}
+
+/// Gives a rejected, paid-for site the name `name` (at `hostname`), with `html` as its first
+/// version when a policy rewrote it, and starts it: `provisioning` with the job `provision`
+/// builds when the checkout was paid, else `pending_payment` (the payment's event provisions
+/// it). The version bump makes older jobs stand down. A live site with the hostname makes it
+/// fail with a unique violation. Call inside a write.
+pub fn rename(
+    conn: &mut DbConnection,
+    id: &str,
+    name: &str,
+    hostname: &str,
+    html: Option<&str>,
+    provision: impl FnOnce(&SiteRow) -> NewJob,
+) -> anyhow::Result<Rename> {
+    lock(conn, id)?;
+    let Some(mut site) = get(conn, id)? else {
+        return Ok(Rename::NotFound);
+    };
+    let has_payment = site.stripe_customer_id.is_some() || site.stripe_subscription_id.is_some();
+    if site.state != SiteState::Rejected || !has_payment {
+        return Ok(Rename::NotRenamable(site.state));
+    }
+    site.state = if site.paid_at.is_some() {
+        SiteState::Provisioning
+    } else {
+        SiteState::PendingPayment
+    };
+    site.name = name.to_owned();
+    site.hostname = hostname.to_owned();
+    site.version += 1;
+    site.updated_at = now_ms();
+    site.last_error = None;
+    diesel::update(sites::table.find(id))
+        .set((
+            sites::name.eq(name),
+            sites::hostname.eq(hostname),
+            sites::state.eq(site.state.as_str()),
+            sites::version.eq(site.version),
+            sites::last_error.eq(None::<String>),
+            sites::step.eq(None::<String>),
+            sites::updated_at.eq(site.updated_at),
+        ))
+        .execute(conn)?;
+    if let (Some(html), Some(number)) = (html, site.target_version) {
+        super::versions::replace_pending(conn, id, number, html)?;
+    }
+    if site.state == SiteState::Provisioning {
+        super::jobs::insert(conn, &provision(&site))?;
+    }
+    Ok(Rename::Done(Box::new(site)))
 }
 
 /// A job's own progress: moves the site from `from` to `to` only while it is still at

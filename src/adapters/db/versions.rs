@@ -54,6 +54,15 @@ struct NewVersion<'a> {
     updated_at: i64,
 }
 
+/// The row of version `number` of a site while it is `pending` (not live yet).
+macro_rules! pending {
+    ($site_id:expr, $number:expr) => {
+        site_versions::table
+            .find(($site_id, $number))
+            .filter(site_versions::state.eq(VersionState::Pending.as_str()))
+    };
+}
+
 /// Hex sha256 of `html`'s UTF-8 bytes.
 pub fn sha256_hex(html: &str) -> String {
     hex::encode(Sha256::digest(html.as_bytes()))
@@ -84,6 +93,25 @@ pub fn insert(
     Ok(())
 }
 
+/// Replaces the HTML of a version that has not gone live (a renamed site's first version,
+/// rewritten by a policy).
+pub fn replace_pending(
+    conn: &mut DbConnection,
+    site_id: &str,
+    number: i64,
+    html: &str,
+) -> anyhow::Result<()> {
+    diesel::update(pending!(site_id, number))
+        .set((
+            site_versions::html.eq(html),
+            site_versions::sha256.eq(sha256_hex(html)),
+            site_versions::size.eq(html.len() as i64),
+            site_versions::updated_at.eq(now_ms()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// The site's versions, newest first.
 pub fn list(conn: &mut DbConnection, site_id: &str) -> anyhow::Result<Vec<VersionRow>> {
     Ok(site_versions::table
@@ -103,14 +131,6 @@ pub fn get(
         .select(VersionRow::as_select())
         .first(conn)
         .optional()?)
-}
-
-/// How many versions of the site are kept.
-pub fn count(conn: &mut DbConnection, site_id: &str) -> anyhow::Result<i64> {
-    Ok(site_versions::table
-        .filter(site_versions::site_id.eq(site_id))
-        .count()
-        .get_result(conn)?)
 }
 
 /// The site's newest version.
@@ -195,17 +215,13 @@ pub fn note_error(
     number: i64,
     error: &str,
 ) -> anyhow::Result<()> {
-    diesel::update(
-        site_versions::table
-            .find((site_id, number))
-            .filter(site_versions::state.eq(VersionState::Pending.as_str())),
-    )
-    .set((
-        site_versions::error.eq(error),
-        site_versions::updated_at.eq(now_ms()),
-    ))
-    .cached()
-    .execute(conn)?;
+    diesel::update(pending!(site_id, number))
+        .set((
+            site_versions::error.eq(error),
+            site_versions::updated_at.eq(now_ms()),
+        ))
+        .cached()
+        .execute(conn)?;
     Ok(())
 }
 

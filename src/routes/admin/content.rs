@@ -13,7 +13,9 @@ use crate::adapters::db::sites;
 use crate::domain::Author;
 use crate::routes::auth::Admin;
 use crate::routes::error::ApiError;
-use crate::routes::manage::{self, Accepted, Content, RollbackRequest, Versions};
+use crate::routes::manage::{
+    self, Accepted, Content, NameRequest, Renamed, RollbackRequest, Versions,
+};
 use crate::routes::params::SiteIdPath;
 use crate::routes::registry::Routes;
 use crate::routes::request::json_ok;
@@ -26,6 +28,7 @@ pub fn routes(routes: &mut Routes) {
         .add(put_content)
         .add(list_versions)
         .add(rollback)
+        .add(put_name)
         .add(rotate_manage_token);
 }
 
@@ -135,6 +138,35 @@ pub(crate) async fn rollback(
     let site = load(&admin, &state, &path.id).await?;
     let tenant = state.tenant(&site.tenant)?;
     manage::roll_back(&state, &tenant, site, Author::Operator, body.into_inner()).await
+}
+
+/// Gives a paid site whose name was refused another name, as an operator; otherwise as
+/// `PUT /t/{tenant}/sites/{id}/name`.
+#[utoipa::path(
+    operation_id = "admin_rename_site",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(SiteIdPath),
+    request_body = NameRequest,
+    responses(
+        (status = 202, description = "Renamed; provisioning (or waiting for the payment to clear)", body = Renamed),
+        (status = 400, description = "A malformed body (`bad_request`)", body = ErrorBody),
+        SiteNotFound,
+        (status = 409, description = "The name is taken (`name_taken`), or the site is not a rejected, paid-for one (`invalid_state`)", body = ErrorBody),
+        (status = 422, description = "Built-in validation (`invalid_fields`) or a policy (`policy_rejected`) refused the name", body = ErrorBody),
+        AdminErrors,
+    )
+)]
+#[put("/admin/sites/{id}/name")]
+pub(crate) async fn put_name(
+    admin: Admin,
+    path: SiteIdPath,
+    body: web::Json<NameRequest>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let site = load(&admin, &state, &path.id).await?;
+    let tenant = state.tenant(&site.tenant)?;
+    manage::rename(&state, &tenant, site, Author::Operator, body.into_inner()).await
 }
 
 /// A new manage token, shown this once.

@@ -42,6 +42,17 @@ async function act(method, path, confirmText) {
   refresh();
 }
 
+// Issues a new manage token (the old one stops working) and shows its link once, to hand on.
+async function issueLink(path, hostname) {
+  if (!confirm("Issue a new manage link for " + hostname + "? The current one stops working.")) return;
+  try {
+    const issued = await api("POST", path + "/manage-token");
+    $("message").textContent = "New manage link for " + hostname + " (shown once): " + issued.manage_url;
+  } catch (error) {
+    $("message").textContent = error.message;
+  }
+}
+
 function renderSites(sites) {
   const body = $("sites");
   body.replaceChildren();
@@ -63,6 +74,11 @@ function renderSites(sites) {
     badge.className = "state " + site.state;
     badge.textContent = site.state;
     state.appendChild(badge);
+    if (site.live_version) state.appendChild(document.createTextNode(" v" + site.live_version));
+    if (site.state === "rejected" && site.paid_at) {
+      // A paid checkout whose name was refused: the customer was emailed to choose another.
+      state.appendChild(document.createTextNode(" · paid, waiting for a new name"));
+    }
     cell(row, site.last_error || site.step || "", site.last_error ? "error" : "");
     cell(row, new Date(site.updated_at).toLocaleString());
     const actions = cell(row, "");
@@ -70,6 +86,7 @@ function renderSites(sites) {
     if (site.state === "failed") button(actions, "Retry", () => act("POST", path + "/retry"));
     if (site.state === "ready" || site.state === "provisioning") button(actions, "Suspend", () => act("POST", path + "/suspend", "Suspend " + site.hostname + "?"));
     if (site.state === "suspended") button(actions, "Resume", () => act("POST", path + "/resume"));
+    if (site.state !== "deleted") button(actions, "New manage link", () => issueLink(path, site.hostname));
     if (site.state !== "deleted") button(actions, "Delete", () => act("DELETE", path, "Delete " + site.hostname + "? This removes the site."));
     body.appendChild(row);
   }

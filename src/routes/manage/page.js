@@ -15,7 +15,6 @@
     $("missing").hidden = false;
     return;
   }
-  $("main").hidden = false;
   $("status").href = base;
 
   async function call(method, path, body) {
@@ -104,8 +103,27 @@
     act(() => call("PUT", "/content", { html: $("html").value }), "Publishing…");
   });
 
-  call("GET", "/content")
-    .then((content) => { $("html").value = content.html; })
-    .then(refresh)
+  $("name-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    $("rename-message").textContent = "";
+    call("PUT", "/name", { name: $("name").value.trim() })
+      .then((renamed) => { location.href = renamed.status_url; })
+      .catch((e) => { $("rename-message").textContent = e.message; });
+  });
+
+  // A paid site whose name was refused first needs another name; any other site is managed.
+  fetch(base, { headers: { Accept: "application/json" } })
+    .then((response) => response.json())
+    .then((site) => {
+      if (site.state === "rejected") {
+        $("reason").textContent = site.reason || "it was taken or not allowed.";
+        $("rename").hidden = false;
+        return;
+      }
+      $("main").hidden = false;
+      return call("GET", "/content")
+        .then((content) => { $("html").value = content.html; })
+        .then(refresh);
+    })
     .catch((e) => say("", e.message));
 })();

@@ -92,6 +92,9 @@ impl Processor<'_> {
         if paid && waiting {
             changes.last_error = Some(None);
         }
+        if paid && site.paid_at.is_none() {
+            changes.paid_at = Some(event.created_at_ms());
+        }
         sites::record_payment(conn, &site.id, changes)?;
 
         let state = site.state;

@@ -6,10 +6,12 @@ use super::shared::{
     CHECKOUT_COMPLETED,
 };
 use crate::adapters::db::jobs::Enqueue;
+use crate::adapters::db::outbox;
 use crate::adapters::db::sites;
 use crate::adapters::db::stripe_events;
 use crate::adapters::db::{jobs, DbConnection};
-use crate::domain::job::Provision;
+use crate::domain::job::{Provision, SendEmail};
+use crate::domain::notice::NAME_NEEDED;
 use crate::domain::{Author, SiteId, SiteName, SiteState};
 use crate::faults::Faults;
 use crate::services::policy::{PolicyEngine, POLICY_ERROR};
@@ -166,10 +168,21 @@ impl Processor<'_> {
         site.stripe_customer_id = session.customer.as_ref().map(|c| c.id().to_owned());
         site.stripe_subscription_id = session.subscription.as_ref().map(|s| s.id().to_owned());
         site.stripe_event_at = Some(event.created_at_ms());
+        site.paid_at = paid.then(|| event.created_at_ms());
         if let Some(why) = refusal {
             site.state = SiteState::Rejected.as_str().to_owned();
             site.last_error = Some(format!("payment-first signup refused: {why}"));
             sites::insert(conn, &site)?;
+            // The customer paid (or is paying) for a site they do not have yet: tell them, with
+            // the manage link where they choose another name.
+            let message_id = self.mailer.message_id(NAME_NEEDED, id.as_str());
+            if outbox::add(conn, id.as_str(), NAME_NEEDED, &message_id)? {
+                let email = SendEmail {
+                    site_id: id.to_string(),
+                    notice: NAME_NEEDED.to_owned(),
+                };
+                jobs::insert(conn, &email.to_new_job(self.jobs))?;
+            }
             return Ok(Outcome::new(
                 stripe_events::REJECTED,
                 format!("payment-first signup refused, stored as a rejected site: {why}"),

@@ -75,6 +75,8 @@ pub struct Processor<'a> {
     pub jobs: &'a JobSettings,
     /// Issues the manage tokens of sites that payments create.
     pub manage_key: &'a crate::domain::manage_token::ManageKey,
+    /// Names the emails the payment flow queues (their Message-IDs).
+    pub mailer: &'a crate::adapters::mailer::Mailer,
 }
 
 impl Processor<'_> {
