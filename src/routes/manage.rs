@@ -27,7 +27,7 @@ use crate::adapters::db::sites::{self, Rename, SiteRow};
 use crate::adapters::db::versions::{self, Change, Proposal, VersionRow};
 use crate::domain::job::{Deploy, Provision};
 use crate::domain::{Author, Hostname, SiteId, SiteState};
-use crate::services::signup::{check_rename, check_update};
+use crate::services::signup::{check_rename, check_update, html_field};
 use crate::services::tenants::Tenant;
 
 pub fn routes(routes: &mut Routes) {
@@ -92,6 +92,80 @@ pub(crate) enum UnknownSite {
         description = "No such tenant (`unknown_tenant`) or site (`site_not_found`)"
     )]
     NotFound(ErrorBody),
+}
+
+/// The refusals of the customer API and its `/admin/sites/{id}/…` twin, besides the site lookup
+/// and the token's: one list each, so both document the same.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum ContentRefusals {
+    #[response(status = 409, description = "The site has no HTML (`no_content`)")]
+    NoContent(ErrorBody),
+}
+
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum UpdateRefusals {
+    #[response(
+        status = 400,
+        description = "A malformed body or no `html` field (`malformed_body`, `missing_field`, `duplicate_field`)"
+    )]
+    BadRequest(ErrorBody),
+    #[response(
+        status = 408,
+        description = "The body did not arrive within `server.body_timeout_secs`"
+    )]
+    Timeout(ErrorBody),
+    #[response(
+        status = 409,
+        description = "The site is not `ready` or `suspended` (`invalid_state`), or has no HTML (`no_content`)"
+    )]
+    Conflict(ErrorBody),
+    #[response(
+        status = 413,
+        description = "The body is over the tenant's `html_max_bytes` plus 16 KiB"
+    )]
+    TooLarge(ErrorBody),
+    #[response(status = 415, description = "Not one of the three body types")]
+    UnsupportedType(ErrorBody),
+    #[response(
+        status = 422,
+        description = "Built-in validation (`invalid_fields`) or a policy (`policy_rejected`) refused the HTML, as at signup"
+    )]
+    Refused(ErrorBody),
+}
+
+/// (Its `404` differs between the two paths: each lists its own, with `version_not_found`.)
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum RollbackRefusals {
+    #[response(
+        status = 400,
+        description = "A malformed body (`bad_request`, `invalid_version`)"
+    )]
+    BadRequest(ErrorBody),
+    #[response(
+        status = 409,
+        description = "The site is not `ready` or `suspended` (`invalid_state`), has no HTML (`no_content`), or the version failed to deploy (`version_failed`)"
+    )]
+    Conflict(ErrorBody),
+}
+
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum RenameRefusals {
+    #[response(status = 400, description = "A malformed body (`bad_request`)")]
+    BadRequest(ErrorBody),
+    #[response(
+        status = 409,
+        description = "The name is taken (`name_taken`), or the site is not a rejected, paid-for one (`invalid_state`)"
+    )]
+    Conflict(ErrorBody),
+    #[response(
+        status = 422,
+        description = "Built-in validation (`invalid_fields`) or a policy (`policy_rejected`) refused the name, as at signup"
+    )]
+    Refused(ErrorBody),
 }
 
 /// The site of the path, when it is the tenant's: `404` otherwise.
@@ -164,16 +238,11 @@ pub(crate) async fn content(state: &AppState, site: SiteRow) -> Result<HttpRespo
         return Err(no_content());
     };
     let id = site.id.clone();
-    let (version, html) = state
+    let found = state
         .db
-        .run(move |c| {
-            Ok((
-                versions::get(c, &id, number)?,
-                versions::html(c, &id, number)?,
-            ))
-        })
+        .run(move |c| versions::get_with_html(c, &id, number))
         .await?;
-    let (Some(version), Some(html)) = (version, html) else {
+    let Some((version, html)) = found else {
         return Err(ApiError::Internal(anyhow::anyhow!(
             "version {number} of site {} is missing",
             site.id
@@ -220,21 +289,7 @@ pub(crate) async fn update(
     let limit = tenant.settings.html_max_bytes + 16 * 1024;
     let raw = super::request::read_limited(req, payload, limit).await?;
     let form = super::signup::body::parse(req, kind, raw).await?;
-    let html = match form.get("html") {
-        None => {
-            return Err(ApiError::bad_request(
-                "missing_field",
-                "missing required field: html",
-            ))
-        }
-        Some(bytes) => String::from_utf8(bytes.to_vec()).map_err(|_| {
-            ApiError::InvalidFields(vec![crate::error::FieldError {
-                field: "html",
-                code: "not_utf8",
-                message: "html is not valid UTF-8".into(),
-            }])
-        })?,
-    };
+    let html = html_field(&form)?;
     let html = check_update(&state.policies, tenant, &site, html).await?;
     propose(state, tenant, &site.id, by, Requested::Content(html)).await
 }
@@ -394,23 +449,10 @@ pub(crate) async fn rename(
                 .await?
         }
     };
-    let checked = check_rename(&state.policies, tenant, &site, html.clone(), &request.name).await?;
-    let (name, kept) = checked;
+    let (name, kept) =
+        check_rename(&state.policies, tenant, &site, html.clone(), &request.name).await?;
     let hostname = Hostname::new(&name, &tenant.settings.base_domain).to_string();
-    let taken = || {
-        ApiError::conflict(
-            "name_taken",
-            format!("{hostname} is already taken; choose another name"),
-        )
-    };
-    let lookup = hostname.clone();
-    if state
-        .db
-        .run(move |c| sites::hostname_taken(c, &lookup))
-        .await?
-    {
-        return Err(taken());
-    }
+    super::signup::refuse_taken_hostname(state, &hostname).await?;
     let rewritten = kept.filter(|kept| Some(kept) != html.as_ref());
     let jobs = state.settings.jobs.clone();
     let (id, new_name, new_hostname) = (site.id.clone(), name.to_string(), hostname.clone());
@@ -450,7 +492,7 @@ pub(crate) async fn rename(
         }
         Ok(Rename::NotFound) => Err(super::params::site_not_found(&site.id)),
         Ok(Rename::NotRenamable(current)) => Err(not_renamable(current)),
-        Err(error) if is_unique_violation(&error) => Err(taken()),
+        Err(error) if is_unique_violation(&error) => Err(super::signup::name_taken(&hostname)),
         Err(error) => Err(error.into()),
     }
 }
@@ -470,7 +512,7 @@ fn no_content() -> ApiError {
     params(TenantSitePath),
     responses(
         (status = 200, description = "The HTML of the site's newest accepted version, in JSON", body = Content),
-        (status = 409, description = "The site has no HTML (`no_content`)", body = ErrorBody),
+        ContentRefusals,
         UnknownSite,
         AdminErrors,
     )
@@ -502,12 +544,7 @@ version until the new one is ready, then switches at once.",
     )),
     responses(
         (status = 202, description = "The new version is the site's target: deploying (a ready site) or live at once (a suspended one, deployed when it resumes)", body = Accepted),
-        (status = 400, description = "A malformed body or no `html` field (`malformed_body`, `missing_field`, `duplicate_field`)", body = ErrorBody),
-        (status = 408, description = "The body did not arrive within `server.body_timeout_secs`", body = ErrorBody),
-        (status = 409, description = "The site is not `ready` or `suspended` (`invalid_state`), or has no HTML (`no_content`)", body = ErrorBody),
-        (status = 413, description = "The body is over the tenant's `html_max_bytes` plus 16 KiB", body = ErrorBody),
-        (status = 415, description = "Not one of the three body types", body = ErrorBody),
-        (status = 422, description = "Built-in validation (`invalid_fields`) or a policy (`policy_rejected`) refused the HTML, as at signup", body = ErrorBody),
+        UpdateRefusals,
         UnknownSite,
         AdminErrors,
     )
@@ -559,9 +596,7 @@ provisions with its payment attached.",
     request_body = NameRequest,
     responses(
         (status = 202, description = "Renamed; provisioning (or waiting for the payment to clear)", body = Renamed),
-        (status = 400, description = "A malformed body (`bad_request`)", body = ErrorBody),
-        (status = 409, description = "The name is taken (`name_taken`), or the site is not a rejected, paid-for one (`invalid_state`)", body = ErrorBody),
-        (status = 422, description = "Built-in validation (`invalid_fields`) or a policy (`policy_rejected`) refused the name, as at signup", body = ErrorBody),
+        RenameRefusals,
         UnknownSite,
         AdminErrors,
     )
@@ -589,9 +624,8 @@ version keeps serving until it is ready.",
     request_body = RollbackRequest,
     responses(
         (status = 202, description = "The version is the site's target again", body = Accepted),
-        (status = 400, description = "A malformed body (`bad_request`, `invalid_version`)", body = ErrorBody),
+        RollbackRefusals,
         (status = 404, description = "No such tenant, site or version (`version_not_found`: never made, or no longer kept)", body = ErrorBody),
-        (status = 409, description = "The site is not `ready` or `suspended` (`invalid_state`), has no HTML (`no_content`), or the version failed to deploy (`version_failed`)", body = ErrorBody),
         AdminErrors,
     )
 )]

@@ -227,20 +227,33 @@ async fn accept(
 /// A `409` when the name is taken, before the signup counts toward the per-email limit. The
 /// store checks again, in its transaction, for a race of concurrent signups.
 async fn refuse_taken(state: &AppState, tenant: &Tenant, signup: &Signup) -> Result<(), ApiError> {
-    let hostname =
-        crate::domain::Hostname::new(&signup.name, &tenant.settings.base_domain).to_string();
-    let lookup = hostname.clone();
+    let hostname = crate::domain::Hostname::new(&signup.name, &tenant.settings.base_domain);
+    refuse_taken_hostname(state, &hostname.to_string()).await
+}
+
+/// `409 name_taken` when a live site holds `hostname` (checked before the write, whose unique
+/// index has the last word: see [`name_taken`]).
+pub(super) async fn refuse_taken_hostname(
+    state: &AppState,
+    hostname: &str,
+) -> Result<(), ApiError> {
+    let lookup = hostname.to_owned();
     if state
         .db
         .run(move |c| sites::hostname_taken(c, &lookup))
         .await?
     {
-        return Err(ApiError::conflict(
-            "name_taken",
-            format!("{hostname} is already taken; choose another name"),
-        ));
+        return Err(name_taken(hostname));
     }
     Ok(())
+}
+
+/// The answer for a name a live site holds.
+pub(super) fn name_taken(hostname: &str) -> ApiError {
+    ApiError::conflict(
+        "name_taken",
+        format!("{hostname} is already taken; choose another name"),
+    )
 }
 
 /// Stores the site and, unless it waits for payment, its provision job: one transaction.
@@ -271,12 +284,7 @@ async fn store(
         .await
     {
         Ok(()) => {}
-        Err(error) if is_unique_violation(&error) => {
-            return Err(ApiError::conflict(
-                "name_taken",
-                format!("{hostname} is already taken; choose another name"),
-            ))
-        }
+        Err(error) if is_unique_violation(&error) => return Err(name_taken(&hostname)),
         Err(error) => return Err(error.into()),
     }
     state.wake.notify_one();

@@ -119,6 +119,21 @@ fn text_field<'a>(
     }
 }
 
+/// The `html` field of a content update, required and UTF-8, refused as a signup's would be.
+pub fn html_field(form: &RawForm) -> Result<String, SignupError> {
+    if form.get("html").is_none() {
+        return Err(SignupError::malformed(
+            "missing_field",
+            "missing required field: html".into(),
+        ));
+    }
+    let mut errors = Vec::new();
+    match text_field(form, "html", &mut errors) {
+        Some(html) => Ok(html.to_owned()),
+        None => Err(SignupError::InvalidFields(errors)),
+    }
+}
+
 /// Built-in validation: every problem at once, each against its field.
 pub fn validate(tenant: &Tenant, form: &RawForm) -> Result<Signup, SignupError> {
     let html_needed = tenant.settings.workload.kind == crate::configuration::WorkloadKind::Static;

@@ -21,12 +21,14 @@ CREATE TABLE site_versions (
 );
 
 -- Every stored HTML becomes version 1, live when the site has served it. berth fills in the
--- hashes when it starts (one code path for both databases).
+-- hashes when it starts (one code path for both databases), finding the rows through this
+-- partial index: empty once done, so a start looks at no row.
 INSERT INTO site_versions (site_id, number, sha256, size, html, created_by, state, created_at, updated_at)
 SELECT id, 1, '', octet_length(html), html, 'customer',
        CASE WHEN state IN ('ready', 'suspended') THEN 'live' ELSE 'pending' END,
        created_at, updated_at
 FROM sites WHERE html IS NOT NULL;
+CREATE INDEX site_versions_unhashed ON site_versions (site_id) WHERE sha256 = '';
 
 ALTER TABLE sites ADD COLUMN live_version BIGINT;
 ALTER TABLE sites ADD COLUMN target_version BIGINT;

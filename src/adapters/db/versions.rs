@@ -143,6 +143,19 @@ pub fn newest(conn: &mut DbConnection, site_id: &str) -> anyhow::Result<Option<V
         .optional()?)
 }
 
+/// One version with its HTML.
+pub fn get_with_html(
+    conn: &mut DbConnection,
+    site_id: &str,
+    number: i64,
+) -> anyhow::Result<Option<(VersionRow, String)>> {
+    Ok(site_versions::table
+        .find((site_id, number))
+        .select((VersionRow::as_select(), site_versions::html))
+        .first(conn)
+        .optional()?)
+}
+
 /// The HTML of one version.
 pub fn html(conn: &mut DbConnection, site_id: &str, number: i64) -> anyhow::Result<Option<String>> {
     Ok(site_versions::table
@@ -170,11 +183,15 @@ pub fn live_html(conn: &mut DbConnection, hostname: &str) -> anyhow::Result<Opti
         .optional()?)
 }
 
+/// The condition of the partial index `site_versions_unhashed`, in literals: the databases use
+/// a partial index only for a query whose condition is the index's own.
+const UNHASHED: &str = "sha256 = ''";
+
 /// Fills in the hashes the migration to versions left empty (it cannot hash in SQL on every
-/// database). Runs after migrations; finds nothing once done.
+/// database). Runs after migrations; once done, it reads an empty index.
 pub fn fill_missing_hashes(conn: &mut DbConnection) -> anyhow::Result<usize> {
     let missing: Vec<(String, i64, String)> = site_versions::table
-        .filter(site_versions::sha256.eq(""))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(UNHASHED))
         .select((
             site_versions::site_id,
             site_versions::number,
@@ -497,5 +514,30 @@ mod tests {
             .unwrap();
         assert_eq!((c.live_version, c.target_version), (None, None));
         assert!(list(&mut conn, "site_c").unwrap().is_empty());
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct PlanStep {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+
+    #[test]
+    fn looking_for_unhashed_versions_at_start_reads_the_partial_index_not_the_table() {
+        use diesel::RunQueryDsl;
+        use diesel_migrations::MigrationHarness;
+        let mut conn = SqliteConnection::establish(":memory:").expect("in-memory database");
+        conn.run_pending_migrations(SQLITE_MIGRATIONS)
+            .expect("migrations apply");
+        let plan: Vec<PlanStep> = diesel::sql_query(format!(
+            "EXPLAIN QUERY PLAN SELECT site_id, number, html FROM site_versions WHERE {UNHASHED}"
+        ))
+        .load(&mut conn)
+        .expect("query plan");
+        let plan: Vec<&str> = plan.iter().map(|step| step.detail.as_str()).collect();
+        assert_eq!(
+            plan,
+            ["SCAN site_versions USING INDEX site_versions_unhashed"]
+        );
     }
 }

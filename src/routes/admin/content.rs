@@ -14,7 +14,8 @@ use crate::domain::Author;
 use crate::routes::auth::Admin;
 use crate::routes::error::ApiError;
 use crate::routes::manage::{
-    self, Accepted, Content, NameRequest, Renamed, RollbackRequest, Versions,
+    self, Accepted, Content, ContentRefusals, NameRequest, RenameRefusals, Renamed,
+    RollbackRefusals, RollbackRequest, UpdateRefusals, Versions,
 };
 use crate::routes::params::SiteIdPath;
 use crate::routes::registry::Routes;
@@ -40,8 +41,8 @@ pub fn routes(routes: &mut Routes) {
     params(SiteIdPath),
     responses(
         (status = 200, description = "The HTML of the site's newest accepted version, in JSON", body = Content),
+        ContentRefusals,
         SiteNotFound,
-        (status = 409, description = "The site has no HTML (`no_content`)", body = ErrorBody),
         AdminErrors,
     )
 )]
@@ -67,14 +68,9 @@ pub(crate) async fn get_content(
         (ContentJson = "application/json"),
     )),
     responses(
-        (status = 202, description = "The new version is the site's target", body = Accepted),
-        (status = 400, description = "A malformed body or no `html` field (`malformed_body`, `missing_field`, `duplicate_field`)", body = ErrorBody),
+        (status = 202, description = "The new version is the site's target: deploying (a ready site) or live at once (a suspended one, deployed when it resumes)", body = Accepted),
+        UpdateRefusals,
         SiteNotFound,
-        (status = 408, description = "The body did not arrive within `server.body_timeout_secs`", body = ErrorBody),
-        (status = 409, description = "The site is not `ready` or `suspended` (`invalid_state`), or has no HTML (`no_content`)", body = ErrorBody),
-        (status = 413, description = "The body is over the tenant's `html_max_bytes` plus 16 KiB", body = ErrorBody),
-        (status = 415, description = "Not one of the three body types", body = ErrorBody),
-        (status = 422, description = "Built-in validation (`invalid_fields`) or a policy (`policy_rejected`) refused the HTML", body = ErrorBody),
         AdminErrors,
     )
 )]
@@ -122,9 +118,8 @@ pub(crate) async fn list_versions(
     request_body = RollbackRequest,
     responses(
         (status = 202, description = "The version is the site's target again", body = Accepted),
-        (status = 400, description = "A malformed body (`bad_request`, `invalid_version`)", body = ErrorBody),
+        RollbackRefusals,
         (status = 404, description = "No such site (`site_not_found`) or version (`version_not_found`)", body = ErrorBody),
-        (status = 409, description = "The site is not `ready` or `suspended` (`invalid_state`), has no HTML (`no_content`), or the version failed to deploy (`version_failed`)", body = ErrorBody),
         AdminErrors,
     )
 )]
@@ -150,10 +145,8 @@ pub(crate) async fn rollback(
     request_body = NameRequest,
     responses(
         (status = 202, description = "Renamed; provisioning (or waiting for the payment to clear)", body = Renamed),
-        (status = 400, description = "A malformed body (`bad_request`)", body = ErrorBody),
+        RenameRefusals,
         SiteNotFound,
-        (status = 409, description = "The name is taken (`name_taken`), or the site is not a rejected, paid-for one (`invalid_state`)", body = ErrorBody),
-        (status = 422, description = "Built-in validation (`invalid_fields`) or a policy (`policy_rejected`) refused the name", body = ErrorBody),
         AdminErrors,
     )
 )]
