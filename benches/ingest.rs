@@ -251,6 +251,8 @@ async fn durability(db: &Db) -> String {
 
 #[tokio::main]
 async fn main() {
+    // Before this process's first PostgreSQL connection (see the function).
+    berth::adapters::db::prepare_postgres_tls();
     let args = Args::parse();
     let mut backends = vec!["sqlite"];
     if args.postgres.is_some() {

@@ -1442,6 +1442,8 @@ fn warn_if_tmpfs(dir: &Path) {
 
 #[tokio::main]
 async fn main() {
+    // Before this process's first PostgreSQL connection (see the function).
+    berth::adapters::db::prepare_postgres_tls();
     let args = Args::parse();
     let binaries = binaries(&args);
     std::fs::create_dir_all(&args.dir).expect("create --dir");

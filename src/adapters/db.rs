@@ -143,11 +143,7 @@ impl Db {
             busy_timeout_ms: settings.busy_timeout_ms,
         };
         if backend == Backend::Postgres {
-            // libpq's TLS is the compiled-in OpenSSL, which by default frees its state in an
-            // `atexit` handler; a thread still inside a TLS connection at that moment (the job
-            // listener, a pooled connection) then crashes the exiting process. Initialising it
-            // here first, before libpq does, leaves that handler out.
-            openssl_sys::init();
+            prepare_postgres_tls();
         }
         if backend == Backend::Sqlite {
             // Switching to WAL takes the write lock. Done on every new connection, the pool's
@@ -328,6 +324,15 @@ pub fn now_ms() -> i64 {
 }
 
 /// True when `error` (anywhere in its chain) is a unique-constraint violation.
+/// Call before the first PostgreSQL connection of a process (any connection: a test's or a
+/// benchmark's own counts). libpq's TLS is the compiled-in OpenSSL, which by default frees its
+/// state in an `atexit` handler; a thread still inside a TLS connection at that moment (the job
+/// listener, a pooled connection) then crashes the exiting process. Initialising it first,
+/// before libpq does, leaves that handler out. Later calls do nothing.
+pub fn prepare_postgres_tls() {
+    openssl_sys::init();
+}
+
 pub fn is_unique_violation(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         matches!(

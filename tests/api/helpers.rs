@@ -45,6 +45,9 @@ impl TestDatabase {
         match std::env::var("BERTH_TEST_DATABASE_URL") {
             Ok(base) if !base.is_empty() => {
                 let name = format!("berth_test_{}", rand_suffix());
+                // Before this process's first connection, or OpenSSL's exit handler can crash
+                // the test binary as it exits (it did, once, after every test had passed).
+                berth::adapters::db::prepare_postgres_tls();
                 let mut admin = PgConnection::establish(&base)
                     .expect("BERTH_TEST_DATABASE_URL must be reachable");
                 diesel::sql_query(format!("CREATE DATABASE {name}"))
