@@ -14,7 +14,7 @@ pub use plugin::PluginCommand;
 
 use std::future::Future;
 
-use crate::configuration::{Mode, Settings};
+use crate::configuration::{Mode, Settings, Source};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,20 +82,20 @@ pub enum ConfigCommand {
 /// above the command line and is handed in by `main`).
 pub fn run<F, Fut>(cli: Cli, serve: F) -> ExitCode
 where
-    F: FnOnce(Settings, Mode) -> Fut,
+    F: FnOnce(Settings, Mode, Source) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let mut settings = match Settings::load(cli.config.as_deref()) {
+    // The embedded default (no file) runs the example policies built into the binary.
+    let source = Source {
+        path: cli.config.clone(),
+    };
+    let settings = match source.load() {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("error: invalid configuration: {error}");
             return ExitCode::from(2);
         }
     };
-    // The embedded default (no file) runs the example policies built into the binary.
-    if cli.config.is_none() {
-        settings.attach_example_policies();
-    }
     if let Command::Config {
         command: ConfigCommand::Check,
     } = cli.command
@@ -143,7 +143,7 @@ where
                     api: !worker_only,
                     worker: !no_worker,
                 };
-                serve(settings, mode).await
+                serve(settings, mode, source).await
             }
             Command::Migrate => migrate(settings).await,
             Command::Config { .. } | Command::Plugin { .. } | Command::Render { .. } => {
@@ -208,6 +208,7 @@ fn render(
         hostname: format!("{name}.{}", tenant.base_domain),
         html: Some(html),
         plan: plan.map(str::to_owned),
+        workload: None,
     };
     match crate::adapters::runtime::kubernetes::render(&settings.kubernetes, tenant, &site) {
         Ok(yaml) => {

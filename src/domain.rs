@@ -17,8 +17,8 @@ pub mod whole_number;
 
 pub use email_address::EmailAddress;
 pub use hook::Hook;
-pub use ids::{EventId, JobId, SiteId};
+pub use ids::{EventId, JobId, RolloutId, SiteId};
 pub use names::{validate_base_domain, Hostname, PluginName, SiteName, TenantName};
 pub use record_type::RecordType;
 pub use secret::Secret;
-pub use states::{Author, JobState, SiteState, VersionState};
+pub use states::{Author, JobState, RolloutSiteState, RolloutState, SiteState, VersionState};

@@ -7,6 +7,7 @@ mod deploy;
 mod deprovision;
 mod provision;
 pub mod retention;
+mod rollout;
 mod runner;
 mod send_email;
 mod stripe_event;
@@ -22,11 +23,13 @@ use tokio::sync::Notify;
 
 pub use runner::Worker;
 
+use crate::adapters::db::rollouts::WorkloadSpec;
 use crate::adapters::db::Db;
 use crate::adapters::mailer::Mailer;
-use crate::configuration::{JobSettings, Settings};
+use crate::configuration::{JobSettings, Live, Settings};
 use crate::domain::job::{
-    Deploy, Deprovision, Job, ProcessStripeEvent, Provision, SendEmail, Suspend, SuspendOverdue,
+    Deploy, Deprovision, Job, ProcessStripeEvent, Provision, Rollout, SendEmail, Suspend,
+    SuspendOverdue,
 };
 use crate::services::policy::PolicyEngine;
 use crate::services::tenants::Tenants;
@@ -34,9 +37,10 @@ use crate::services::tenants::Tenants;
 /// What every job can reach.
 pub struct JobContext {
     pub db: Db,
-    pub settings: Arc<Settings>,
-    pub tenants: Arc<Tenants>,
-    pub mailer: Arc<Mailer>,
+    /// The configuration, the tenants built from it and the mailer: a reload swaps them.
+    pub settings: Live<Settings>,
+    pub tenants: Live<Tenants>,
+    pub mailer: Live<Mailer>,
     /// The tenants' policy plugins, for signups that arrive as payments.
     pub policies: Arc<PolicyEngine>,
     /// Wakes this process's worker when a job is enqueued.
@@ -112,6 +116,7 @@ pub fn registry() -> Registry {
         .register::<SendEmail>()
         .register::<ProcessStripeEvent>()
         .register::<SuspendOverdue>()
+        .register::<Rollout>()
 }
 
 /// The site a site job is about, when it is still at the job's `version` and in `state`; `None`
@@ -141,12 +146,13 @@ async fn current_site(
     }
 }
 
-/// What the runtime applies for `site`: its target version's HTML, when it has one.
+/// What the runtime applies for `site`: its target version's HTML, when it has one, and its
+/// target workload spec (the configuration's, for a site that has none yet).
 async fn target_spec(
     ctx: &JobContext,
     tenant: &crate::services::tenants::Tenant,
     site: &crate::adapters::db::sites::SiteRow,
-) -> anyhow::Result<crate::adapters::runtime::SiteSpec> {
+) -> anyhow::Result<(crate::adapters::runtime::SiteSpec, WorkloadSpec)> {
     let html = match site.target_version {
         None => None,
         Some(number) => {
@@ -161,7 +167,30 @@ async fn target_spec(
             Some(html)
         }
     };
-    Ok(tenant.site_spec(site, html))
+    let workload = workload_spec(ctx, tenant, site, site.target_spec.as_deref()).await?;
+    let mut spec = tenant.site_spec(site, html);
+    spec.workload = Some(workload.value()?);
+    Ok((spec, workload))
+}
+
+/// The workload spec stored as `recorded`, or for `None` the one the configuration gives the
+/// site's plan now.
+async fn workload_spec(
+    ctx: &JobContext,
+    tenant: &crate::services::tenants::Tenant,
+    site: &crate::adapters::db::sites::SiteRow,
+    recorded: Option<&str>,
+) -> anyhow::Result<WorkloadSpec> {
+    let Some(sha256) = recorded else {
+        return Ok(WorkloadSpec::new(
+            &tenant.runtime.workload(site.plan.as_deref())?,
+        ));
+    };
+    let wanted = sha256.to_owned();
+    ctx.db
+        .run(move |c| crate::adapters::db::rollouts::spec(c, &wanted))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("workload spec {sha256} of site {} is missing", site.id))
 }
 
 /// Removes what earlier versions left behind once `spec` serves. A failure only leaves them

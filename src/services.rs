@@ -3,6 +3,7 @@
 //! what must happen later it writes down as a job ([`crate::domain::job`]) for [`crate::jobs`].
 
 pub mod policy;
+pub mod rollouts;
 pub mod signup;
 pub mod stripe;
 pub mod tenants;

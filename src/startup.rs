@@ -19,7 +19,7 @@ use crate::adapters::mailer::Mailer;
 use crate::adapters::plugin_host::PluginHost;
 use crate::adapters::runtime::local::serve_site;
 use crate::adapters::telemetry::metrics_handle;
-use crate::configuration::{Mode, RuntimeKind, Settings};
+use crate::configuration::{Live, Mode, RuntimeKind, Settings, Source};
 use crate::domain::manage_token::ManageKey;
 use crate::domain::Secret;
 use crate::jobs::{self, JobContext, Worker};
@@ -29,6 +29,10 @@ use crate::routes::state::AppState;
 use crate::services::policy::PolicyEngine;
 use crate::services::stripe::ingest::{writers_for, EventWriter};
 use crate::services::tenants::Tenants;
+
+mod reload;
+
+pub use reload::Reloader;
 
 /// One line per request; probes and scrapes only at debug level.
 fn log_request(
@@ -75,7 +79,7 @@ pub struct Application {
     servers: Vec<Server>,
     worker: Option<Worker>,
     job_context: Arc<JobContext>,
-    limits: Arc<RateLimits>,
+    reloader: Reloader,
     shutdown: CancellationToken,
 }
 
@@ -92,6 +96,7 @@ impl Application {
         clients: Clients,
     ) -> anyhow::Result<Self> {
         metrics_handle();
+        let configured = settings.clone();
         let db = Db::connect(&settings.database)?;
         let applied = db.migrate().await?;
         if !applied.is_empty() {
@@ -126,16 +131,30 @@ impl Application {
 
         let settings = Arc::new(settings);
         let tenants = Arc::new(Tenants::build_with(&settings, clients.kubernetes)?);
-        let limits = Arc::new(RateLimits::new(&settings.rate_limits));
+        crate::services::rollouts::pin_unpinned(&db, &tenants).await?;
+        let tenants = Live::new(tenants);
+        let limits = Live::new(Arc::new(RateLimits::new(&settings.rate_limits)));
+        let mailer = Live::new(Arc::new(Mailer::new(&settings.email)?));
         let wake = Arc::new(Notify::new());
         let host = Arc::new(PluginHost::new(&settings.plugins)?);
         let policies = Arc::new(PolicyEngine::new(host, db.clone(), settings.tenants.len()));
         policies.apply_configured(&settings).await?;
+        let live_settings = Live::new(settings.clone());
+        let reloader = Reloader::new(
+            configured,
+            live_settings.clone(),
+            tenants.clone(),
+            limits.clone(),
+            mailer.clone(),
+            policies.clone(),
+            serves_sites,
+            mode.api,
+        );
         let job_context = Arc::new(JobContext {
             db: db.clone(),
-            settings: settings.clone(),
+            settings: live_settings.clone(),
             tenants: tenants.clone(),
-            mailer: Arc::new(Mailer::new(&settings.email)?),
+            mailer,
             policies: policies.clone(),
             wake: wake.clone(),
             manage_key: manage_key.clone(),
@@ -143,9 +162,9 @@ impl Application {
         });
         let state = web::Data::new(AppState {
             db: db.clone(),
-            settings: settings.clone(),
+            settings: live_settings,
             tenants,
-            limits: limits.clone(),
+            limits,
             policies,
             events: EventWriter::start(
                 db.clone(),
@@ -224,7 +243,7 @@ impl Application {
             servers,
             worker,
             job_context,
-            limits,
+            reloader,
             shutdown: CancellationToken::new(),
         })
     }
@@ -240,6 +259,11 @@ impl Application {
     /// Cancelling this token starts a graceful shutdown.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// Swaps the running configuration (`SIGHUP` under `berth serve`).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// What jobs run with; tests use it to drain the queue in step.
@@ -258,12 +282,12 @@ impl Application {
         let worker = self
             .worker
             .map(|worker| tokio::spawn(worker.run(self.shutdown.clone())));
-        let limits = self.limits.clone();
+        let limits = self.reloader.limits.clone();
         let sweeper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tick.tick().await;
-                limits.sweep();
+                limits.get().sweep();
             }
         });
 
@@ -290,14 +314,27 @@ impl Application {
     }
 }
 
-/// `berth serve`: runs until SIGTERM or Ctrl-C, then shuts down gracefully.
-pub async fn serve(settings: Settings, mode: Mode) -> anyhow::Result<()> {
+/// `berth serve`: runs until SIGTERM or Ctrl-C, then shuts down gracefully; re-reads `source` on
+/// SIGHUP.
+pub async fn serve(settings: Settings, mode: Mode, source: Source) -> anyhow::Result<()> {
     let app = Application::build(settings, mode).await?;
     let shutdown = app.shutdown_token();
     tokio::spawn(async move {
         wait_for_signal().await;
         shutdown.cancel();
     });
+    #[cfg(unix)]
+    {
+        let reloader = app.reloader();
+        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                tracing::info!(config = ?source.path, "received SIGHUP: reloading the configuration");
+                reloader.reload_from(&source).await;
+            }
+        });
+    }
     app.run_until_stopped().await
 }
 

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod listen;
 pub mod outbox;
 pub mod plugins;
+pub mod rollouts;
 pub mod schema;
 pub mod sites;
 mod states;

@@ -20,6 +20,9 @@ pub struct SiteSpec {
     pub hostname: String,
     pub html: Option<String>,
     pub plan: Option<String>,
+    /// The workload spec to apply (what [`Runtime::workload`] gave when the site was moved to
+    /// it); `None`: what the configuration gives now.
+    pub workload: Option<serde_json::Value>,
 }
 
 impl SiteSpec {
@@ -36,6 +39,11 @@ impl SiteSpec {
 #[async_trait]
 pub trait Runtime: Send + Sync {
     fn name(&self) -> &'static str;
+
+    /// The workload spec a site on `plan` gets from the configuration now: everything this
+    /// runtime applies besides the site's name and content. Sites record the spec they run, and
+    /// a fleet rollout moves them to this one. Equal values apply equal workloads.
+    fn workload(&self, plan: Option<&str>) -> anyhow::Result<serde_json::Value>;
 
     /// Creates or updates the workload (and scales a suspended one back up).
     async fn apply(&self, site: &SiteSpec) -> anyhow::Result<()>;

@@ -97,6 +97,12 @@ id_type!(
     "berth's id of a stored Stripe event: `event_`, the time it arrived and 80 random bits \
      (Stripe's own `evt_…` id is unique only per Stripe account, and two tenants may share one)."
 );
+id_type!(
+    RolloutId,
+    "rollout_",
+    sortable_id,
+    "A fleet rollout's id: `rollout_`, the time it started and 80 random bits."
+);
 
 #[cfg(test)]
 mod tests {

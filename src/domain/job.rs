@@ -50,6 +50,20 @@ impl Job for Deploy {
     }
 }
 
+/// One step of a fleet rollout's driver: settle the sites of the wave under way, then start the
+/// next wave or end the rollout, and enqueue the next step (with the next `tick`) a moment
+/// later. A step whose `tick` is not the rollout's stands down, so a step that runs twice (a
+/// retry after a crash) acts once.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Rollout {
+    pub rollout_id: String,
+    pub tick: i64,
+}
+
+impl Job for Rollout {
+    const KIND: &'static str = "rollout";
+}
+
 /// Take a site down for good: workload, DNS record, then `deleted`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Deprovision {

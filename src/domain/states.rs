@@ -116,6 +116,41 @@ stored_states! {
     }
 }
 
+stored_states! {
+    /// Where a fleet rollout is (SPEC §7): applying waves (`running`), holding between waves
+    /// (`paused`), done with every site (`completed`), halted once `max_failures` sites failed
+    /// (`stopped`), or ended by an operator (`cancelled`). A tenant has at most one rollout
+    /// `running` or `paused`.
+    RolloutState {
+        Running => "running",
+        Paused => "paused",
+        Completed => "completed",
+        Stopped => "stopped",
+        Cancelled => "cancelled",
+    }
+}
+
+stored_states! {
+    /// Where one site of a rollout is: waiting for its wave (`pending`), deploying the new spec
+    /// (`applying`), on it and ready (`done`), put back on its previous spec after the new one
+    /// failed (`failed`, with the error), or left out because it was no longer live or changed
+    /// some other way meanwhile (`skipped`, with why).
+    RolloutSiteState {
+        Pending => "pending",
+        Applying => "applying",
+        Done => "done",
+        Failed => "failed",
+        Skipped => "skipped",
+    }
+}
+
+impl RolloutState {
+    /// Under way: not yet ended.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Running | Self::Paused)
+    }
+}
+
 impl SiteState {
     /// The states a deletion (an operator's, or a cancelled subscription) starts from: all but
     /// `deleted`.

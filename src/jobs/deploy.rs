@@ -1,11 +1,12 @@
-//! Deploy (an update or a rollback of a ready site): apply the target version while the live one
-//! keeps serving, wait until the workload is ready, then switch in one transaction. A version
-//! that fails for good is marked `failed` with its error, and the live version is applied again
-//! (a runtime may have half-rolled the failed one out).
+//! Deploy (an update or a rollback of a ready site, or a rollout's new workload spec): apply the
+//! target version and spec while the live ones keep serving, wait until the workload is ready,
+//! then switch in one transaction. A version or spec that fails for good is marked `failed` with
+//! its error, and the live ones are applied again (a runtime may have half-rolled the failed
+//! ones out).
 
 use super::{BackgroundJob, JobContext};
 use crate::adapters::db::jobs::Enqueue;
-use crate::adapters::db::{sites, versions};
+use crate::adapters::db::{rollouts, sites, versions};
 use crate::domain::job::{Deploy, Job};
 use crate::domain::SiteState;
 
@@ -20,9 +21,15 @@ impl BackgroundJob for Deploy {
                     let Some(site) = sites::get(c, &id)? else {
                         return Ok(());
                     };
-                    match site.target_version {
-                        Some(target) if site.version == version => {
-                            versions::note_error(c, &id, target, &message)
+                    if site.version != version {
+                        return Ok(());
+                    }
+                    if let Some(target) = site.target_version {
+                        versions::note_error(c, &id, target, &message)?;
+                    }
+                    match &site.target_spec {
+                        Some(spec) if site.applied_spec.as_ref() != Some(spec) => {
+                            rollouts::note_error(c, &id, spec, &message)
                         }
                         _ => Ok(()),
                     }
@@ -34,7 +41,7 @@ impl BackgroundJob for Deploy {
 
     async fn exhausted(&self, ctx: &JobContext, error: &str) -> anyhow::Result<()> {
         let (id, version, error) = (self.site_id.clone(), self.version, error.to_owned());
-        let jobs = ctx.settings.jobs.clone();
+        let jobs = ctx.settings.get().jobs.clone();
         let failed = ctx
             .db
             .write(move |c| {
@@ -48,12 +55,13 @@ impl BackgroundJob for Deploy {
             })
             .await?;
         match failed {
-            Some(number) => {
+            Some(abandoned) => {
                 ctx.wake.notify_one();
                 tracing::error!(
                     site.id = %self.site_id,
-                    version = number,
-                    "a new version failed to deploy for good; the live version stays and is applied again"
+                    version = abandoned.version,
+                    workload_spec = abandoned.spec,
+                    "a change failed to deploy for good; the site stays on its live version and workload spec, which are applied again"
                 );
             }
             None => tracing::warn!(
@@ -78,27 +86,37 @@ impl Deploy {
         else {
             return Ok(());
         };
-        let tenant = ctx.tenants.get(&site.tenant)?;
-        let spec = super::target_spec(ctx, &tenant, &site).await?;
+        let tenant = ctx.tenants.get().get(&site.tenant)?;
+        let (spec, workload) = super::target_spec(ctx, &tenant, &site).await?;
         let target = site.target_version.unwrap_or_default();
         let started = std::time::Instant::now();
 
-        let step = format!("deploying version {target}");
-        tracing::info!(site.id = %site.id, version = target, "deploying");
+        let step = if site.target_version != site.live_version {
+            format!("deploying version {target}")
+        } else {
+            "applying a new workload spec".to_owned()
+        };
+        tracing::info!(site.id = %site.id, version = target, workload_spec = %workload.sha256, step, "deploying");
         let (id, version) = (self.site_id.clone(), self.version);
         ctx.db
             .write(move |c| sites::note(c, &id, version, Some(&step), None))
             .await?;
         ctx.faults.hit("deploy.apply").await?;
         tenant.runtime.apply(&spec).await?;
-        let timeout = std::time::Duration::from_secs(ctx.settings.jobs.ready_timeout_secs);
+        let timeout = std::time::Duration::from_secs(ctx.settings.get().jobs.ready_timeout_secs);
         tenant.runtime.wait_ready(&spec, timeout).await?;
         ctx.faults.hit("deploy.before_switch").await?;
 
         let (id, version) = (self.site_id.clone(), self.version);
         let switched = ctx
             .db
-            .write(move |c| versions::finish_deploy(c, &id, version))
+            .write(move |c| {
+                let site = versions::finish_deploy(c, &id, version)?;
+                if let Some(site) = &site {
+                    rollouts::applied(c, site, &workload)?;
+                }
+                Ok(site)
+            })
             .await?;
         if let Some(site) = switched {
             super::retire(&tenant, &spec).await;

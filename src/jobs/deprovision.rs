@@ -19,7 +19,7 @@ impl BackgroundJob for Deprovision {
         else {
             return Ok(());
         };
-        let tenant = ctx.tenants.get(&site.tenant)?;
+        let tenant = ctx.tenants.get().get(&site.tenant)?;
         let spec = tenant.site_spec(&site, None);
         tenant.runtime.delete(&spec).await?;
         let target = tenant.dns_target(None).unwrap_or_default();

@@ -67,8 +67,8 @@ impl Provision {
         else {
             return Ok(());
         };
-        let tenant = ctx.tenants.get(&site.tenant)?;
-        let spec = super::target_spec(ctx, &tenant, &site).await?;
+        let tenant = ctx.tenants.get().get(&site.tenant)?;
+        let (spec, workload) = super::target_spec(ctx, &tenant, &site).await?;
         let started = std::time::Instant::now();
 
         self.step(ctx, "applying the workload").await?;
@@ -78,7 +78,7 @@ impl Provision {
 
         self.step(ctx, "waiting for the workload to be ready")
             .await?;
-        let timeout = std::time::Duration::from_secs(ctx.settings.jobs.ready_timeout_secs);
+        let timeout = std::time::Duration::from_secs(ctx.settings.get().jobs.ready_timeout_secs);
         let runtime_target = tenant.runtime.wait_ready(&spec, timeout).await?;
 
         self.step(ctx, "pointing DNS at the site").await?;
@@ -90,8 +90,8 @@ impl Provision {
             site_id: site.id.clone(),
             notice: SITE_READY.to_owned(),
         }
-        .to_new_job(&ctx.settings.jobs);
-        let message_id = ctx.mailer.message_id(SITE_READY, &site.id);
+        .to_new_job(&ctx.settings.get().jobs);
+        let message_id = ctx.mailer.get().message_id(SITE_READY, &site.id);
         // The row read above still holds: nothing changes a site's versions while it is
         // provisioning (content changes wait for `ready` or `suspended`).
         let mut promoted = site.clone();
@@ -102,6 +102,7 @@ impl Provision {
                     return Ok(false);
                 }
                 db::versions::promote(c, &mut promoted)?;
+                db::rollouts::applied(c, &promoted, &workload)?;
                 if db::outbox::add(c, &id, SITE_READY, &message_id)? {
                     db::jobs::insert(c, &email)?;
                 }

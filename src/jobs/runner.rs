@@ -69,7 +69,7 @@ impl Worker {
     }
 
     fn lease_ms(&self) -> i64 {
-        (self.ctx.settings.jobs.lease_secs * 1000) as i64
+        (self.ctx.settings.get().jobs.lease_secs * 1000) as i64
     }
 
     /// Claims up to `limit` due jobs in one write.
@@ -108,7 +108,7 @@ impl Worker {
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
-        let settings = &self.ctx.settings.jobs;
+        let settings = &self.ctx.settings.get().jobs;
         let slots = Arc::new(Semaphore::new(settings.concurrency));
         let poll = Duration::from_millis(settings.poll_interval_ms);
         let mut running = JoinSet::new();
@@ -214,8 +214,8 @@ impl Worker {
     fn retention(&self) -> tokio::task::JoinHandle<()> {
         let db: Db = self.ctx.db.clone();
         let (job_days, event_days) = (
-            self.ctx.settings.jobs.retention_days,
-            self.ctx.settings.stripe.event_retention_days,
+            self.ctx.settings.get().jobs.retention_days,
+            self.ctx.settings.get().stripe.event_retention_days,
         );
         tokio::spawn(async move {
             loop {
@@ -388,7 +388,7 @@ impl Execution {
                 if permanent || job.attempts >= job.max_attempts {
                     self.exhaust(handler, error).await
                 } else {
-                    let delay = backoff(&self.ctx.settings.jobs, job.attempts);
+                    let delay = backoff(&self.ctx.settings.get().jobs, job.attempts);
                     tracing::warn!(
                         error,
                         retry_in_ms = delay.as_millis() as u64,

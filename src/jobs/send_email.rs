@@ -22,7 +22,7 @@ impl BackgroundJob for SendEmail {
         if row.sent_at.is_some() {
             return Ok(());
         }
-        let tenant = ctx.tenants.get(&site.tenant)?;
+        let tenant = ctx.tenants.get().get(&site.tenant)?;
         let token = self.manage_token(ctx, &site).await?;
         let links = NoticeLinks {
             site_url: tenant.site_url(&site.hostname),
@@ -30,10 +30,9 @@ impl BackgroundJob for SendEmail {
             manage_url: tenant.manage_url(&site.id, token.expose()),
         };
         let templates = &tenant.settings.email_templates;
-        let email = ctx
-            .mailer
-            .render(&self.notice, &links, templates, &site, &row.message_id)?;
-        ctx.mailer.send(&email).await?;
+        let mailer = ctx.mailer.get();
+        let email = mailer.render(&self.notice, &links, templates, &site, &row.message_id)?;
+        mailer.send(&email).await?;
         ctx.faults.hit("send_email.after_send").await?;
         let (id, notice) = (self.site_id.clone(), self.notice.clone());
         ctx.db

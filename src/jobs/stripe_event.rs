@@ -19,7 +19,7 @@ impl BackgroundJob for ProcessStripeEvent {
         if !row.is_pending() {
             return Ok(());
         }
-        let tenant = ctx.tenants.find(&row.tenant).ok_or_else(|| {
+        let tenant = ctx.tenants.get().find(&row.tenant).ok_or_else(|| {
             Permanent::new(format!("tenant {} is not in the configuration", row.tenant))
         })?;
         let event = match Event::parse(row.payload.as_bytes()) {
@@ -36,9 +36,9 @@ impl BackgroundJob for ProcessStripeEvent {
         };
         let (stripe_id, kind) = (event.id.as_str().to_owned(), event.kind.clone());
         let payment_first = process::prepare(&event, &tenant, &ctx.policies, &ctx.faults).await?;
-        let jobs = ctx.settings.jobs.clone();
+        let jobs = ctx.settings.get().jobs.clone();
         let (row_id, processing_tenant) = (row.id.clone(), tenant.clone());
-        let (manage_key, mailer) = (ctx.manage_key.clone(), ctx.mailer.clone());
+        let (manage_key, mailer) = (ctx.manage_key.clone(), ctx.mailer.get().clone());
         let (outcome, event) = ctx
             .db
             .write(move |c| {

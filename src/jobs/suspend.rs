@@ -19,8 +19,12 @@ impl BackgroundJob for Suspend {
         else {
             return Ok(());
         };
-        let tenant = ctx.tenants.get(&site.tenant)?;
-        let spec = super::target_spec(ctx, &tenant, &site).await?;
+        let tenant = ctx.tenants.get().get(&site.tenant)?;
+        // Only the scale changes: the workload stays on the spec it runs.
+        let (mut spec, _) = super::target_spec(ctx, &tenant, &site).await?;
+        let applied = site.applied_spec.as_deref().or(site.target_spec.as_deref());
+        let workload = super::workload_spec(ctx, &tenant, &site, applied).await?;
+        spec.workload = Some(workload.value()?);
         tenant.runtime.suspend(&spec).await?;
         tracing::info!(site.id = %site.id, tenant = %site.tenant, "site suspended");
         Ok(())

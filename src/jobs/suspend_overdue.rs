@@ -13,7 +13,7 @@ impl BackgroundJob for SuspendOverdue {
         let (id, since, jobs) = (
             self.site_id.clone(),
             self.overdue_since,
-            ctx.settings.jobs.clone(),
+            ctx.settings.get().jobs.clone(),
         );
         let suspended = ctx
             .db

@@ -6,6 +6,7 @@ pub(crate) mod events;
 pub(crate) mod jobs;
 pub(crate) mod plugins;
 pub(crate) mod policies;
+pub(crate) mod rollouts;
 pub(crate) mod sites;
 
 use crate::adapters::db::DbConnection;
@@ -24,6 +25,7 @@ pub fn routes(routes: &mut Routes) {
     plugins::routes(routes);
     policies::routes(routes);
     events::routes(routes);
+    rollouts::routes(routes);
 }
 
 /// Error answers that several admin routes give, each a type to list in their `responses(...)`.

@@ -94,10 +94,10 @@ fn authenticate(req: &HttpRequest) -> Result<Admin, ApiError> {
 /// not tell which one matched.
 fn admin_scope(state: &AppState, token: &str) -> Option<Scope> {
     let mut scope = None;
-    if state.settings.server.admin_token.matches(token) {
+    if state.settings.get().server.admin_token.matches(token) {
         scope = Some(Scope::Global);
     }
-    for tenant in &state.settings.tenants {
+    for tenant in &state.settings.get().tenants {
         if tenant.admin_token.matches(token) && scope.is_none() {
             scope = Some(Scope::Tenant(tenant.name.clone()));
         }
@@ -111,7 +111,7 @@ fn admitted(state: &AppState, scope: Scope) -> Result<Admin, ApiError> {
         Scope::Global => "global".to_owned(),
         Scope::Tenant(name) => format!("tenant:{name}"),
     };
-    state.limits.admin_per_token.check(&key)?;
+    state.limits.get().admin_per_token.check(&key)?;
     Ok(Admin { scope })
 }
 
@@ -144,6 +144,7 @@ pub fn site_caller(
     }
     state
         .limits
+        .get()
         .admin_per_token
         .check(&format!("site:{}", site.id))?;
     Ok(crate::domain::Author::Customer)
@@ -151,9 +152,9 @@ pub fn site_caller(
 
 /// The client's address key, unless it is refused for too many wrong tokens (`429`).
 fn unrefused_address(req: &HttpRequest, state: &AppState) -> Result<Option<String>, ApiError> {
-    let ip = client_ip(req, &state.settings.server.trusted_proxies).map(ip_key);
+    let ip = client_ip(req, &state.settings.get().server.trusted_proxies).map(ip_key);
     if let Some(ip) = &ip {
-        state.limits.admin_failures_per_ip.check(ip)?;
+        state.limits.get().admin_failures_per_ip.check(ip)?;
     }
     Ok(ip)
 }
@@ -170,7 +171,7 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 /// A `401` for a wrong token, charged to the client's address (a `429` once it is over its
 /// budget).
 fn wrong_token(state: &AppState, ip: Option<&str>, message: &str) -> ApiError {
-    if let Some(Err(limited)) = ip.map(|ip| state.limits.admin_failures_per_ip.fail(ip)) {
+    if let Some(Err(limited)) = ip.map(|ip| state.limits.get().admin_failures_per_ip.fail(ip)) {
         return limited;
     }
     ApiError::Unauthorized(message.into())

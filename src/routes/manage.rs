@@ -331,7 +331,7 @@ async fn propose(
     by: Author,
     requested: Requested,
 ) -> Result<HttpResponse, ApiError> {
-    let jobs = state.settings.jobs.clone();
+    let jobs = state.settings.get().jobs.clone();
     let kept = i64::from(tenant.settings.versions_kept);
     let id = site_id.to_owned();
     let proposal = state
@@ -454,7 +454,7 @@ pub(crate) async fn rename(
     let hostname = Hostname::new(&name, &tenant.settings.base_domain).to_string();
     super::signup::refuse_taken_hostname(state, &hostname).await?;
     let rewritten = kept.filter(|kept| Some(kept) != html.as_ref());
-    let jobs = state.settings.jobs.clone();
+    let jobs = state.settings.get().jobs.clone();
     let (id, new_name, new_hostname) = (site.id.clone(), name.to_string(), hostname.clone());
     let renamed = state
         .db

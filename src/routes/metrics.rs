@@ -25,7 +25,7 @@ pub fn routes(routes: &mut Routes) {
 )]
 #[get("/metrics")]
 pub(crate) async fn render(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    if let Err(error) = require_token(&req, &state, &state.settings.server.metrics_token) {
+    if let Err(error) = require_token(&req, &state, &state.settings.get().server.metrics_token) {
         return error.error_response();
     }
     let counts = state
@@ -56,7 +56,7 @@ pub(crate) async fn render(req: HttpRequest, state: web::Data<AppState>) -> Http
                 metrics::gauge!("berth_sites", "state" => site_state.as_str()).set(n as f64);
             }
             metrics::gauge!("berth_job_queue_lag_seconds").set(backlog.oldest_due_secs);
-            for tenant in state.tenants.names() {
+            for tenant in state.tenants.get().names() {
                 let n = deferred
                     .iter()
                     .find(|(t, _)| t == tenant)

@@ -44,7 +44,7 @@ pub async fn read_limited(
 ) -> Result<web::Bytes, ApiError> {
     let secs = req
         .app_data::<web::Data<AppState>>()
-        .map_or(30, |state| state.settings.server.body_timeout_secs);
+        .map_or(30, |state| state.settings.get().server.body_timeout_secs);
     tokio::time::timeout(
         std::time::Duration::from_secs(secs),
         read_body(req, payload, limit),

@@ -183,10 +183,14 @@ async fn accept(
     state: &AppState,
     tenant: &Arc<Tenant>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(ip) = client_ip(req, &state.settings.server.trusted_proxies) {
-        state.limits.signup_per_ip.check(&ip_key(ip))?;
+    if let Some(ip) = client_ip(req, &state.settings.get().server.trusted_proxies) {
+        state.limits.get().signup_per_ip.check(&ip_key(ip))?;
     }
-    state.limits.signup_per_tenant.check(tenant.name.as_str())?;
+    state
+        .limits
+        .get()
+        .signup_per_tenant
+        .check(tenant.name.as_str())?;
 
     let kind = body::kind_of(req)?;
     let limit = tenant.settings.html_max_bytes + 16 * 1024;
@@ -213,6 +217,7 @@ async fn accept(
     refuse_taken(state, tenant, &signup).await?;
     state
         .limits
+        .get()
         .signup_per_email
         .check(&signup.email.rate_limit_key())?;
 
@@ -275,7 +280,7 @@ async fn store(
             site_id: id.to_string(),
             version: 1,
         }
-        .to_new_job(&state.settings.jobs)
+        .to_new_job(&state.settings.get().jobs)
     });
     let (name, hostname) = (site.name.clone(), site.hostname.clone());
     match state

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::adapters::db::Db;
-use crate::configuration::Settings;
+use crate::configuration::{Live, Settings};
 use crate::routes::error::ApiError;
 use crate::routes::rate_limit::RateLimits;
 use crate::services::policy::PolicyEngine;
@@ -15,9 +15,10 @@ use crate::services::tenants::{Tenant, Tenants};
 /// What handlers share.
 pub struct AppState {
     pub db: Db,
-    pub settings: Arc<Settings>,
-    pub tenants: Arc<Tenants>,
-    pub limits: Arc<RateLimits>,
+    /// The configuration and what is built from it: a reload swaps them.
+    pub settings: Live<Settings>,
+    pub tenants: Live<Tenants>,
+    pub limits: Live<RateLimits>,
     pub policies: Arc<PolicyEngine>,
     /// Stores verified Stripe deliveries with group commit.
     pub events: EventWriter,
@@ -29,7 +30,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn tenant(&self, name: &str) -> Result<Arc<Tenant>, ApiError> {
-        self.tenants.find(name).ok_or_else(|| {
+        self.tenants.get().find(name).ok_or_else(|| {
             ApiError::not_found(
                 "unknown_tenant",
                 format!("there is no tenant named {name:?}"),

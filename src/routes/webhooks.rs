@@ -174,13 +174,17 @@ async fn accept(
     let body = match verified_body(req, payload, tenant).await {
         Ok(body) => body,
         Err(error) => {
-            if let Some(ip) = client_ip(req, &state.settings.server.trusted_proxies) {
-                state.limits.stripe_invalid_per_ip.fail(&ip_key(ip))?;
+            if let Some(ip) = client_ip(req, &state.settings.get().server.trusted_proxies) {
+                state.limits.get().stripe_invalid_per_ip.fail(&ip_key(ip))?;
             }
             return Err(error);
         }
     };
-    state.limits.stripe_per_tenant.check(tenant.name.as_str())?;
+    state
+        .limits
+        .get()
+        .stripe_per_tenant
+        .check(tenant.name.as_str())?;
     let event = Event::parse(&body).map_err(|why| ApiError::bad_request("malformed_event", why))?;
     let span = tracing::Span::current();
     span.record("stripe.event_id", event.id.as_str());
@@ -251,7 +255,7 @@ fn delivery(state: &AppState, tenant: &Tenant, event: &Event, payload: String) -
     let job = ProcessStripeEvent {
         event_id: id.to_string(),
     }
-    .to_new_job(&state.settings.jobs);
+    .to_new_job(&state.settings.get().jobs);
     Delivery {
         event: NewStripeEvent {
             id: id.to_string(),

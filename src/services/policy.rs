@@ -407,7 +407,11 @@ impl PolicyEngine {
 
     /// Makes the stored plugins and bindings of every tenant that declares `policies` in the
     /// configuration match it: the configuration is the source of truth for those tenants.
+    /// Every plugin is read, checked and its settings validated first; then all are stored in
+    /// one transaction, so a refused plugin changes nothing (a reload keeps what runs).
     pub async fn apply_configured(&self, settings: &Settings) -> anyhow::Result<()> {
+        let mut plugins_rows = Vec::new();
+        let mut bindings = Vec::new();
         for tenant in settings.tenants.iter().filter(|t| !t.policies.is_empty()) {
             let mut rows = Vec::new();
             for (position, policy) in tenant.policies.iter().enumerate() {
@@ -446,15 +450,14 @@ impl PolicyEngine {
                         policy.plugin
                     );
                 }
-                let row = plugins::new_plugin(
+                plugins_rows.push(plugins::new_plugin(
                     &tenant.name,
                     &policy.plugin,
                     &plugin.info.hash,
                     bytes,
                     policy.mutating,
                     plugin.info.validates_settings,
-                );
-                self.db.write(move |c| plugins::put(c, &row)).await?;
+                ));
                 rows.push(plugins::BindingRow {
                     tenant: tenant.name.clone(),
                     position: position as i32,
@@ -468,12 +471,19 @@ impl PolicyEngine {
                 });
                 tracing::info!(tenant = %tenant.name, plugin = %policy.plugin, hook = %policy.hook, plugin.hash = %plugin.info.hash, "policy plugin loaded from the configuration");
             }
-            let name = tenant.name.clone();
-            self.db
-                .write(move |c| plugins::replace_bindings(c, &name, &rows))
-                .await?;
+            bindings.push((tenant.name.clone(), rows));
         }
-        Ok(())
+        self.db
+            .write(move |c| {
+                for row in &plugins_rows {
+                    plugins::put(c, row)?;
+                }
+                for (tenant, rows) in &bindings {
+                    plugins::replace_bindings(c, tenant, rows)?;
+                }
+                Ok(())
+            })
+            .await
     }
 }
 

@@ -42,6 +42,7 @@ impl Tenant {
             hostname: site.hostname.clone(),
             html,
             plan: site.plan.clone(),
+            workload: None,
         }
     }
 
@@ -79,6 +80,8 @@ impl Tenant {
 
 pub struct Tenants {
     by_name: BTreeMap<String, Arc<Tenant>>,
+    /// The Kubernetes client's connection, which a configuration reload keeps.
+    connection: Arc<Connection>,
 }
 
 impl Tenants {
@@ -90,18 +93,29 @@ impl Tenants {
     /// kubernetes runtime (tests pass a mock API server); `None` builds one from the settings
     /// on first use.
     pub fn build_with(settings: &Settings, kube: Option<kube::Client>) -> anyhow::Result<Self> {
-        let local: Arc<dyn Runtime> = Arc::new(LocalRuntime::new(settings.server.sites_listen));
         let connection = Arc::new(match kube {
             Some(client) => Connection::with_client(&settings.kubernetes, client),
             None => Connection::lazy(&settings.kubernetes),
         });
+        Self::build_on(settings, connection)
+    }
+
+    /// The tenants of reloaded `settings`, on this one's Kubernetes connection.
+    pub fn rebuild(&self, settings: &Settings) -> anyhow::Result<Self> {
+        Self::build_on(settings, self.connection.clone())
+    }
+
+    fn build_on(settings: &Settings, connection: Arc<Connection>) -> anyhow::Result<Self> {
+        let local: Arc<dyn Runtime> = Arc::new(LocalRuntime::new(settings.server.sites_listen));
         let mut by_name = BTreeMap::new();
         for tenant in &settings.tenants {
             let runtime: Arc<dyn Runtime> = match tenant.runtime {
                 RuntimeKind::Local => local.clone(),
-                RuntimeKind::Kubernetes => {
-                    Arc::new(KubernetesRuntime::new(connection.clone(), tenant))
-                }
+                RuntimeKind::Kubernetes => Arc::new(KubernetesRuntime::new(
+                    connection.clone(),
+                    &settings.kubernetes,
+                    tenant,
+                )),
             };
             let dns: Arc<dyn DnsProvider> = match tenant.dns.provider {
                 DnsProviderKind::None => Arc::new(NoDns),
@@ -124,7 +138,10 @@ impl Tenants {
                 }),
             );
         }
-        Ok(Self { by_name })
+        Ok(Self {
+            by_name,
+            connection,
+        })
     }
 
     pub fn find(&self, name: &str) -> Option<Arc<Tenant>> {
@@ -135,6 +152,10 @@ impl Tenants {
     pub fn get(&self, name: &str) -> anyhow::Result<Arc<Tenant>> {
         self.find(name)
             .ok_or_else(|| anyhow::anyhow!("tenant {name} is not in the configuration"))
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Tenant>> {
+        self.by_name.values()
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {

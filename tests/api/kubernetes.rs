@@ -36,7 +36,7 @@ impl Expected {
 
     /// The objects of site `name` of tenant `kube` serving `html`.
     fn build(app: &TestApp, name: &str, html: &str, scale: Scale) -> Manifests {
-        let settings = &app.context().settings;
+        let settings = app.context().settings.get();
         let tenant = settings
             .tenants
             .iter()
@@ -50,6 +50,7 @@ impl Expected {
             hostname: format!("{name}.kube.test"),
             html: Some(html.into()),
             plan: None,
+            workload: None,
         };
         manifests::build(&template, &spec, scale).unwrap()
     }

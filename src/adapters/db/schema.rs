@@ -77,6 +77,8 @@ diesel::table! {
         manage_token_hash -> Nullable<Text>,
         manage_token_nonce -> Nullable<Text>,
         paid_at -> Nullable<BigInt>,
+        applied_spec -> Nullable<Text>,
+        target_spec -> Nullable<Text>,
     }
 }
 
@@ -124,13 +126,54 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rollouts (id) {
+        id -> Text,
+        tenant -> Text,
+        state -> Text,
+        max_parallel -> Integer,
+        max_failures -> Integer,
+        wave -> Integer,
+        tick -> BigInt,
+        reason -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        finished_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    rollout_sites (rollout_id, site_id) {
+        rollout_id -> Text,
+        site_id -> Text,
+        from_spec -> Nullable<Text>,
+        to_spec -> Text,
+        state -> Text,
+        wave -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    workload_specs (sha256) {
+        sha256 -> Text,
+        tenant -> Text,
+        spec -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     jobs,
     outbox,
     plugins,
     policy_bindings,
+    rollout_sites,
+    rollouts,
     server_keys,
     site_versions,
     sites,
     stripe_events,
+    workload_specs,
 );

@@ -47,6 +47,11 @@ pub struct SiteRow {
     pub manage_token_nonce: Option<String>,
     /// When a checkout for the site was paid (ms).
     pub paid_at: Option<i64>,
+    /// The hex sha256 of the workload spec the site runs (in `workload_specs`).
+    pub applied_spec: Option<String>,
+    /// The spec its next job applies: `applied_spec`, or a rollout's on its way; `None`: the
+    /// configuration's (a new site, or a changed plan).
+    pub target_spec: Option<String>,
 }
 
 /// [`SiteRow::suspended_for`] of a site suspended because its subscription went unpaid.
@@ -175,6 +180,9 @@ pub struct PaymentChanges {
     pub suspended_for: Option<Option<String>>,
     pub last_error: Option<Option<String>>,
     pub paid_at: Option<i64>,
+    /// Set to `Some(None)` with a new plan: the site's next job applies the spec the
+    /// configuration gives that plan.
+    pub target_spec: Option<Option<String>>,
     pub updated_at: i64,
 }
 
@@ -185,6 +193,9 @@ pub fn record_payment(
     mut changes: PaymentChanges,
 ) -> anyhow::Result<()> {
     changes.updated_at = now_ms();
+    if changes.plan.is_some() {
+        changes.target_spec = Some(None);
+    }
     diesel::update(sites::table.find(id))
         .set(&changes)
         .cached()
@@ -221,6 +232,20 @@ pub fn list(
 }
 
 /// Counts of sites per state, for metrics and the dashboard.
+/// The sites of `tenant` in `state`, by id.
+pub fn with_state(
+    conn: &mut DbConnection,
+    tenant: &str,
+    state: SiteState,
+) -> anyhow::Result<Vec<SiteRow>> {
+    Ok(sites::table
+        .filter(sites::tenant.eq(tenant))
+        .filter(sites::state.eq(state.as_str()))
+        .order(sites::id)
+        .select(SiteRow::as_select())
+        .load(conn)?)
+}
+
 pub fn count_by_state(conn: &mut DbConnection) -> anyhow::Result<Vec<(String, i64)>> {
     Ok(sites::table
         .group_by(sites::state)

@@ -6,7 +6,7 @@ use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql, Queryable};
 use diesel::sql_types::Text;
 
-use crate::domain::{Author, JobState, SiteState, VersionState};
+use crate::domain::{Author, JobState, RolloutSiteState, RolloutState, SiteState, VersionState};
 
 macro_rules! read_as_text {
     ($($state:ty),+) => {$(
@@ -33,7 +33,14 @@ macro_rules! read_as_text {
     )+};
 }
 
-read_as_text!(SiteState, JobState, VersionState, Author);
+read_as_text!(
+    SiteState,
+    JobState,
+    VersionState,
+    Author,
+    RolloutState,
+    RolloutSiteState
+);
 
 #[cfg(test)]
 mod tests {

@@ -412,17 +412,26 @@ pub fn finish_deploy(
     Ok(Some(site))
 }
 
-/// A deploy failed for good: while the site is still `ready` at `version`, the target version
-/// is `failed` with `error`, the live one becomes the target again, and the job `restore`
-/// builds re-applies it (a runtime may have half-rolled the failed one out). Returns the failed
-/// version's number when it did.
+/// What a deploy that failed for good gave up: the content version, the workload spec, or both
+/// (a content update and a rollout's spec can travel in one deploy).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Abandoned {
+    pub version: Option<i64>,
+    pub spec: Option<String>,
+}
+
+/// A deploy failed for good: while the site is still `ready` at `version`, its target version
+/// is `failed` with `error` and its target spec's rollout row too, the live version and the
+/// applied spec become the targets again, and the job `restore` builds re-applies them (a
+/// runtime may have half-rolled the failed ones out). Returns what was given up, when anything
+/// was.
 pub fn fail_deploy(
     conn: &mut DbConnection,
     site_id: &str,
     version: i64,
     error: &str,
     restore: impl FnOnce(&SiteRow) -> NewJob,
-) -> anyhow::Result<Option<i64>> {
+) -> anyhow::Result<Option<Abandoned>> {
     super::sites::lock(conn, site_id)?;
     let Some(mut site) = super::sites::get(conn, site_id)? else {
         return Ok(None);
@@ -430,18 +439,31 @@ pub fn fail_deploy(
     if site.version != version || site.state != SiteState::Ready {
         return Ok(None);
     }
-    let Some(failed) = site
-        .target_version
-        .filter(|&t| Some(t) != site.live_version)
-    else {
-        return Ok(None);
+    let abandoned = Abandoned {
+        version: site
+            .target_version
+            .filter(|&t| Some(t) != site.live_version),
+        spec: site
+            .target_spec
+            .clone()
+            .filter(|t| site.applied_spec.as_ref() != Some(t)),
     };
-    set_state(conn, site_id, failed, VersionState::Failed, Some(error))?;
+    if abandoned.version.is_none() && abandoned.spec.is_none() {
+        return Ok(None);
+    }
+    if let Some(failed) = abandoned.version {
+        set_state(conn, site_id, failed, VersionState::Failed, Some(error))?;
+    }
+    if let Some(spec) = &abandoned.spec {
+        super::rollouts::failed(conn, site_id, spec, error)?;
+    }
     site.target_version = site.live_version;
+    site.target_spec = site.applied_spec.clone();
     site.version += 1;
     diesel::update(sites::table.find(site_id))
         .set((
             sites::target_version.eq(site.target_version),
+            sites::target_spec.eq(&site.target_spec),
             sites::version.eq(site.version),
             sites::step.eq(None::<String>),
             sites::updated_at.eq(now_ms()),
@@ -449,7 +471,7 @@ pub fn fail_deploy(
         .cached()
         .execute(conn)?;
     super::jobs::insert(conn, &restore(&site))?;
-    Ok(Some(failed))
+    Ok(Some(abandoned))
 }
 
 #[cfg(test)]
@@ -466,8 +488,12 @@ mod tests {
         let mut conn = SqliteConnection::establish(":memory:").expect("in-memory database");
         let migrations = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
             .expect("migrations");
-        let (last, earlier) = migrations.split_last().expect("migrations");
-        assert!(last.name().to_string().ends_with("site_versions"));
+        let at = migrations
+            .iter()
+            .position(|m| m.name().to_string().ends_with("site_versions"))
+            .expect("the versions migration");
+        let (earlier, rest) = migrations.split_at(at);
+        let (versions, later) = rest.split_first().expect("the versions migration");
         for migration in earlier {
             migration.run(&mut conn).expect("an earlier migration");
         }
@@ -478,7 +504,10 @@ mod tests {
                     ('site_c', 't', 'c', 'c.example', 'c@example.com', NULL, 'ready', 1, 1);",
         )
         .expect("sites at the earlier schema");
-        last.run(&mut conn).expect("the versions migration");
+        versions.run(&mut conn).expect("the versions migration");
+        for migration in later {
+            migration.run(&mut conn).expect("a later migration");
+        }
         let mut conn = DbConnection::Sqlite(conn);
         assert_eq!(fill_missing_hashes(&mut conn).unwrap(), 2);
         assert_eq!(fill_missing_hashes(&mut conn).unwrap(), 0, "done once");

@@ -57,10 +57,6 @@ impl Connection {
             .await
             .cloned()
     }
-
-    fn request_timeout(&self) -> Duration {
-        Duration::from_secs(self.settings.request_timeout_secs)
-    }
 }
 
 /// In-cluster (the pod's service account) when `kubeconfig` is empty, else that file and
@@ -103,12 +99,23 @@ pub struct KubernetesRuntime {
 }
 
 impl KubernetesRuntime {
-    pub fn new(connection: Arc<Connection>, tenant: &TenantSettings) -> Self {
+    /// The runtime of `tenant` under the cluster settings `kube`, on `connection` (whose own
+    /// settings chose the cluster; a reload brings new `kube` settings and keeps the
+    /// connection).
+    pub fn new(
+        connection: Arc<Connection>,
+        kube: &KubernetesSettings,
+        tenant: &TenantSettings,
+    ) -> Self {
         Self {
-            template: Template::new(&connection.settings, tenant),
+            template: Template::new(kube, tenant),
             address_from_ingress: tenant.dns.target.is_empty(),
             connection,
         }
+    }
+
+    fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.template.kube.request_timeout_secs)
     }
 
     /// The site's namespace if it exists; an error if it belongs to another site.
@@ -122,7 +129,7 @@ impl KubernetesRuntime {
             &names::namespace(&site.tenant, &site.name),
             &site.tenant,
             &site.name,
-            self.connection.request_timeout(),
+            self.request_timeout(),
         )
         .await
     }
@@ -144,6 +151,14 @@ impl Runtime for KubernetesRuntime {
         "kubernetes"
     }
 
+    fn workload(&self, plan: Option<&str>) -> anyhow::Result<serde_json::Value> {
+        let spec = self
+            .template
+            .spec(plan)
+            .map_err(|e| anyhow::Error::from(Permanent::new(e.to_string())))?;
+        Ok(serde_json::to_value(spec)?)
+    }
+
     #[tracing::instrument(name = "kubernetes.apply", skip_all, fields(tenant = %site.tenant, site.id = %site.id, site.name = %site.name, k8s.namespace = %names::namespace(&site.tenant, &site.name)))]
     async fn apply(&self, site: &SiteSpec) -> anyhow::Result<()> {
         measured("apply", async {
@@ -151,7 +166,7 @@ impl Runtime for KubernetesRuntime {
             let client = self.connection.client().await?;
             self.owned_namespace(&client, site).await?;
             let objects = manifests.objects();
-            apply::apply_all(&client, &objects, self.connection.request_timeout()).await?;
+            apply::apply_all(&client, &objects, self.request_timeout()).await?;
             tracing::info!(objects = objects.len(), "applied the site's objects");
             Ok(())
         })
@@ -204,7 +219,7 @@ impl Runtime for KubernetesRuntime {
                 return Ok(());
             }
             let namespace = names::namespace(&site.tenant, &site.name);
-            let timeout = self.connection.request_timeout();
+            let timeout = self.request_timeout();
             apply::delete_content_except(&client, &namespace, &keep, timeout).await?;
             tracing::info!("removed the content of earlier versions");
             Ok(())
@@ -218,7 +233,7 @@ impl Runtime for KubernetesRuntime {
             let manifests = self.manifests(site, Scale::Suspended)?;
             let client = self.connection.client().await?;
             let deployment = manifests::Object::of(&manifests.deployment);
-            let timeout = self.connection.request_timeout();
+            let timeout = self.request_timeout();
             if self.owned_namespace(&client, site).await?.is_some()
                 && apply::apply_if_namespace_exists(&client, &deployment, timeout).await?
             {
@@ -239,12 +254,12 @@ impl Runtime for KubernetesRuntime {
                 tracing::info!("namespace is already gone");
                 return Ok(());
             };
-            let settings = &self.connection.settings;
+            let settings = &self.template.kube;
             apply::delete_namespace(
                 &client,
                 &names::namespace(&site.tenant, &site.name),
                 owned.metadata.uid,
-                self.connection.request_timeout(),
+                self.request_timeout(),
                 Duration::from_secs(settings.delete_timeout_secs),
             )
             .await
@@ -393,6 +408,7 @@ users:
                 hostname: "site.example".into(),
                 html: Some(String::new()),
                 plan: None,
+                workload: None,
             };
             for object in manifests::build(&template, &site, Scale::Running)
                 .unwrap()
@@ -457,6 +473,7 @@ users:
             };
             KubernetesRuntime::new(
                 Arc::new(Connection::lazy(&settings)),
+                &settings,
                 &TenantSettings::default(),
             )
         };

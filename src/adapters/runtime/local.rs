@@ -30,6 +30,11 @@ impl Runtime for LocalRuntime {
         "local"
     }
 
+    /// berth serves the content itself, the same way for every site: nothing to roll out.
+    fn workload(&self, _plan: Option<&str>) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::json!({ "runtime": "local" }))
+    }
+
     async fn apply(&self, site: &SiteSpec) -> anyhow::Result<()> {
         anyhow::ensure!(site.html.is_some(), "a static site needs HTML");
         Ok(())

@@ -172,7 +172,7 @@ pub(crate) async fn replay(
     let job = ProcessStripeEvent {
         event_id: event.id.clone(),
     }
-    .to_new_job(&state.settings.jobs);
+    .to_new_job(&state.settings.get().jobs);
     let id = event.id.clone();
     let replayed = state
         .db

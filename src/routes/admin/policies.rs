@@ -146,7 +146,10 @@ pub(crate) async fn replace(
     } = admin;
     refuse_if_configured(&tenant)?;
     let bindings = body.into_inner();
-    refuse_too_many(&bindings, state.settings.plugins.max_bindings_per_hook)?;
+    refuse_too_many(
+        &bindings,
+        state.settings.get().plugins.max_bindings_per_hook,
+    )?;
     let mut rows = Vec::with_capacity(bindings.len());
     for (i, binding) in bindings.iter().enumerate() {
         let at = |message: String| {

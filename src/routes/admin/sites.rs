@@ -54,7 +54,7 @@ pub(crate) struct SiteOut {
 }
 
 fn site_out(state: &AppState, site: SiteRow) -> SiteOut {
-    let (url, status_url) = match state.tenants.find(&site.tenant) {
+    let (url, status_url) = match state.tenants.get().find(&site.tenant) {
         Some(tenant) => (tenant.site_url(&site.hostname), tenant.status_url(&site.id)),
         None => (String::new(), String::new()),
     };
@@ -174,7 +174,7 @@ async fn act(
     job: fn(&SiteRow, &JobSettings) -> Option<NewJob>,
 ) -> Result<HttpResponse, ApiError> {
     let site = load(&admin, state, id).await?;
-    let settings = state.settings.jobs.clone();
+    let settings = state.settings.get().jobs.clone();
     let result = state
         .db
         .write(move |c: &mut DbConnection| sites::act(c, &site.id, from, to, |s| job(s, &settings)))

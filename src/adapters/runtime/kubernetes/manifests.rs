@@ -109,6 +109,8 @@ pub enum ManifestError {
     MissingImage(String),
     #[error("{0}")]
     BadQuantity(String),
+    #[error("the site's recorded workload spec is not one this runtime builds: {0}")]
+    BadSpec(String),
 }
 
 /// What a tenant's sites are built from: the cluster-wide settings plus the tenant's workload
@@ -131,6 +133,39 @@ impl Template {
         }
     }
 
+    /// The spec a site on `plan` gets from this template: what a fleet rollout compares and
+    /// records.
+    pub fn spec(&self, plan: Option<&str>) -> Result<Spec, ManifestError> {
+        Ok(Spec {
+            ingress_class: self.kube.ingress_class.clone(),
+            ingress_namespace: self.kube.ingress_namespace.clone(),
+            tls_issuer: self.kube.tls_issuer.clone(),
+            static_image: self.kube.static_image.clone(),
+            workload: self.workload.clone(),
+            plan: self.plan(plan)?,
+        })
+    }
+
+    /// This template with `spec` in place of what the configuration says now, for a site on
+    /// `plan` (a site keeps the spec it was last moved to until a rollout moves it).
+    fn pinned(&self, spec: Spec, plan: Option<&str>) -> Self {
+        let kube = KubernetesSettings {
+            ingress_class: spec.ingress_class,
+            ingress_namespace: spec.ingress_namespace,
+            tls_issuer: spec.tls_issuer,
+            static_image: spec.static_image,
+            ..self.kube.clone()
+        };
+        Self {
+            kube,
+            tenant: self.tenant.clone(),
+            workload: spec.workload,
+            plans: plan
+                .map(|key| BTreeMap::from([(key.to_owned(), spec.plan)]))
+                .unwrap_or_default(),
+        }
+    }
+
     /// The site's plan (by key, or by name), or the default plan when it has none.
     fn plan(&self, wanted: Option<&str>) -> Result<PlanSettings, ManifestError> {
         let Some(wanted) = wanted else {
@@ -140,6 +175,20 @@ impl Template {
             .map(|(_, plan)| plan.clone())
             .ok_or_else(|| ManifestError::UnknownPlan(wanted.to_owned(), self.tenant.clone()))
     }
+}
+
+/// What a site's objects are built from besides the site itself: the cluster settings and the
+/// tenant's template as far as they reach an object, with the site's plan looked up. Recorded
+/// per site as the spec it runs (SPEC §7); equal specs build equal objects.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub ingress_class: String,
+    pub ingress_namespace: String,
+    pub tls_issuer: String,
+    pub static_image: String,
+    pub workload: WorkloadSettings,
+    pub plan: PlanSettings,
 }
 
 /// One object ready to apply: where it goes and its body.
@@ -232,6 +281,16 @@ pub fn build(
     site: &SiteSpec,
     scale: Scale,
 ) -> Result<Manifests, ManifestError> {
+    let pinned;
+    let template = match &site.workload {
+        Some(recorded) => {
+            let spec: Spec = serde_json::from_value(recorded.clone())
+                .map_err(|e| ManifestError::BadSpec(e.to_string()))?;
+            pinned = template.pinned(spec, site.plan.as_deref());
+            &pinned
+        }
+        None => template,
+    };
     let plan = template.plan(site.plan.as_deref())?;
     let cpu = Cpu::parse(&plan.cpu).map_err(ManifestError::BadQuantity)?;
     let memory = Bytes::parse(&plan.memory).map_err(ManifestError::BadQuantity)?;

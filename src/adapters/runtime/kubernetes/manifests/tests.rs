@@ -48,6 +48,7 @@ fn site(plan: Option<&str>) -> SiteSpec {
         hostname: "my-shop.acme.test".into(),
         html: Some("<h1>Hello</h1>".into()),
         plan: plan.map(str::to_owned),
+        workload: None,
     }
 }
 

@@ -1,0 +1,640 @@
+//! Workload specs and fleet rollouts (SPEC §7).
+//!
+//! A workload spec is what a runtime applies for a site besides its name and content
+//! ([`crate::adapters::runtime::Runtime::workload`]), stored once per distinct value in
+//! `workload_specs` under the hex sha256 of its JSON. A site's `applied_spec` names the spec it
+//! runs and `target_spec` the one its next job applies; content updates and suspensions keep
+//! them, so only a rollout (or a new plan) moves a site to another template.
+//!
+//! A rollout lists a tenant's drifted live sites with the spec each goes from and to. Its driver
+//! ([`step`], run by the `rollout` job) starts a wave at a time: each site of the wave gets its
+//! new spec as its target with a version bump and a `deploy` job, exactly like a content update,
+//! so a site's changes still apply in the order they were accepted and a crash at any point
+//! resumes from the rows. The deploy settles the site's row: `done` once the new spec is ready
+//! ([`applied`]), `failed` once it failed for good and the site went back to its previous spec
+//! ([`failed`]). Every function that writes expects to run inside [`super::Db::write`].
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use serde::Serialize;
+
+use super::cached::CacheDsl;
+use super::schema::{rollout_sites, rollouts, sites, workload_specs};
+use super::sites::SiteRow;
+use super::{jobs::NewJob, now_ms, DbConnection};
+use crate::domain::{RolloutSiteState, RolloutState, SiteState};
+
+/// The rows the `sites_unpinned` partial index holds, for `tenant`.
+macro_rules! unpinned {
+    ($tenant:expr) => {
+        sites::table
+            .filter(sites::tenant.eq($tenant))
+            .filter(sites::applied_spec.is_null())
+            .filter(sites::state.eq_any([SiteState::Ready.as_str(), SiteState::Suspended.as_str()]))
+    };
+}
+
+/// One workload spec: its JSON and the hex sha256 that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadSpec {
+    pub sha256: String,
+    pub json: String,
+}
+
+impl WorkloadSpec {
+    pub fn new(value: &serde_json::Value) -> Self {
+        let json = value.to_string();
+        Self {
+            sha256: super::versions::sha256_hex(&json),
+            json,
+        }
+    }
+
+    pub fn value(&self) -> anyhow::Result<serde_json::Value> {
+        serde_json::from_str(&self.json)
+            .map_err(|e| anyhow::anyhow!("stored workload spec {} is not JSON: {e}", self.sha256))
+    }
+}
+
+/// Stores `spec` unless it is stored already.
+pub fn put_spec(conn: &mut DbConnection, tenant: &str, spec: &WorkloadSpec) -> anyhow::Result<()> {
+    // One text for both databases (the multi-backend connection has no `on_conflict`).
+    diesel::sql_query(
+        "INSERT INTO workload_specs (sha256, tenant, spec, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (sha256) DO NOTHING",
+    )
+    .bind::<Text, _>(&spec.sha256)
+    .bind::<Text, _>(tenant)
+    .bind::<Text, _>(&spec.json)
+    .bind::<BigInt, _>(now_ms())
+    .execute(conn)?;
+    Ok(())
+}
+
+pub fn spec(conn: &mut DbConnection, sha256: &str) -> anyhow::Result<Option<WorkloadSpec>> {
+    let json: Option<String> = workload_specs::table
+        .find(sha256)
+        .select(workload_specs::spec)
+        .first(conn)
+        .optional()?;
+    Ok(json.map(|json| WorkloadSpec {
+        sha256: sha256.to_owned(),
+        json,
+    }))
+}
+
+/// The site is ready on `spec`: it is what the site runs and what its next job applies, and the
+/// site's row in a rollout moving it there is `done`.
+pub fn applied(conn: &mut DbConnection, site: &SiteRow, spec: &WorkloadSpec) -> anyhow::Result<()> {
+    if site.applied_spec.as_deref() != Some(&spec.sha256)
+        || site.target_spec.as_deref() != Some(&spec.sha256)
+    {
+        put_spec(conn, &site.tenant, spec)?;
+        diesel::update(sites::table.find(&site.id))
+            .set((
+                sites::applied_spec.eq(&spec.sha256),
+                sites::target_spec.eq(&spec.sha256),
+            ))
+            .cached()
+            .execute(conn)?;
+    }
+    settle(conn, &site.id, &spec.sha256, RolloutSiteState::Done, None)
+}
+
+/// The site's new spec `to_spec` failed for good (the site goes back to its previous one): its
+/// row in the rollout is `failed` with `error`.
+pub fn failed(
+    conn: &mut DbConnection,
+    site_id: &str,
+    to_spec: &str,
+    error: &str,
+) -> anyhow::Result<()> {
+    settle(
+        conn,
+        site_id,
+        to_spec,
+        RolloutSiteState::Failed,
+        Some(error),
+    )
+}
+
+/// A deploy of `to_spec` failed an attempt with `error` (it retries): shown on the site's row in
+/// the rollout while it is applying.
+pub fn note_error(
+    conn: &mut DbConnection,
+    site_id: &str,
+    to_spec: &str,
+    error: &str,
+) -> anyhow::Result<()> {
+    settle(
+        conn,
+        site_id,
+        to_spec,
+        RolloutSiteState::Applying,
+        Some(error),
+    )
+}
+
+fn settle(
+    conn: &mut DbConnection,
+    site_id: &str,
+    to_spec: &str,
+    outcome: RolloutSiteState,
+    error: Option<&str>,
+) -> anyhow::Result<()> {
+    diesel::update(
+        rollout_sites::table
+            .filter(rollout_sites::site_id.eq(site_id))
+            .filter(rollout_sites::state.eq(RolloutSiteState::Applying.as_str()))
+            .filter(rollout_sites::to_spec.eq(to_spec)),
+    )
+    .set((
+        rollout_sites::state.eq(outcome.as_str()),
+        rollout_sites::error.eq(error),
+        rollout_sites::updated_at.eq(now_ms()),
+    ))
+    .cached()
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The live sites (`ready`, `suspended`) of `tenant` that run no recorded spec yet (from before
+/// rollouts), by plan.
+pub fn unpinned_plans(
+    conn: &mut DbConnection,
+    tenant: &str,
+) -> anyhow::Result<Vec<Option<String>>> {
+    Ok(unpinned!(tenant)
+        .select(sites::plan)
+        .distinct()
+        .load(conn)?)
+}
+
+/// Records `spec` as what the unpinned live sites of `tenant` on `plan` run (they were applied
+/// from the configuration, which gives them `spec` now). Returns how many.
+pub fn pin(
+    conn: &mut DbConnection,
+    tenant: &str,
+    plan: Option<&str>,
+    spec: &WorkloadSpec,
+) -> anyhow::Result<usize> {
+    put_spec(conn, tenant, spec)?;
+    let set = (
+        sites::applied_spec.eq(&spec.sha256),
+        sites::target_spec.eq(&spec.sha256),
+    );
+    let pinned = match plan {
+        Some(plan) => diesel::update(unpinned!(tenant).filter(sites::plan.eq(plan)))
+            .set(set)
+            .execute(conn)?,
+        None => diesel::update(unpinned!(tenant).filter(sites::plan.is_null()))
+            .set(set)
+            .execute(conn)?,
+    };
+    Ok(pinned)
+}
+
+/// How many of a tenant's live sites run each spec, by plan and state.
+#[derive(Debug, Queryable)]
+pub struct SpecCount {
+    pub plan: Option<String>,
+    pub applied_spec: Option<String>,
+    pub state: SiteState,
+    pub sites: i64,
+}
+
+pub fn spec_counts(conn: &mut DbConnection, tenant: &str) -> anyhow::Result<Vec<SpecCount>> {
+    let live = [SiteState::Ready.as_str(), SiteState::Suspended.as_str()];
+    Ok(sites::table
+        .filter(sites::tenant.eq(tenant))
+        .filter(sites::state.eq_any(live))
+        .group_by((sites::plan, sites::applied_spec, sites::state))
+        .select((
+            sites::plan,
+            sites::applied_spec,
+            sites::state,
+            diesel::dsl::count_star(),
+        ))
+        .load(conn)?)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[diesel(table_name = rollouts)]
+pub struct RolloutRow {
+    pub id: String,
+    pub tenant: String,
+    #[schema(value_type = RolloutState)]
+    pub state: RolloutState,
+    pub max_parallel: i32,
+    pub max_failures: i32,
+    /// The wave being applied (0 before the first).
+    pub wave: i32,
+    #[serde(skip)]
+    pub tick: i64,
+    /// Why it stopped or was cancelled.
+    pub reason: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[diesel(table_name = rollout_sites)]
+pub struct RolloutSiteRow {
+    #[serde(skip)]
+    pub rollout_id: String,
+    pub site_id: String,
+    /// The spec the site ran before (`null`: none recorded).
+    pub from_spec: Option<String>,
+    pub to_spec: String,
+    #[schema(value_type = RolloutSiteState)]
+    pub state: RolloutSiteState,
+    pub wave: Option<i32>,
+    pub error: Option<String>,
+    pub updated_at: i64,
+}
+
+/// A rollout's sites by state.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Progress {
+    pub pending: i64,
+    pub applying: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub skipped: i64,
+}
+
+impl Progress {
+    pub fn total(&self) -> i64 {
+        self.pending + self.applying + self.done + self.failed + self.skipped
+    }
+
+    pub fn get(&self, state: RolloutSiteState) -> i64 {
+        match state {
+            RolloutSiteState::Pending => self.pending,
+            RolloutSiteState::Applying => self.applying,
+            RolloutSiteState::Done => self.done,
+            RolloutSiteState::Failed => self.failed,
+            RolloutSiteState::Skipped => self.skipped,
+        }
+    }
+}
+
+pub fn get(conn: &mut DbConnection, id: &str) -> anyhow::Result<Option<RolloutRow>> {
+    Ok(rollouts::table
+        .find(id)
+        .select(RolloutRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The tenant's newest rollout.
+pub fn latest(conn: &mut DbConnection, tenant: &str) -> anyhow::Result<Option<RolloutRow>> {
+    Ok(rollouts::table
+        .filter(rollouts::tenant.eq(tenant))
+        .order((rollouts::created_at.desc(), rollouts::id.desc()))
+        .select(RolloutRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn progress(conn: &mut DbConnection, id: &str) -> anyhow::Result<Progress> {
+    let counts: Vec<(RolloutSiteState, i64)> = rollout_sites::table
+        .filter(rollout_sites::rollout_id.eq(id))
+        .group_by(rollout_sites::state)
+        .select((rollout_sites::state, diesel::dsl::count_star()))
+        .load(conn)?;
+    let mut progress = Progress::default();
+    for (state, n) in counts {
+        *match state {
+            RolloutSiteState::Pending => &mut progress.pending,
+            RolloutSiteState::Applying => &mut progress.applying,
+            RolloutSiteState::Done => &mut progress.done,
+            RolloutSiteState::Failed => &mut progress.failed,
+            RolloutSiteState::Skipped => &mut progress.skipped,
+        } += n;
+    }
+    Ok(progress)
+}
+
+/// A rollout's sites in `states`, by site id, at most `limit`.
+pub fn sites_in(
+    conn: &mut DbConnection,
+    id: &str,
+    states: &[RolloutSiteState],
+    limit: i64,
+) -> anyhow::Result<Vec<RolloutSiteRow>> {
+    let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+    Ok(rollout_sites::table
+        .filter(rollout_sites::rollout_id.eq(id))
+        .filter(rollout_sites::state.eq_any(states))
+        .order(rollout_sites::site_id)
+        .limit(limit)
+        .select(RolloutSiteRow::as_select())
+        .load(conn)?)
+}
+
+/// A site to roll out: where it goes, or why it cannot.
+pub struct Planned {
+    pub site_id: String,
+    pub from_spec: Option<String>,
+    /// The new spec, or why the configuration cannot build one for the site.
+    pub to: Result<WorkloadSpec, String>,
+}
+
+/// What [`start`] did.
+pub enum Start {
+    Started(Box<RolloutRow>),
+    /// The tenant has a rollout under way.
+    Busy(Box<RolloutRow>),
+}
+
+/// Starts rollout `id` of `tenant` over `planned` sites, with its first driver step from
+/// `first_step`: sites the configuration cannot build a spec for are listed `skipped` with why.
+#[allow(clippy::too_many_arguments)]
+pub fn start(
+    conn: &mut DbConnection,
+    id: &str,
+    tenant: &str,
+    max_parallel: i32,
+    max_failures: i32,
+    planned: &[Planned],
+    first_step: NewJob,
+) -> anyhow::Result<Start> {
+    if let Some(active) = latest(conn, tenant)?.filter(|r| r.state.is_active()) {
+        return Ok(Start::Busy(Box::new(active)));
+    }
+    let now = now_ms();
+    diesel::insert_into(rollouts::table)
+        .values((
+            rollouts::id.eq(id),
+            rollouts::tenant.eq(tenant),
+            rollouts::state.eq(RolloutState::Running.as_str()),
+            rollouts::max_parallel.eq(max_parallel),
+            rollouts::max_failures.eq(max_failures),
+            rollouts::wave.eq(0),
+            rollouts::tick.eq(1i64),
+            rollouts::created_at.eq(now),
+            rollouts::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    for site in planned {
+        let (to_spec, state, error) = match &site.to {
+            Ok(spec) => {
+                put_spec(conn, tenant, spec)?;
+                (spec.sha256.as_str(), RolloutSiteState::Pending, None)
+            }
+            Err(why) => ("", RolloutSiteState::Skipped, Some(why.as_str())),
+        };
+        diesel::insert_into(rollout_sites::table)
+            .values((
+                rollout_sites::rollout_id.eq(id),
+                rollout_sites::site_id.eq(&site.site_id),
+                rollout_sites::from_spec.eq(&site.from_spec),
+                rollout_sites::to_spec.eq(to_spec),
+                rollout_sites::state.eq(state.as_str()),
+                rollout_sites::error.eq(error),
+                rollout_sites::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    super::jobs::insert(conn, &first_step)?;
+    let row = get(conn, id)?.ok_or_else(|| anyhow::anyhow!("rollout {id} vanished"))?;
+    Ok(Start::Started(Box::new(row)))
+}
+
+/// What an operator's pause, resume or cancel did.
+pub enum Control {
+    Done(Box<RolloutRow>),
+    NotFound,
+    WrongState(RolloutState),
+}
+
+/// Moves the tenant's rollout `id` from `from` to `to` (a resume also enqueues the driver step
+/// `step` builds for the next tick; an ending records `reason`).
+pub fn control(
+    conn: &mut DbConnection,
+    id: &str,
+    from: RolloutState,
+    to: RolloutState,
+    reason: Option<&str>,
+    step: impl FnOnce(i64) -> Option<NewJob>,
+) -> anyhow::Result<Control> {
+    let Some(rollout) = get(conn, id)? else {
+        return Ok(Control::NotFound);
+    };
+    if rollout.state != from {
+        return Ok(Control::WrongState(rollout.state));
+    }
+    let tick = rollout.tick + 1;
+    let now = now_ms();
+    let finished = (!to.is_active()).then_some(now);
+    let changed = diesel::update(
+        rollouts::table
+            .find(id)
+            .filter(rollouts::state.eq(from.as_str()))
+            .filter(rollouts::tick.eq(rollout.tick)),
+    )
+    .set((
+        rollouts::state.eq(to.as_str()),
+        rollouts::tick.eq(tick),
+        rollouts::reason.eq(reason),
+        rollouts::updated_at.eq(now),
+        rollouts::finished_at.eq(finished),
+    ))
+    .execute(conn)?;
+    if changed == 0 {
+        return Err(anyhow::anyhow!(
+            "rollout {id} changed while it was being changed"
+        ));
+    }
+    if let Some(job) = step(tick) {
+        super::jobs::insert(conn, &job)?;
+    }
+    let row = get(conn, id)?.ok_or_else(|| anyhow::anyhow!("rollout {id} vanished"))?;
+    Ok(Control::Done(Box::new(row)))
+}
+
+/// What one driver step did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The step is not the rollout's current one, or the rollout is not running.
+    StoodDown,
+    /// Sites of the current wave are still deploying.
+    Waiting,
+    /// Wave `wave` started with `sites` sites.
+    Wave { wave: i32, sites: usize },
+    /// The rollout ended in this state.
+    Ended(RolloutState),
+}
+
+/// How many pending rows one step looks at past those it starts, so that a few sites with a
+/// content update in flight (which wait for a later wave) do not hold a wave back.
+const LOOK_AHEAD: i64 = 64;
+
+/// One step of rollout `id`'s driver at `tick`: settles the rows of the wave under way whose
+/// site moved on some other way, ends the rollout when `max_failures` sites failed or none is
+/// left, starts the next wave once the current one settled (each site retargeted with the job
+/// `deploy` builds), and enqueues the next step (`next_step` gets the next tick).
+pub fn step(
+    conn: &mut DbConnection,
+    id: &str,
+    tick: i64,
+    next_step: impl FnOnce(i64) -> NewJob,
+    deploy: impl Fn(&SiteRow) -> NewJob,
+) -> anyhow::Result<Step> {
+    let Some(rollout) = get(conn, id)? else {
+        return Ok(Step::StoodDown);
+    };
+    if rollout.tick != tick || rollout.state != RolloutState::Running {
+        return Ok(Step::StoodDown);
+    }
+    for row in sites_in(conn, id, &[RolloutSiteState::Applying], i64::MAX)? {
+        let site = super::sites::get(conn, &row.site_id)?;
+        if let Some((state, why)) = moved_on(site.as_ref(), &row.to_spec) {
+            set_row(conn, &row, state, why.as_deref(), None)?;
+        }
+    }
+    let progress = progress(conn, id)?;
+    let ending = if progress.failed >= i64::from(rollout.max_failures) {
+        Some((
+            RolloutState::Stopped,
+            Some(format!(
+                "{} site(s) failed; max_failures is {}",
+                progress.failed, rollout.max_failures
+            )),
+        ))
+    } else if progress.pending == 0 && progress.applying == 0 {
+        Some((RolloutState::Completed, None))
+    } else {
+        None
+    };
+    if let Some((state, reason)) = ending {
+        let now = now_ms();
+        diesel::update(rollouts::table.find(id))
+            .set((
+                rollouts::state.eq(state.as_str()),
+                rollouts::reason.eq(reason),
+                rollouts::tick.eq(tick + 1),
+                rollouts::updated_at.eq(now),
+                rollouts::finished_at.eq(now),
+            ))
+            .execute(conn)?;
+        return Ok(Step::Ended(state));
+    }
+    let mut outcome = Step::Waiting;
+    let mut wave = rollout.wave;
+    if progress.applying == 0 {
+        let next_wave = rollout.wave + 1;
+        let mut started = 0;
+        let candidates = sites_in(
+            conn,
+            id,
+            &[RolloutSiteState::Pending],
+            i64::from(rollout.max_parallel) + LOOK_AHEAD,
+        )?;
+        for row in candidates {
+            if started == rollout.max_parallel as usize {
+                break;
+            }
+            super::sites::lock(conn, &row.site_id)?;
+            let site = super::sites::get(conn, &row.site_id)?;
+            match site {
+                None => set_row(conn, &row, RolloutSiteState::Skipped, Some(GONE), None)?,
+                Some(site) if site.applied_spec.as_deref() == Some(&row.to_spec) => {
+                    set_row(conn, &row, RolloutSiteState::Done, None, None)?
+                }
+                Some(site) if site.state != SiteState::Ready => {
+                    let why = format!("the site is {}, not live", site.state);
+                    set_row(conn, &row, RolloutSiteState::Skipped, Some(&why), None)?
+                }
+                // A content update is deploying: the site waits for a later wave, so that a
+                // failure is the new spec's alone.
+                Some(site) if site.target_version != site.live_version => {}
+                Some(mut site) => {
+                    site.version += 1;
+                    site.target_spec = Some(row.to_spec.clone());
+                    diesel::update(sites::table.find(&site.id))
+                        .set((
+                            sites::target_spec.eq(&row.to_spec),
+                            sites::version.eq(site.version),
+                            sites::updated_at.eq(now_ms()),
+                        ))
+                        .execute(conn)?;
+                    super::jobs::insert(conn, &deploy(&site))?;
+                    set_row(
+                        conn,
+                        &row,
+                        RolloutSiteState::Applying,
+                        None,
+                        Some(next_wave),
+                    )?;
+                    started += 1;
+                }
+            }
+        }
+        if started > 0 {
+            wave = next_wave;
+            outcome = Step::Wave {
+                wave,
+                sites: started,
+            };
+        }
+    }
+    diesel::update(rollouts::table.find(id))
+        .set((
+            rollouts::wave.eq(wave),
+            rollouts::tick.eq(tick + 1),
+            rollouts::updated_at.eq(now_ms()),
+        ))
+        .execute(conn)?;
+    super::jobs::insert(conn, &next_step(tick + 1))?;
+    Ok(outcome)
+}
+
+const GONE: &str = "the site is gone";
+
+/// How an `applying` row ends when its site moved on without its deploy settling it: `None`
+/// while the deploy may still do so.
+fn moved_on(site: Option<&SiteRow>, to_spec: &str) -> Option<(RolloutSiteState, Option<String>)> {
+    let Some(site) = site else {
+        return Some((RolloutSiteState::Skipped, Some(GONE.to_owned())));
+    };
+    if site.applied_spec.as_deref() == Some(to_spec) {
+        return Some((RolloutSiteState::Done, None));
+    }
+    if site.target_spec.as_deref() != Some(to_spec) {
+        return Some((
+            RolloutSiteState::Skipped,
+            Some("a newer change gave the site another spec".to_owned()),
+        ));
+    }
+    if site.state != SiteState::Ready {
+        return Some((
+            RolloutSiteState::Skipped,
+            Some(format!(
+                "the site became {} during its deploy; it gets the new spec when it is provisioned again",
+                site.state
+            )),
+        ));
+    }
+    None
+}
+
+fn set_row(
+    conn: &mut DbConnection,
+    row: &RolloutSiteRow,
+    state: RolloutSiteState,
+    error: Option<&str>,
+    wave: Option<i32>,
+) -> anyhow::Result<()> {
+    diesel::update(rollout_sites::table.find((&row.rollout_id, &row.site_id)))
+        .set((
+            rollout_sites::state.eq(state.as_str()),
+            rollout_sites::error.eq(error),
+            rollout_sites::wave.eq(wave.or(row.wave)),
+            rollout_sites::updated_at.eq(now_ms()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
