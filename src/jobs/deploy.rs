@@ -91,7 +91,8 @@ impl Deploy {
         let target = site.target_version.unwrap_or_default();
         let started = std::time::Instant::now();
 
-        let step = if site.target_version != site.live_version {
+        let content_changed = site.target_version != site.live_version;
+        let step = if content_changed {
             format!("deploying version {target}")
         } else {
             "applying a new workload spec".to_owned()
@@ -119,7 +120,9 @@ impl Deploy {
             })
             .await?;
         if let Some(site) = switched {
-            super::retire(&tenant, &spec).await;
+            if content_changed {
+                super::retire(&tenant, &spec).await;
+            }
             metrics::histogram!("berth_deploy_duration_seconds", "tenant" => site.tenant.clone())
                 .record(started.elapsed().as_secs_f64());
             tracing::info!(

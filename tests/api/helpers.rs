@@ -162,6 +162,9 @@ pub struct TestApp {
     ctx: Arc<JobContext>,
     worker: Worker,
     shutdown: tokio_util::sync::CancellationToken,
+    reloader: berth::startup::Reloader,
+    /// The settings as configured (before berth filled in its ports), as last reloaded.
+    configured: std::sync::Mutex<Settings>,
 }
 
 impl TestApp {
@@ -208,6 +211,7 @@ impl TestApp {
         let sites_port = app.sites_port().expect("local runtime serves sites");
         let ctx = app.job_context();
         let shutdown = app.shutdown_token();
+        let reloader = app.reloader();
         tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -223,7 +227,27 @@ impl TestApp {
             worker: Worker::new(ctx.clone(), jobs::registry()),
             ctx,
             shutdown,
+            reloader,
+            configured: std::sync::Mutex::new(settings),
         }
+    }
+
+    /// The settings as configured now.
+    pub fn configured(&self) -> Settings {
+        self.configured.lock().unwrap().clone()
+    }
+
+    /// Reloads the configuration with `tweak` applied to the current one, as `SIGHUP` does;
+    /// returns the changed keys that need a restart.
+    pub async fn reload(
+        &self,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<Vec<&'static str>> {
+        let mut settings = self.configured();
+        tweak(&mut settings);
+        let restart = self.reloader.reload(settings.clone()).await?;
+        *self.configured.lock().unwrap() = settings;
+        Ok(restart)
     }
 
     pub fn context(&self) -> &JobContext {

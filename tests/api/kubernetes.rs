@@ -36,7 +36,16 @@ impl Expected {
 
     /// The objects of site `name` of tenant `kube` serving `html`.
     fn build(app: &TestApp, name: &str, html: &str, scale: Scale) -> Manifests {
-        let settings = app.context().settings.get();
+        Self::build_on(&app.context().settings.get(), name, html, scale)
+    }
+
+    /// The same under `settings`.
+    fn build_on(
+        settings: &berth::configuration::Settings,
+        name: &str,
+        html: &str,
+        scale: Scale,
+    ) -> Manifests {
         let tenant = settings
             .tenants
             .iter()
@@ -662,4 +671,136 @@ async fn deprovisioning_never_deletes_a_namespace_that_belongs_to_another_site()
     let error = detail["last_error"].as_str().unwrap();
     assert!(error.contains("belongs to site acme/leave-shop"), "{error}");
     assert!(error.contains("not to site kube/leave-shop"), "{error}");
+}
+
+/// The rollout of tenant `kube`, as the admin API shows it.
+async fn rollout_status(app: &TestApp) -> Value {
+    let response = app
+        .admin(Method::GET, "/admin/t/kube/rollout", ADMIN_TOKEN)
+        .await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// Runs jobs (the driver's steps come a poll interval apart) until the rollout has ended.
+async fn run_rollout(app: &TestApp) -> Value {
+    for _ in 0..200 {
+        app.drain_jobs().await;
+        let status = rollout_status(app).await;
+        if status["rollout"]["state"] != "running" {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    }
+    panic!("the rollout did not end: {}", rollout_status(app).await);
+}
+
+#[tokio::test]
+async fn a_template_change_rolls_out_site_by_site_and_a_site_that_fails_goes_back_to_its_spec() {
+    const IMAGE: &str = "registry.example.com/nginx-unprivileged:1.29-alpine";
+    let (client, server) = mock::pair();
+    let app = TestApp::spawn_with_kube(client, |_| {}).await;
+    let sites = ["first-shop", "second-shop", "third-shop"].map(|name| Expected::new(&app, name));
+    let mut changed = app.configured();
+    changed.kubernetes.static_image = IMAGE.into();
+    let new = sites
+        .each_ref()
+        .map(|site| Expected::build_on(&changed, site.name, HTML, Scale::Running));
+    assert_ne!(
+        sites[0].running.deployment, new[0].deployment,
+        "the new image reaches the Deployment"
+    );
+    // The second site's new Deployment is refused; its previous spec is applied again.
+    let mut refused = [vec![sites[1].owned()], mock::apply_all(&new[1])].concat();
+    let at = refused
+        .iter()
+        .position(|e| e.uri.contains("/deployments/"))
+        .unwrap();
+    refused.truncate(at + 1);
+    refused[at].reply = mock::failure(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid",
+        "Deployment.apps \"site\" is invalid: spec.template.spec.containers[0].image: Invalid value",
+    );
+    let server = server.run(
+        [
+            sites[0].provision(),
+            sites[1].provision(),
+            sites[2].provision(),
+            vec![sites[0].owned()],
+            mock::apply_all(&new[0]),
+            mock::ready(&sites[0].namespace, ADDRESS),
+            refused,
+            sites[1].reprovision(),
+        ]
+        .concat(),
+    );
+    let mut ids = Vec::new();
+    for site in &sites {
+        ids.push(provisioned(&app, site).await);
+    }
+    let before = rollout_status(&app).await;
+    assert_eq!(before["drift"]["ready"], 3, "{before}");
+    assert_eq!(before["drift"]["drifted"], 0, "{before}");
+    assert_eq!(before["rollout"], Value::Null);
+
+    assert!(app
+        .reload(|s| s.kubernetes.static_image = IMAGE.into())
+        .await
+        .unwrap()
+        .is_empty());
+    let drifted = rollout_status(&app).await;
+    assert_eq!(drifted["drift"]["drifted"], 3, "{drifted}");
+    let response = app
+        .client
+        .post(app.url("/admin/t/kube/rollout"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"max_parallel": 1, "max_failures": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let started: Value = response.json().await.unwrap();
+    assert_eq!(
+        (started["state"].clone(), started["total"].clone()),
+        (json!("running"), json!(3))
+    );
+    let again = app
+        .client
+        .post(app.url("/admin/t/kube/rollout"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409, "one rollout at a time");
+
+    let ended = run_rollout(&app).await;
+    mock::finish(server).await;
+    let rollout = &ended["rollout"];
+    assert_eq!(rollout["state"], "stopped", "{ended}");
+    assert_eq!(rollout["wave"], 2, "{ended}");
+    assert_eq!(
+        rollout["progress"],
+        json!({"pending": 1, "applying": 0, "done": 1, "failed": 1, "skipped": 0})
+    );
+    let problem = &rollout["problems"][0];
+    assert_eq!(problem["site_id"], ids[1].as_str());
+    assert!(
+        problem["error"].as_str().unwrap().contains("Invalid value"),
+        "{problem}"
+    );
+    // Every site still serves; only the first runs the new spec, so two still drift.
+    for id in &ids {
+        assert_eq!(app.status("kube", id).await["state"], "ready");
+    }
+    assert_eq!(ended["drift"]["drifted"], 2, "{ended}");
+    let metrics = app.get_text("/metrics").await;
+    for line in [
+        r#"berth_rollout_sites{tenant="kube",state="done"} 1"#,
+        r#"berth_rollout_sites{tenant="kube",state="failed"} 1"#,
+        r#"berth_rollout_wave{tenant="kube"} 2"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
 }

@@ -19,6 +19,7 @@ mod process;
 mod provisioning;
 mod queue;
 mod rate_limits;
+mod reload;
 mod retention;
 mod signup;
 mod stripe;

@@ -52,6 +52,15 @@ base_delay_secs = 1
     (path, port)
 }
 
+/// A database, the config file of a `berth serve` on it and its log, in `dir`: for tests that
+/// run one process after another on the same files.
+fn one_berth(dir: &Path) -> (TestDatabase, String, PathBuf, u16, PathBuf) {
+    let database = TestDatabase::new(dir);
+    let url = database.url().to_owned();
+    let (config, port) = write_config(dir, &url, "berth", "");
+    (database, url, config, port, dir.join("berth.log"))
+}
+
 impl Berth {
     fn start(config: &Path, port: u16, log: PathBuf, env: &[(&str, &str)]) -> Self {
         Self::start_with(config, port, log, env, &[])
@@ -183,11 +192,8 @@ async fn wait_for_state(
 #[tokio::test]
 async fn a_site_killed_mid_provisioning_is_ready_after_a_restart_with_one_email() {
     let dir = tempfile::tempdir().unwrap();
-    let database = TestDatabase::new(dir.path());
-    let url = database.url().to_owned();
-    let (config, port) = write_config(dir.path(), &url, "berth", "");
+    let (_database, _, config, port, log) = one_berth(dir.path());
     let client = fresh_client();
-    let log = dir.path().join("berth.log");
 
     let mut first = Berth::start(
         &config,
@@ -308,11 +314,8 @@ async fn every_acknowledged_stripe_delivery_survives_a_kill_9() {
 #[tokio::test]
 async fn a_crash_between_sending_and_recording_an_email_does_not_duplicate_it() {
     let dir = tempfile::tempdir().unwrap();
-    let database = TestDatabase::new(dir.path());
-    let url = database.url().to_owned();
-    let (config, port) = write_config(dir.path(), &url, "berth", "");
+    let (_database, _, config, port, log) = one_berth(dir.path());
     let client = fresh_client();
-    let log = dir.path().join("berth.log");
     let outbox = dir.path().join("outbox");
 
     let mut first = Berth::start(
@@ -938,11 +941,8 @@ async fn a_start_on_a_fresh_database_logs_no_error() {
 async fn an_update_killed_mid_deploy_goes_live_after_a_restart_and_the_old_one_stays_live_until_then(
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let database = TestDatabase::new(dir.path());
-    let url = database.url().to_owned();
-    let (config, port) = write_config(dir.path(), &url, "berth", "");
+    let (_database, _, config, port, log) = one_berth(dir.path());
     let client = fresh_client();
-    let log = dir.path().join("berth.log");
 
     let mut first = Berth::start(
         &config,
@@ -1020,4 +1020,188 @@ async fn an_update_killed_mid_deploy_goes_live_after_a_restart_and_the_old_one_s
     );
     let log = second.log_text();
     assert!(!log.contains(&token), "the manage token reached the logs");
+}
+
+/// Records an earlier workload spec for every live site, as sites applied under an earlier
+/// template have (the local runtime has no template of its own to change).
+async fn pin_to_an_earlier_spec(database_url: &str) {
+    use diesel::RunQueryDsl;
+    let db = berth::adapters::db::Db::connect(&berth::configuration::DatabaseSettings {
+        url: berth::domain::Secret::new(database_url),
+        ..Default::default()
+    })
+    .unwrap();
+    db.write(|c| {
+        diesel::sql_query(
+            "UPDATE sites SET applied_spec = 'earlier', target_spec = 'earlier' \
+             WHERE state = 'ready'",
+        )
+        .execute(c)?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_rollout_killed_mid_wave_resumes_after_a_restart_and_deploys_each_site_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_database, url, config, port, log) = one_berth(dir.path());
+    let client = fresh_client();
+
+    let mut first = Berth::start(
+        &config,
+        port,
+        log.clone(),
+        &[("BERTH_FAILPOINTS", "deploy.apply=pause(60000)")],
+    );
+    let mut ids = Vec::new();
+    for name in ["roll-one", "roll-two", "roll-three"] {
+        ids.push(signup(&client, &first.api, name).await);
+    }
+    for id in &ids {
+        wait_for_state(&client, &first.api, id, "ready").await;
+    }
+    pin_to_an_earlier_spec(&url).await;
+    let status = admin_json(&client, &first.api, "/admin/t/default/rollout").await;
+    assert_eq!(status["drift"]["drifted"], 3, "{status}");
+    let started = client
+        .post(format!("{}/admin/t/default/rollout", first.api))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"max_parallel": 2, "max_failures": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    eventually(30, "the first wave to be deploying", || async {
+        let status = admin_json(&client, &first.api, "/admin/t/default/rollout").await;
+        let rollout = &status["rollout"];
+        (rollout["wave"] == 1 && rollout["progress"]["applying"] == 2).then_some(())
+    })
+    .await;
+    eventually(30, "both deploys to be under way", || async {
+        let mut deploying = 0;
+        for id in &ids {
+            let site = site(&client, &first.api, id).await;
+            if site["step"] == "applying a new workload spec" {
+                deploying += 1;
+            }
+        }
+        (deploying == 2).then_some(())
+    })
+    .await;
+    first.kill_9();
+
+    let second = Berth::start(&config, port, log.clone(), &[]);
+    let ended = eventually(60, "the rollout to complete", || async {
+        let status = admin_json(&client, &second.api, "/admin/t/default/rollout").await;
+        (status["rollout"]["state"] == "completed").then_some(status)
+    })
+    .await;
+    assert_eq!(
+        ended["rollout"]["progress"],
+        serde_json::json!({"pending": 0, "applying": 0, "done": 3, "failed": 0, "skipped": 0}),
+        "{ended}"
+    );
+    assert_eq!(ended["rollout"]["wave"], 2, "{ended}");
+    assert_eq!(ended["drift"]["drifted"], 0, "{ended}");
+    let mut attempts = Vec::new();
+    for id in &ids {
+        let detail = site(&client, &second.api, id).await;
+        assert_eq!(detail["state"], "ready");
+        let deploys: Vec<&serde_json::Value> = detail["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|job| job["kind"] == "deploy")
+            .collect();
+        assert_eq!(deploys.len(), 1, "one deploy per site: {detail}");
+        assert_eq!(deploys[0]["state"], "succeeded");
+        attempts.push(deploys[0]["attempts"].as_i64().unwrap());
+    }
+    attempts.sort();
+    assert_eq!(
+        attempts,
+        [1, 2, 2],
+        "the two killed deploys ran again, once"
+    );
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_configuration_and_an_invalid_file_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::new(dir.path());
+    let (config, port) = write_config(dir.path(), database.url(), "berth", "");
+    let client = fresh_client();
+    let berth = Berth::start(&config, port, dir.path().join("berth.log"), &[]);
+    let pid = berth.child.as_ref().unwrap().id().to_string();
+    let hangup = || {
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signup(&client, &berth.api, "before-reload").await;
+
+    let original = std::fs::read_to_string(&config).unwrap();
+    let stricter = original.replace(
+        "signup_per_email = { per_second = 1000, burst = 1000 }",
+        "signup_per_email = { per_minute = 1, burst = 1 }",
+    );
+    assert_ne!(stricter, original);
+    std::fs::write(&config, &stricter).unwrap();
+    hangup();
+    eventually(30, "the reload", || async {
+        berth
+            .log_text()
+            .contains("configuration reloaded")
+            .then_some(())
+    })
+    .await;
+    signup(&client, &berth.api, "first-after").await;
+    let limited = client
+        .post(format!("{}/signup", berth.api))
+        .form(&[
+            ("name", "second-after"),
+            ("email", "ann@example.com"),
+            ("html", "<p>hi</p>"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        limited.status(),
+        429,
+        "the new limit holds without a restart"
+    );
+
+    std::fs::write(
+        &config,
+        stricter.replace("[jobs]", "[jobs]\nmax_attempts = \"many\""),
+    )
+    .unwrap();
+    hangup();
+    let refused = eventually(30, "the refusal", || async {
+        let log = berth.log_text();
+        log.lines()
+            .find(|line| line.contains("configuration reload refused"))
+            .map(str::to_owned)
+    })
+    .await;
+    assert!(refused.contains("jobs.max_attempts"), "{refused}");
+    assert!(
+        !refused.contains("many"),
+        "no value reaches the log: {refused}"
+    );
+    let health = client
+        .get(format!("{}/healthz", berth.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        health.status(),
+        200,
+        "still serving on the running configuration"
+    );
 }

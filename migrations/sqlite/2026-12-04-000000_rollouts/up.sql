@@ -42,10 +42,12 @@ CREATE TABLE rollouts (
 CREATE UNIQUE INDEX rollouts_active ON rollouts (tenant) WHERE state IN ('running', 'paused');
 CREATE INDEX rollouts_tenant ON rollouts (tenant, created_at);
 
--- The sites of a rollout. state: pending | applying | done | failed | skipped
+-- The sites of a rollout, in the order they go (`position`: oldest site first).
+-- state: pending | applying | done | failed | skipped
 CREATE TABLE rollout_sites (
     rollout_id TEXT NOT NULL,
     site_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
     from_spec TEXT,
     to_spec TEXT NOT NULL,
     state TEXT NOT NULL,
@@ -54,6 +56,6 @@ CREATE TABLE rollout_sites (
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (rollout_id, site_id)
 );
-CREATE INDEX rollout_sites_state ON rollout_sites (rollout_id, state);
+CREATE INDEX rollout_sites_state ON rollout_sites (rollout_id, state, position);
 -- A site's deploy settles its row in the rollout under way.
 CREATE INDEX rollout_sites_applying ON rollout_sites (site_id) WHERE state = 'applying';

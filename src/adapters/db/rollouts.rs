@@ -244,6 +244,8 @@ pub struct RolloutSiteRow {
     #[serde(skip)]
     pub rollout_id: String,
     pub site_id: String,
+    /// Where the site is in the rollout's order (oldest site first).
+    pub position: i32,
     /// The spec the site ran before (`null`: none recorded).
     pub from_spec: Option<String>,
     pub to_spec: String,
@@ -317,7 +319,7 @@ pub fn progress(conn: &mut DbConnection, id: &str) -> anyhow::Result<Progress> {
     Ok(progress)
 }
 
-/// A rollout's sites in `states`, by site id, at most `limit`.
+/// A rollout's sites in `states`, in the rollout's order, at most `limit`.
 pub fn sites_in(
     conn: &mut DbConnection,
     id: &str,
@@ -328,7 +330,7 @@ pub fn sites_in(
     Ok(rollout_sites::table
         .filter(rollout_sites::rollout_id.eq(id))
         .filter(rollout_sites::state.eq_any(states))
-        .order(rollout_sites::site_id)
+        .order(rollout_sites::position)
         .limit(limit)
         .select(RolloutSiteRow::as_select())
         .load(conn)?)
@@ -349,8 +351,9 @@ pub enum Start {
     Busy(Box<RolloutRow>),
 }
 
-/// Starts rollout `id` of `tenant` over `planned` sites, with its first driver step from
-/// `first_step`: sites the configuration cannot build a spec for are listed `skipped` with why.
+/// Starts rollout `id` of `tenant` over `planned` sites (in that order), with its first driver
+/// step `first_step`: sites the configuration cannot build a spec for are listed `skipped` with
+/// why.
 #[allow(clippy::too_many_arguments)]
 pub fn start(
     conn: &mut DbConnection,
@@ -378,7 +381,7 @@ pub fn start(
             rollouts::updated_at.eq(now),
         ))
         .execute(conn)?;
-    for site in planned {
+    for (position, site) in planned.iter().enumerate() {
         let (to_spec, state, error) = match &site.to {
             Ok(spec) => {
                 put_spec(conn, tenant, spec)?;
@@ -390,6 +393,7 @@ pub fn start(
             .values((
                 rollout_sites::rollout_id.eq(id),
                 rollout_sites::site_id.eq(&site.site_id),
+                rollout_sites::position.eq(position as i32),
                 rollout_sites::from_spec.eq(&site.from_spec),
                 rollout_sites::to_spec.eq(to_spec),
                 rollout_sites::state.eq(state.as_str()),
@@ -637,4 +641,275 @@ fn set_row(
         ))
         .execute(conn)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, SqliteConnection};
+    use diesel_migrations::MigrationHarness;
+
+    use super::*;
+    use crate::adapters::db::jobs::Enqueue;
+    use crate::configuration::JobSettings;
+    use crate::domain::job::{Deploy, Rollout};
+
+    const OLD: &str = "old";
+
+    fn database(sites: usize) -> DbConnection {
+        let mut conn = SqliteConnection::establish(":memory:").expect("in-memory database");
+        conn.run_pending_migrations(crate::adapters::db::SQLITE_MIGRATIONS)
+            .expect("migrations apply");
+        for n in 1..=sites {
+            conn.batch_execute(&format!(
+                "INSERT INTO sites (id, tenant, name, hostname, email, state, version, created_at, \
+                 updated_at, applied_spec, target_spec, live_version, target_version) VALUES \
+                 ('site_{n}', 't', 's{n}', 's{n}.example', 'a@example.com', 'ready', 1, 1, 1, \
+                 '{OLD}', '{OLD}', 1, 1)"
+            ))
+            .expect("a site");
+        }
+        DbConnection::Sqlite(conn)
+    }
+
+    fn new_spec() -> WorkloadSpec {
+        WorkloadSpec::new(&serde_json::json!({"image": "shop:2"}))
+    }
+
+    fn begin(conn: &mut DbConnection, sites: usize, max_parallel: i32, max_failures: i32) {
+        let planned: Vec<Planned> = (1..=sites)
+            .map(|n| Planned {
+                site_id: format!("site_{n}"),
+                from_spec: Some(OLD.into()),
+                to: Ok(new_spec()),
+            })
+            .collect();
+        let first = step_job(1);
+        let started = start(conn, "r", "t", max_parallel, max_failures, &planned, first).unwrap();
+        assert!(matches!(started, Start::Started(_)));
+    }
+
+    fn step_job(tick: i64) -> NewJob {
+        Rollout {
+            rollout_id: "r".into(),
+            tick,
+        }
+        .to_new_job(&JobSettings::default())
+    }
+
+    fn deploy_job(site: &SiteRow) -> NewJob {
+        Deploy {
+            site_id: site.id.clone(),
+            version: site.version,
+        }
+        .to_new_job(&JobSettings::default())
+    }
+
+    /// An operator's action on rollout `r`: from `from` to `to`, a resume enqueueing its step.
+    fn set(conn: &mut DbConnection, from: RolloutState, to: RolloutState) -> Control {
+        let reason = (to == RolloutState::Cancelled).then_some("cancelled by an operator");
+        control(conn, "r", from, to, reason, |tick| {
+            (to == RolloutState::Running).then(|| step_job(tick))
+        })
+        .unwrap()
+    }
+
+    fn run_step(conn: &mut DbConnection) -> Step {
+        let tick = get(conn, "r").unwrap().unwrap().tick;
+        step(conn, "r", tick, step_job, deploy_job).unwrap()
+    }
+
+    fn site(conn: &mut DbConnection, n: usize) -> SiteRow {
+        super::super::sites::get(conn, &format!("site_{n}"))
+            .unwrap()
+            .unwrap()
+    }
+
+    fn row_state(conn: &mut DbConnection, n: usize) -> RolloutSiteState {
+        rollout_sites::table
+            .find(("r", format!("site_{n}")))
+            .select(rollout_sites::state)
+            .first(conn)
+            .unwrap()
+    }
+
+    /// The deploy of site `n` succeeded: what the deploy job's last transaction does.
+    fn deployed(conn: &mut DbConnection, n: usize) {
+        let site = site(conn, n);
+        applied(conn, &site, &new_spec()).unwrap();
+    }
+
+    #[test]
+    fn waves_deploy_max_parallel_sites_each_and_the_rollout_stops_at_max_failures() {
+        let mut conn = database(5);
+        begin(&mut conn, 5, 2, 1);
+        assert_eq!(run_step(&mut conn), Step::Wave { wave: 1, sites: 2 });
+        for n in [1, 2] {
+            let site = site(&mut conn, n);
+            assert_eq!(
+                site.target_spec.as_deref(),
+                Some(new_spec().sha256.as_str())
+            );
+            assert_eq!(site.applied_spec.as_deref(), Some(OLD));
+            assert_eq!(site.version, 2, "older jobs of the site stand down");
+            assert_eq!(row_state(&mut conn, n), RolloutSiteState::Applying);
+        }
+        assert_eq!(site(&mut conn, 3).target_spec.as_deref(), Some(OLD));
+        assert_eq!(
+            run_step(&mut conn),
+            Step::Waiting,
+            "the wave is still deploying"
+        );
+        assert_eq!(
+            step(&mut conn, "r", 1, step_job, deploy_job).unwrap(),
+            Step::StoodDown,
+            "a step that already ran acts once"
+        );
+
+        deployed(&mut conn, 1);
+        let version = site(&mut conn, 2).version;
+        let abandoned =
+            super::super::versions::fail_deploy(&mut conn, "site_2", version, "boom", deploy_job)
+                .unwrap()
+                .expect("the spec is given up");
+        assert_eq!(abandoned.spec.as_deref(), Some(new_spec().sha256.as_str()));
+        assert_eq!(abandoned.version, None, "the content did not change");
+        let back = site(&mut conn, 2);
+        assert_eq!(
+            back.target_spec.as_deref(),
+            Some(OLD),
+            "back on its previous spec"
+        );
+
+        assert_eq!(run_step(&mut conn), Step::Ended(RolloutState::Stopped));
+        let rollout = get(&mut conn, "r").unwrap().unwrap();
+        assert_eq!(
+            rollout.reason.as_deref(),
+            Some("1 site(s) failed; max_failures is 1")
+        );
+        assert!(rollout.finished_at.is_some());
+        assert_eq!(
+            progress(&mut conn, "r").unwrap(),
+            Progress {
+                pending: 3,
+                applying: 0,
+                done: 1,
+                failed: 1,
+                skipped: 0
+            }
+        );
+        let failed = sites_in(&mut conn, "r", &[RolloutSiteState::Failed], 10).unwrap();
+        assert_eq!(failed[0].error.as_deref(), Some("boom"));
+        assert_eq!(
+            run_step(&mut conn),
+            Step::StoodDown,
+            "an ended rollout does nothing"
+        );
+    }
+
+    #[test]
+    fn pause_holds_the_next_wave_resume_goes_on_and_sites_that_moved_on_are_skipped() {
+        let mut conn = database(4);
+        // Site 3 has a content update deploying: it waits for a later wave.
+        conn.batch_execute("UPDATE sites SET target_version = 2 WHERE id = 'site_3'")
+            .unwrap();
+        begin(&mut conn, 4, 1, 10);
+        assert_eq!(run_step(&mut conn), Step::Wave { wave: 1, sites: 1 });
+        let paused = set(&mut conn, RolloutState::Running, RolloutState::Paused);
+        assert!(matches!(paused, Control::Done(r) if r.state == RolloutState::Paused));
+        assert_eq!(run_step(&mut conn), Step::StoodDown, "paused");
+        deployed(&mut conn, 1);
+        assert_eq!(row_state(&mut conn, 1), RolloutSiteState::Done);
+        let again = set(&mut conn, RolloutState::Running, RolloutState::Paused);
+        assert!(matches!(again, Control::WrongState(RolloutState::Paused)));
+        set(&mut conn, RolloutState::Paused, RolloutState::Running);
+
+        // Site 2 deploys; site 3 waits for its content update, so site 4 comes next.
+        assert_eq!(run_step(&mut conn), Step::Wave { wave: 2, sites: 1 });
+        assert_eq!(row_state(&mut conn, 2), RolloutSiteState::Applying);
+        assert_eq!(row_state(&mut conn, 3), RolloutSiteState::Pending);
+        // Site 2 is suspended while it deploys: its deploy stands down.
+        conn.batch_execute("UPDATE sites SET state = 'suspended', version = 9 WHERE id = 'site_2'")
+            .unwrap();
+        assert_eq!(run_step(&mut conn), Step::Wave { wave: 3, sites: 1 });
+        assert_eq!(row_state(&mut conn, 2), RolloutSiteState::Skipped);
+        assert_eq!(row_state(&mut conn, 4), RolloutSiteState::Applying);
+        deployed(&mut conn, 4);
+        conn.batch_execute("UPDATE sites SET live_version = 2 WHERE id = 'site_3'")
+            .unwrap();
+        assert_eq!(run_step(&mut conn), Step::Wave { wave: 4, sites: 1 });
+        deployed(&mut conn, 3);
+        assert_eq!(run_step(&mut conn), Step::Ended(RolloutState::Completed));
+        let progress = progress(&mut conn, "r").unwrap();
+        assert_eq!((progress.done, progress.skipped), (3, 1));
+        let skipped = sites_in(&mut conn, "r", &[RolloutSiteState::Skipped], 10).unwrap();
+        assert!(
+            skipped[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("became suspended"),
+            "{skipped:?}"
+        );
+    }
+
+    #[test]
+    fn a_tenant_has_one_rollout_under_way_and_a_cancelled_one_leaves_the_rest_alone() {
+        let mut conn = database(3);
+        begin(&mut conn, 3, 1, 1);
+        let planned = [Planned {
+            site_id: "site_1".into(),
+            from_spec: None,
+            to: Ok(new_spec()),
+        }];
+        let second = start(&mut conn, "r2", "t", 1, 1, &planned, step_job(1)).unwrap();
+        assert!(matches!(second, Start::Busy(r) if r.id == "r"));
+        assert_eq!(run_step(&mut conn), Step::Wave { wave: 1, sites: 1 });
+        let cancelled = set(&mut conn, RolloutState::Running, RolloutState::Cancelled);
+        assert!(matches!(cancelled, Control::Done(r) if r.finished_at.is_some()));
+        assert_eq!(run_step(&mut conn), Step::StoodDown);
+        // The site already deploying finishes and is counted; the others keep their spec.
+        deployed(&mut conn, 1);
+        assert_eq!(row_state(&mut conn, 1), RolloutSiteState::Done);
+        assert_eq!(site(&mut conn, 2).target_spec.as_deref(), Some(OLD));
+        let third = start(&mut conn, "r3", "t", 1, 1, &planned, step_job(1)).unwrap();
+        assert!(
+            matches!(third, Start::Started(_)),
+            "a new rollout may start"
+        );
+    }
+
+    #[test]
+    fn live_sites_from_before_rollouts_are_pinned_by_plan_through_the_partial_index() {
+        let mut conn = database(0);
+        if let DbConnection::Sqlite(c) = &mut conn {
+            c.batch_execute(
+                "INSERT INTO sites (id, tenant, name, hostname, email, plan, state, version, \
+                 created_at, updated_at) VALUES \
+                 ('site_a', 't', 'a', 'a.example', 'x@example.com', 'pro', 'ready', 1, 1, 1), \
+                 ('site_b', 't', 'b', 'b.example', 'x@example.com', NULL, 'suspended', 1, 1, 1), \
+                 ('site_c', 't', 'c', 'c.example', 'x@example.com', NULL, 'provisioning', 1, 1, 1);",
+            )
+            .unwrap();
+        }
+        let mut plans = unpinned_plans(&mut conn, "t").unwrap();
+        plans.sort();
+        assert_eq!(plans, [None, Some("pro".to_owned())]);
+        assert_eq!(pin(&mut conn, "t", Some("pro"), &new_spec()).unwrap(), 1);
+        assert_eq!(pin(&mut conn, "t", None, &new_spec()).unwrap(), 1);
+        assert!(unpinned_plans(&mut conn, "t").unwrap().is_empty());
+        assert_eq!(
+            super::super::sites::get(&mut conn, "site_c")
+                .unwrap()
+                .unwrap()
+                .applied_spec,
+            None,
+            "a site not live yet records its spec when it is ready"
+        );
+        assert_eq!(
+            spec(&mut conn, &new_spec().sha256).unwrap(),
+            Some(new_spec()),
+            "stored once"
+        );
+    }
 }

@@ -146,6 +146,7 @@ diesel::table! {
     rollout_sites (rollout_id, site_id) {
         rollout_id -> Text,
         site_id -> Text,
+        position -> Integer,
         from_spec -> Nullable<Text>,
         to_spec -> Text,
         state -> Text,

@@ -232,7 +232,7 @@ pub fn list(
 }
 
 /// Counts of sites per state, for metrics and the dashboard.
-/// The sites of `tenant` in `state`, by id.
+/// The sites of `tenant` in `state`, oldest first.
 pub fn with_state(
     conn: &mut DbConnection,
     tenant: &str,
@@ -241,7 +241,7 @@ pub fn with_state(
     Ok(sites::table
         .filter(sites::tenant.eq(tenant))
         .filter(sites::state.eq(state.as_str()))
-        .order(sites::id)
+        .order((sites::created_at, sites::id))
         .select(SiteRow::as_select())
         .load(conn)?)
 }

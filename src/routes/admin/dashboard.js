@@ -5,15 +5,21 @@
 const $ = (id) => document.getElementById(id);
 let token = sessionStorage.getItem("berth-admin-token") || "";
 
-async function api(method, path) {
-  const response = await fetch(path, { method, headers: { Authorization: "Bearer " + token } });
-  const body = await response.json().catch(() => ({}));
+async function api(method, path, body) {
+  const headers = { Authorization: "Bearer " + token };
+  const init = { method, headers };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  const answer = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const error = new Error((body.error && body.error.message) || response.statusText);
+    const error = new Error((answer.error && answer.error.message) || response.statusText);
     error.status = response.status;
     throw error;
   }
-  return body;
+  return answer;
 }
 
 function cell(row, text, className) {
@@ -31,10 +37,10 @@ function button(parent, label, onClick) {
   parent.appendChild(b);
 }
 
-async function act(method, path, confirmText) {
+async function act(method, path, confirmText, body) {
   if (confirmText && !confirm(confirmText)) return;
   try {
-    await api(method, path);
+    await api(method, path, body);
     $("message").textContent = "";
   } catch (error) {
     $("message").textContent = error.message;
@@ -92,6 +98,46 @@ function renderSites(sites) {
   }
 }
 
+// Asks how a rollout goes, then starts it.
+function startRollout(tenant, drifted) {
+  const parallel = prompt("Roll out the current configuration to " + drifted + " site(s) of " + tenant + ".\nSites deployed at once, per wave:", "1");
+  if (parallel === null) return;
+  const failures = prompt("Stop after how many failed sites?", "1");
+  if (failures === null) return;
+  act("POST", "/admin/t/" + encodeURIComponent(tenant) + "/rollout", null,
+    { max_parallel: Number(parallel), max_failures: Number(failures) });
+}
+
+function renderRollouts(statuses) {
+  const body = $("rollouts");
+  body.replaceChildren();
+  for (const status of statuses) {
+    const row = document.createElement("tr");
+    const rollout = status.rollout;
+    cell(row, status.tenant);
+    cell(row, status.drift.ready);
+    cell(row, status.drift.drifted + (status.drift.drifted_suspended ? " (+" + status.drift.drifted_suspended + " suspended)" : ""));
+    if (rollout) {
+      const p = rollout.progress;
+      cell(row, rollout.state + ", wave " + rollout.wave + ": " + p.done + " done, " + p.failed + " failed, " +
+        p.skipped + " skipped, " + rollout.remaining + " remaining" + (rollout.reason ? " — " + rollout.reason : ""));
+      cell(row, rollout.problems.map((s) => s.site_id + ": " + (s.error || s.state)).join("; "), "error");
+    } else {
+      cell(row, "none yet");
+      cell(row, "");
+    }
+    const actions = cell(row, "");
+    const path = "/admin/t/" + encodeURIComponent(status.tenant) + "/rollout";
+    const active = rollout && (rollout.state === "running" || rollout.state === "paused");
+    if (!active && status.drift.drifted > 0) button(actions, "Roll out", () => startRollout(status.tenant, status.drift.drifted));
+    if (rollout && rollout.state === "running") button(actions, "Pause", () => act("POST", path + "/pause"));
+    if (rollout && rollout.state === "paused") button(actions, "Resume", () => act("POST", path + "/resume"));
+    if (active) button(actions, "Cancel", () => act("POST", path + "/cancel", "Cancel the rollout of " + status.tenant + "? Sites already deploying finish."));
+    body.appendChild(row);
+  }
+  $("rollout-section").hidden = statuses.length === 0;
+}
+
 function renderJobs(jobs) {
   const body = $("jobs");
   body.replaceChildren();
@@ -136,6 +182,8 @@ async function refresh() {
   try {
     const { sites } = await api("GET", "/admin/sites?limit=500");
     renderSites(sites);
+    const tenants = [...new Set(sites.map((site) => site.tenant))].sort();
+    renderRollouts(await Promise.all(tenants.map((t) => api("GET", "/admin/t/" + encodeURIComponent(t) + "/rollout"))));
     const attention = await Promise.all(
       ["deferred", "rejected", "invalid"].map((outcome) => api("GET", "/admin/events?limit=100&outcome=" + outcome)),
     );
