@@ -272,3 +272,78 @@ async fn metrics_can_be_kept_for_holders_of_the_metrics_token() {
     assert_eq!(scraped.status(), 200);
     assert!(scraped.text().await.unwrap().contains("berth_sites"));
 }
+
+#[tokio::test]
+async fn rollout_requests_get_precise_answers() {
+    let app = TestApp::spawn().await;
+    app.signup("steady-shop").await;
+    app.drain_jobs().await;
+    let post = |path: &'static str, token: &'static str, body: serde_json::Value| {
+        let request = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(token)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (
+                status,
+                body["error"]["code"].as_str().unwrap_or("").to_owned(),
+                body,
+            )
+        }
+    };
+    let status: serde_json::Value = app
+        .admin(Method::GET, "/admin/t/default/rollout", ADMIN_TOKEN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["drift"]["ready"], 1, "{status}");
+    assert_eq!(
+        status["drift"]["drifted"], 0,
+        "the local runtime never drifts: {status}"
+    );
+    assert_eq!(status["rollout"], serde_json::Value::Null);
+    for (body, code) in [
+        (serde_json::json!({"max_parallel": 0}), "invalid_rollout"),
+        (
+            serde_json::json!({"max_failures": 10001}),
+            "invalid_rollout",
+        ),
+        (serde_json::json!({"max_parallel": 1.5}), "invalid_rollout"),
+        (
+            serde_json::json!({"max_parallel": 2.0, "max_failures": 3}),
+            "no_drift",
+        ),
+        (serde_json::json!({}), "no_drift"),
+    ] {
+        let (_, got, answer) = post("/admin/t/default/rollout", ADMIN_TOKEN, body.clone()).await;
+        assert_eq!(got, code, "{body} → {answer}");
+    }
+    let (status, code, _) = post(
+        "/admin/t/default/rollout",
+        ADMIN_TOKEN,
+        serde_json::json!({"max_paralel": 2}),
+    )
+    .await;
+    assert_eq!(status, 400, "unknown fields are refused ({code})");
+    let (status, code, _) = post(
+        "/admin/t/default/rollout/pause",
+        ADMIN_TOKEN,
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (404, "no_rollout"));
+    let (status, _, _) = post(
+        "/admin/t/default/rollout",
+        ACME_TOKEN,
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(status, 403, "another tenant's token");
+    let (status, code, _) = post("/admin/t/nope/rollout", ADMIN_TOKEN, serde_json::json!({})).await;
+    assert_eq!((status, code.as_str()), (404, "unknown_tenant"));
+}

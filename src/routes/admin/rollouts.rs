@@ -70,19 +70,23 @@ pub(crate) async fn status(
 #[serde(deny_unknown_fields)]
 pub(crate) struct RolloutRequest {
     /// Sites deployed at once, in each wave (1 to 100).
-    #[schema(minimum = 1, maximum = 100, default = 1)]
-    max_parallel: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 100, default = 1)]
+    max_parallel: Option<serde_json::Number>,
     /// Failed sites after which the rollout stops (1 to 10000).
-    #[schema(minimum = 1, maximum = 10000, default = 1)]
-    max_failures: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 10000, default = 1)]
+    max_failures: Option<serde_json::Number>,
 }
 
-fn bounded(name: &str, asked: Option<i64>, max: i64) -> Result<i32, ApiError> {
-    match asked.unwrap_or(1) {
-        n if (1..=max).contains(&n) => Ok(n as i32),
-        n => Err(ApiError::bad_request(
+/// A whole number from 1 to `max` (JSON may spell it `2` or `2.0`), 1 when absent.
+fn bounded(name: &str, asked: Option<&serde_json::Number>, max: i64) -> Result<i32, ApiError> {
+    let Some(asked) = asked else {
+        return Ok(1);
+    };
+    match crate::domain::whole_number::of(asked) {
+        Some(n) if (1..=max).contains(&n) => Ok(n as i32),
+        _ => Err(ApiError::bad_request(
             "invalid_rollout",
-            format!("{name} must be 1 to {max}, not {n}"),
+            format!("{name} must be a whole number from 1 to {max}, not {asked}"),
         )),
     }
 }
@@ -128,8 +132,8 @@ pub(crate) async fn start(
         tenant,
         input: body,
     } = admin;
-    let max_parallel = bounded("max_parallel", body.max_parallel, 100)?;
-    let max_failures = bounded("max_failures", body.max_failures, 10_000)?;
+    let max_parallel = bounded("max_parallel", body.max_parallel.as_ref(), 100)?;
+    let max_failures = bounded("max_failures", body.max_failures.as_ref(), 10_000)?;
     let started = rollouts::start(
         &state.db,
         &tenant,
