@@ -154,7 +154,7 @@ impl Application {
             db: db.clone(),
             settings: live_settings.clone(),
             tenants: tenants.clone(),
-            mailer,
+            mailer: mailer.clone(),
             policies: policies.clone(),
             wake: wake.clone(),
             manage_key: manage_key.clone(),
@@ -165,6 +165,7 @@ impl Application {
             settings: live_settings,
             tenants,
             limits,
+            mailer,
             policies,
             events: EventWriter::start(
                 db.clone(),

@@ -11,7 +11,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::adapters::db::sites::SiteRow;
 use crate::configuration::{EmailSettings, EmailTemplate, EmailTransport};
-use crate::domain::notice::{NAME_NEEDED, SITE_READY};
+use crate::domain::notice::{MANAGE_LINK, NAME_NEEDED, SITE_READY};
 
 /// Where a notice points its reader: the live site, its status page and its manage page (with
 /// the manage token in the fragment: the email is the one place berth hands it out again).
@@ -215,6 +215,19 @@ fn builtin(notice: &str) -> anyhow::Result<(&'static str, &'static str, &'static
              ({{reason}}).</p>\
              <p><a href=\"{{manage_url}}\">Choose another name</a>, and your site is set up with your payment.</p>\
              <p>Keep this link to yourself: it lets whoever has it manage your site.</p>\
+             </body></html>",
+        )),
+        MANAGE_LINK => Ok((
+            "A new link to manage your site {{name}}",
+            "Here is a new link to change your site's content or go back to an earlier version: \
+             {{manage_url}}\n\n\
+             Earlier links no longer work. Keep this one to yourself: it lets whoever has it \
+             change your site.\n",
+            "<!doctype html><html><body>\
+             <p>Here is a new link to <a href=\"{{manage_url}}\">manage your site</a>: change its \
+             content or go back to an earlier version.</p>\
+             <p>Earlier links no longer work. Keep this one to yourself: it lets whoever has it \
+             change your site.</p>\
              </body></html>",
         )),
         other => anyhow::bail!("unknown notice {other:?}"),

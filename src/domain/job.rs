@@ -100,6 +100,17 @@ impl Job for Suspend {
 pub struct SendEmail {
     pub site_id: String,
     pub notice: String,
+    /// The outbox row's key, for a notice that may go more than once (a new manage link, once
+    /// per new token); `None`: the notice itself, sent once per site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<String>,
+}
+
+impl SendEmail {
+    /// Where the outbox keeps this send.
+    pub fn outbox_key(&self) -> &str {
+        self.outbox.as_deref().unwrap_or(&self.notice)
+    }
 }
 
 impl Job for SendEmail {

@@ -89,6 +89,7 @@ impl Provision {
         let email = SendEmail {
             site_id: site.id.clone(),
             notice: SITE_READY.to_owned(),
+            outbox: None,
         }
         .to_new_job(&ctx.settings.get().jobs);
         let message_id = ctx.mailer.get().message_id(SITE_READY, &site.id);

@@ -10,7 +10,7 @@ use crate::domain::{manage_token, Secret};
 
 impl BackgroundJob for SendEmail {
     async fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
-        let (id, notice) = (self.site_id.clone(), self.notice.clone());
+        let (id, notice) = (self.site_id.clone(), self.outbox_key().to_owned());
         let (row, site) = ctx
             .db
             .run(move |c| Ok((outbox::get(c, &id, &notice)?, sites::get(c, &id)?)))
@@ -34,7 +34,7 @@ impl BackgroundJob for SendEmail {
         let email = mailer.render(&self.notice, &links, templates, &site, &row.message_id)?;
         mailer.send(&email).await?;
         ctx.faults.hit("send_email.after_send").await?;
-        let (id, notice) = (self.site_id.clone(), self.notice.clone());
+        let (id, notice) = (self.site_id.clone(), self.outbox_key().to_owned());
         ctx.db
             .write(move |c| outbox::mark_sent(c, &id, &notice))
             .await?;

@@ -19,6 +19,8 @@ pub struct AppState {
     pub settings: Live<Settings>,
     pub tenants: Live<Tenants>,
     pub limits: Live<RateLimits>,
+    /// Names the emails handlers enqueue (their Message-IDs).
+    pub mailer: Live<crate::adapters::mailer::Mailer>,
     pub policies: Arc<PolicyEngine>,
     /// Stores verified Stripe deliveries with group commit.
     pub events: EventWriter,

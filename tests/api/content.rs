@@ -279,6 +279,51 @@ async fn an_operator_rotates_the_manage_token_and_the_old_one_stops_working() {
         401
     );
     assert_eq!(call(&app, Method::GET, &path, Some(new), None).await.0, 200);
+    assert_eq!(issued["emailed"], false);
+    assert_eq!(
+        app.outbox_files().len(),
+        1,
+        "only the readiness email so far"
+    );
+
+    // Asked to, berth emails each new link once (a job that runs again sends nothing more).
+    let mut links = Vec::new();
+    for _ in 0..2 {
+        let response = app
+            .admin(
+                Method::POST,
+                &format!("/admin/sites/{id}/manage-token?email=true"),
+                ADMIN_TOKEN,
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        let issued: Value = response.json().await.unwrap();
+        assert_eq!(issued["emailed"], true);
+        links.push(issued["manage_url"].as_str().unwrap().to_owned());
+        assert_eq!(app.drain_jobs().await, 1);
+    }
+    let files = app.outbox_files();
+    assert_eq!(files.len(), 3, "{files:?}");
+    let emails: Vec<String> = files
+        .iter()
+        .map(|f| crate::helpers::unfold_qp(&std::fs::read_to_string(f).unwrap()))
+        .collect();
+    for link in &links {
+        let carrying: Vec<&String> = emails
+            .iter()
+            .filter(|e| e.contains(link.as_str()))
+            .collect();
+        assert_eq!(carrying.len(), 1, "one email carries {link}");
+        assert!(carrying[0].contains("A new link to manage your site rotate-shop"));
+    }
+    let bad = app
+        .admin(
+            Method::POST,
+            &format!("/admin/sites/{id}/manage-token?email=yes"),
+            ADMIN_TOKEN,
+        )
+        .await;
+    assert_eq!(bad.status(), 400);
 }
 
 #[tokio::test]

@@ -4,13 +4,17 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::sites::load;
 use super::SiteNotFound;
-use crate::adapters::db::sites;
+use crate::adapters::db::jobs::Enqueue;
+use crate::adapters::db::{jobs, outbox, sites};
+use crate::domain::job::SendEmail;
+use crate::domain::notice::MANAGE_LINK;
 use crate::domain::Author;
+use crate::domain::SiteState;
 use crate::routes::auth::Admin;
 use crate::routes::error::ApiError;
 use crate::routes::manage::{
@@ -169,6 +173,16 @@ pub(crate) struct IssuedToken {
     manage_token: String,
     /// The manage page, with the token in the fragment.
     manage_url: String,
+    /// Whether an email with the new link is on its way to the site's customer.
+    emailed: bool,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct RotateQuery {
+    /// Also email the new link to the site's customer (`manage_link` notice).
+    #[param(default = false)]
+    email: Option<bool>,
 }
 
 /// Issues the site a new manage token; the old one stops working at once. Hand the customer the
@@ -177,9 +191,11 @@ pub(crate) struct IssuedToken {
     operation_id = "rotate_manage_token",
     tag = "admin",
     security(("bearer" = [])),
-    params(SiteIdPath),
+    params(SiteIdPath, RotateQuery),
     responses(
         (status = 200, description = "The new token (the old one no longer works)", body = IssuedToken),
+        (status = 400, description = "An unknown query parameter, or `email` not `true` or `false`", body = ErrorBody),
+        (status = 409, description = "An email was asked for a deleted site (`invalid_state`)", body = ErrorBody),
         SiteNotFound,
         AdminErrors,
     )
@@ -188,23 +204,50 @@ pub(crate) struct IssuedToken {
 pub(crate) async fn rotate_manage_token(
     admin: Admin,
     path: SiteIdPath,
+    query: web::Query<RotateQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let site = load(&admin, &state, &path.id).await?;
     let tenant = state.tenant(&site.tenant)?;
+    let emailed = query.email.unwrap_or(false);
+    if emailed && site.state == SiteState::Deleted {
+        return Err(ApiError::conflict(
+            "invalid_state",
+            "the site is deleted; there is nothing to manage",
+        ));
+    }
     let token = state.manage_key.issue(&site.id);
     let (id, nonce, hash) = (site.id.clone(), token.nonce.clone(), token.hash.clone());
+    // One email per new token: its outbox row is named by the token's nonce.
+    let key = format!("{MANAGE_LINK}.{}", &nonce[..nonce.len().min(16)]);
+    let message_id = state.mailer.get().message_id(&key, &site.id);
+    let job = SendEmail {
+        site_id: site.id.clone(),
+        notice: MANAGE_LINK.to_owned(),
+        outbox: Some(key.clone()),
+    }
+    .to_new_job(&state.settings.get().jobs);
     state
         .db
-        .write(move |c| sites::set_manage_token(c, &id, &nonce, &hash))
+        .write(move |c| {
+            sites::set_manage_token(c, &id, &nonce, &hash)?;
+            if emailed && outbox::add(c, &id, &key, &message_id)? {
+                jobs::insert(c, &job)?;
+            }
+            Ok(())
+        })
         .await?;
-    tracing::info!(site.id = %site.id, tenant = %site.tenant, "manage token rotated");
+    if emailed {
+        state.wake.notify_one();
+    }
+    tracing::info!(site.id = %site.id, tenant = %site.tenant, emailed, "manage token rotated");
     Ok(json_ok(
         StatusCode::OK,
         &IssuedToken {
             manage_url: tenant.manage_url(&site.id, token.token.expose()),
             manage_token: token.token.expose().to_owned(),
             site_id: site.id,
+            emailed,
         },
     ))
 }

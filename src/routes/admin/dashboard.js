@@ -51,9 +51,11 @@ async function act(method, path, confirmText, body) {
 // Issues a new manage token (the old one stops working) and shows its link once, to hand on.
 async function issueLink(path, hostname) {
   if (!confirm("Issue a new manage link for " + hostname + "? The current one stops working.")) return;
+  const email = confirm("Email the new link to the site's customer as well?");
   try {
-    const issued = await api("POST", path + "/manage-token");
-    $("message").textContent = "New manage link for " + hostname + " (shown once): " + issued.manage_url;
+    const issued = await api("POST", path + "/manage-token" + (email ? "?email=true" : ""));
+    $("message").textContent = "New manage link for " + hostname + " (shown once" +
+      (issued.emailed ? ", and emailed to the customer" : "") + "): " + issued.manage_url;
   } catch (error) {
     $("message").textContent = error.message;
   }

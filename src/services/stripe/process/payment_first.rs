@@ -180,6 +180,7 @@ impl Processor<'_> {
                 let email = SendEmail {
                     site_id: id.to_string(),
                     notice: NAME_NEEDED.to_owned(),
+                    outbox: None,
                 };
                 jobs::insert(conn, &email.to_new_job(self.jobs))?;
             }
