@@ -61,4 +61,19 @@ impl BackgroundJob for Rollout {
         }
         Ok(())
     }
+
+    /// A step that failed for good (the database refused it through every retry) would leave
+    /// the rollout running with no driver: it stops, saying why, and can be started again.
+    async fn exhausted(&self, ctx: &JobContext, error: &str) -> anyhow::Result<()> {
+        let (id, tick) = (self.rollout_id.clone(), self.tick);
+        let reason = format!("its driver failed: {error}");
+        let stopped = ctx
+            .db
+            .write(move |c| rollouts::halt(c, &id, tick, &reason))
+            .await?;
+        if stopped {
+            tracing::error!(rollout.id = %self.rollout_id, error, "rollout stopped: its driver failed for good");
+        }
+        Ok(())
+    }
 }

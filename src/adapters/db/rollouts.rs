@@ -459,6 +459,27 @@ pub fn control(
     Ok(Control::Done(Box::new(row)))
 }
 
+/// Stops rollout `id` with `reason` while it is running at `tick` (its driver step at that tick
+/// failed for good). Returns whether it did.
+pub fn halt(conn: &mut DbConnection, id: &str, tick: i64, reason: &str) -> anyhow::Result<bool> {
+    let now = now_ms();
+    let changed = diesel::update(
+        rollouts::table
+            .find(id)
+            .filter(rollouts::state.eq(RolloutState::Running.as_str()))
+            .filter(rollouts::tick.eq(tick)),
+    )
+    .set((
+        rollouts::state.eq(RolloutState::Stopped.as_str()),
+        rollouts::reason.eq(reason),
+        rollouts::tick.eq(tick + 1),
+        rollouts::updated_at.eq(now),
+        rollouts::finished_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
 /// What one driver step did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
@@ -804,6 +825,24 @@ mod tests {
             run_step(&mut conn),
             Step::StoodDown,
             "an ended rollout does nothing"
+        );
+    }
+
+    #[test]
+    fn a_driver_step_that_failed_for_good_stops_its_rollout_unless_another_took_over() {
+        let mut conn = database(2);
+        begin(&mut conn, 2, 1, 1);
+        assert_eq!(run_step(&mut conn), Step::Wave { wave: 1, sites: 1 });
+        assert!(
+            !halt(&mut conn, "r", 1, "stale").unwrap(),
+            "step 1 was done"
+        );
+        assert!(halt(&mut conn, "r", 2, "its driver failed: disk full").unwrap());
+        let rollout = get(&mut conn, "r").unwrap().unwrap();
+        assert_eq!(rollout.state, RolloutState::Stopped);
+        assert_eq!(
+            rollout.reason.as_deref(),
+            Some("its driver failed: disk full")
         );
     }
 
