@@ -107,10 +107,16 @@ impl Worker {
         Ok(ran)
     }
 
+    /// How long an idle worker waits before it looks again (`jobs.poll_interval_ms`, as now
+    /// configured: a reload changes it).
+    fn poll(&self) -> Duration {
+        Duration::from_millis(self.ctx.settings.get().jobs.poll_interval_ms)
+    }
+
     pub async fn run(self, shutdown: CancellationToken) {
+        // The worker's size is fixed for its life; its timings follow reloads.
         let settings = &self.ctx.settings.get().jobs;
         let slots = Arc::new(Semaphore::new(settings.concurrency));
-        let poll = Duration::from_millis(settings.poll_interval_ms);
         let mut running = JoinSet::new();
         let heartbeat = AbortOnDrop(self.heartbeat());
         let retention = AbortOnDrop(self.retention());
@@ -154,7 +160,7 @@ impl Worker {
                     if got < wanted {
                         // Nothing more is due: wait for a new job, or the next poll.
                         tokio::select! {
-                            _ = tokio::time::sleep(poll) => {}
+                            _ = tokio::time::sleep(self.poll()) => {}
                             _ = self.ctx.wake.notified() => {}
                             _ = shutdown.cancelled() => break,
                         }
@@ -168,14 +174,14 @@ impl Worker {
                         "failed to claim jobs; retrying"
                     );
                     tokio::select! {
-                        _ = tokio::time::sleep(poll * 4) => {}
+                        _ = tokio::time::sleep(self.poll() * 4) => {}
                         _ = shutdown.cancelled() => break,
                     }
                 }
             }
         }
 
-        let grace = Duration::from_secs(settings.shutdown_grace_secs);
+        let grace = Duration::from_secs(self.ctx.settings.get().jobs.shutdown_grace_secs);
         let in_flight = running.len();
         if in_flight > 0 {
             tracing::info!(
@@ -212,13 +218,12 @@ impl Worker {
 
     /// Prunes history past its retention, now and every few minutes.
     fn retention(&self) -> tokio::task::JoinHandle<()> {
-        let db: Db = self.ctx.db.clone();
-        let (job_days, event_days) = (
-            self.ctx.settings.get().jobs.retention_days,
-            self.ctx.settings.get().stripe.event_retention_days,
-        );
+        let (db, settings): (Db, _) = (self.ctx.db.clone(), self.ctx.settings.clone());
         tokio::spawn(async move {
             loop {
+                let now = settings.get();
+                let (job_days, event_days) =
+                    (now.jobs.retention_days, now.stripe.event_retention_days);
                 if let Err(error) = super::retention::sweep(&db, job_days, event_days).await {
                     tracing::warn!(error = format!("{error:#}"), "pruning old history failed");
                 }
@@ -229,14 +234,13 @@ impl Worker {
 
     /// Extends the leases of every job this worker runs, in one write every third of a lease.
     fn heartbeat(&self) -> tokio::task::JoinHandle<()> {
-        let db: Db = self.ctx.db.clone();
-        let lease_ms = self.lease_ms();
+        let (db, settings): (Db, _) = (self.ctx.db.clone(), self.ctx.settings.clone());
         let (running, owner) = (self.running.clone(), self.owner.clone());
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis((lease_ms / 3) as u64));
-            tick.tick().await;
             loop {
-                tick.tick().await;
+                // Every third of a lease, as now configured.
+                let lease_ms = (settings.get().jobs.lease_secs * 1000) as i64;
+                tokio::time::sleep(Duration::from_millis((lease_ms / 3) as u64)).await;
                 let ids: Vec<String> = running
                     .lock()
                     .expect("not poisoned")

@@ -381,10 +381,13 @@ pub fn start(
             rollouts::updated_at.eq(now),
         ))
         .execute(conn)?;
+    let mut stored = std::collections::HashSet::new();
     for (position, site) in planned.iter().enumerate() {
         let (to_spec, state, error) = match &site.to {
             Ok(spec) => {
-                put_spec(conn, tenant, spec)?;
+                if stored.insert(spec.sha256.as_str()) {
+                    put_spec(conn, tenant, spec)?;
+                }
                 (spec.sha256.as_str(), RolloutSiteState::Pending, None)
             }
             Err(why) => ("", RolloutSiteState::Skipped, Some(why.as_str())),
