@@ -8,6 +8,7 @@ mod admin;
 pub mod auth;
 pub mod client_ip;
 pub mod connections;
+pub mod cors;
 pub mod error;
 mod health;
 pub(crate) mod manage;

@@ -181,6 +181,7 @@ impl Application {
             App::new()
                 .wrap_fn(|req, srv| {
                     let request_id = req.extensions().get::<RequestId>().copied();
+                    let cors = routes::cors::manage_origin(&req);
                     let started = std::time::Instant::now();
                     let (method, path) = (req.method().clone(), req.path().to_owned());
                     let response = srv.call(req);
@@ -192,6 +193,9 @@ impl Application {
                                     .headers_mut()
                                     .insert(header::HeaderName::from_static("x-request-id"), value);
                             }
+                        }
+                        if let Some(origin) = cors {
+                            routes::cors::allow_manage(response.headers_mut(), origin);
                         }
                         log_request(&method, &path, response.status(), started.elapsed());
                         Ok(response)

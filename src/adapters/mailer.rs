@@ -19,6 +19,8 @@ pub struct NoticeLinks {
     pub site_url: String,
     pub status_url: String,
     pub manage_url: String,
+    /// The manage token alone, for a tenant whose templates link a manage page it hosts itself.
+    pub manage_token: String,
 }
 
 pub struct Email {
@@ -83,6 +85,8 @@ impl Mailer {
             ("site_url", links.site_url.clone()),
             ("status_url", links.status_url.clone()),
             ("manage_url", links.manage_url.clone()),
+            ("manage_token", links.manage_token.clone()),
+            ("site_id", site.id.clone()),
             ("reason", site.last_error.clone().unwrap_or_default()),
             ("tenant", site.tenant.clone()),
         ];

@@ -28,6 +28,7 @@ impl BackgroundJob for SendEmail {
             site_url: tenant.site_url(&site.hostname),
             status_url: tenant.status_url(&site.id),
             manage_url: tenant.manage_url(&site.id, token.expose()),
+            manage_token: token.expose().to_owned(),
         };
         let templates = &tenant.settings.email_templates;
         let mailer = ctx.mailer.get();

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
+use actix_web::{get, options, post, put, web, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -38,7 +38,52 @@ pub fn routes(routes: &mut Routes) {
         .add(rollback)
         .add(put_name)
         .add(page)
-        .add(script);
+        .add(script)
+        .add(preflight_content)
+        .add(preflight_versions)
+        .add(preflight_rollback)
+        .add(preflight_name);
+}
+
+/// CORS preflights of the customer API, for a manage page a tenant hosts on one of its
+/// `allowed_origins`: that origin may call the API with `Authorization`.
+macro_rules! preflights {
+    ($($name:ident = $path:literal, $methods:literal, $summary:literal;)+) => {$(
+        #[doc = $summary]
+        #[utoipa::path(
+            tag = "manage",
+            params(TenantSitePath),
+            responses(
+                (status = 204, description = "Origins in the tenant's `allowed_origins` get the CORS headers; others none"),
+                (status = 404, description = "No such tenant (`unknown_tenant`), or not a site id (`site_not_found`)", body = ErrorBody),
+            )
+        )]
+        #[options($path)]
+        pub(crate) async fn $name(
+            req: HttpRequest,
+            path: web::Path<TenantSitePath>,
+            state: web::Data<AppState>,
+        ) -> HttpResponse {
+            if SiteId::parse(&path.id).is_err() {
+                return super::params::site_not_found(&path.id).error_response();
+            }
+            super::cors::preflight(
+                &req,
+                &state,
+                &path.tenant,
+                $methods,
+                "authorization, content-type",
+                super::cors::MANAGE_EXPOSE,
+            )
+        }
+    )+};
+}
+
+preflights! {
+    preflight_content = "/t/{tenant}/sites/{id}/content", "GET, PUT", "CORS preflight of the site's content.";
+    preflight_versions = "/t/{tenant}/sites/{id}/versions", "GET", "CORS preflight of the site's versions.";
+    preflight_rollback = "/t/{tenant}/sites/{id}/rollback", "POST", "CORS preflight of a rollback.";
+    preflight_name = "/t/{tenant}/sites/{id}/name", "PUT", "CORS preflight of a new name.";
 }
 
 const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; form-action 'none'; frame-ancestors 'none'";

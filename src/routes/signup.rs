@@ -172,7 +172,12 @@ async fn signup(
             error.error_response()
         }
     };
-    add_cors(&req, &tenant, &mut response);
+    super::cors::allow(
+        req.headers(),
+        &tenant,
+        response.headers_mut(),
+        SIGNUP_EXPOSE,
+    );
     response
 }
 
@@ -326,6 +331,9 @@ fn decoy(state: &AppState, tenant: &Tenant, form: &RawForm) -> Created {
     }
 }
 
+/// What a signup's answer exposes to an allowed origin.
+const SIGNUP_EXPOSE: &str = "location, retry-after";
+
 fn respond(req: &HttpRequest, tenant: &Tenant, created: Created) -> HttpResponse {
     if prefers_html(req) {
         HttpResponse::SeeOther()
@@ -335,30 +343,6 @@ fn respond(req: &HttpRequest, tenant: &Tenant, created: Created) -> HttpResponse
         HttpResponse::build(StatusCode::CREATED)
             .insert_header((header::LOCATION, tenant.status_path(&created.id)))
             .json(created)
-    }
-}
-
-fn allowed_origin<'a>(req: &'a HttpRequest, tenant: &Tenant) -> Option<&'a str> {
-    let origin = req.headers().get(header::ORIGIN)?.to_str().ok()?;
-    tenant
-        .settings
-        .allowed_origins
-        .iter()
-        .any(|o| o == origin)
-        .then_some(origin)
-}
-
-fn add_cors(req: &HttpRequest, tenant: &Tenant, response: &mut HttpResponse) {
-    if let Some(origin) = allowed_origin(req, tenant) {
-        let headers = response.headers_mut();
-        if let Ok(value) = header::HeaderValue::from_str(origin) {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-        }
-        headers.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            header::HeaderValue::from_static("location, retry-after"),
-        );
-        headers.insert(header::VARY, header::HeaderValue::from_static("Origin"));
     }
 }
 
@@ -383,32 +367,6 @@ twin_routes! {
         body = ErrorBody
     ),);
     async fn(tenant, req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-        preflight(&req, &state, tenant)
+        super::cors::preflight(&req, &state, tenant, "POST", "content-type", SIGNUP_EXPOSE)
     }
-}
-
-/// Answers a CORS preflight: allowed origins may POST JSON; others get no CORS headers.
-fn preflight(req: &HttpRequest, state: &AppState, tenant: &str) -> HttpResponse {
-    let tenant = match state.tenant(tenant) {
-        Ok(tenant) => tenant,
-        Err(error) => return error.error_response(),
-    };
-    let mut response = HttpResponse::NoContent().finish();
-    if allowed_origin(req, &tenant).is_some() {
-        add_cors(req, &tenant, &mut response);
-        let headers = response.headers_mut();
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            header::HeaderValue::from_static("POST"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            header::HeaderValue::from_static("content-type"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            header::HeaderValue::from_static("600"),
-        );
-    }
-    response
 }

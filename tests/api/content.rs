@@ -174,6 +174,29 @@ async fn the_readiness_email_carries_the_manage_link_with_the_token_of_the_201()
 }
 
 #[tokio::test]
+async fn a_tenant_hosting_its_own_manage_page_links_it_with_the_site_id_and_token() {
+    let app = TestApp::spawn_with(|s| {
+        s.tenants[0].email_templates.insert(
+            "site_ready".into(),
+            berth::configuration::EmailTemplate {
+                subject: None,
+                text: Some(
+                    "Manage it at https://shop.example.com/manage.html#site={{site_id}}&token={{manage_token}}\n"
+                        .into(),
+                ),
+                html: None,
+            },
+        );
+    })
+    .await;
+    let (id, token) = ready_site(&app, "own-page-shop").await;
+    let email =
+        crate::helpers::unfold_qp(&std::fs::read_to_string(&app.outbox_files()[0]).unwrap());
+    let link = format!("https://shop.example.com/manage.html#site={id}&token={token}");
+    assert!(email.contains(&link), "{link} missing from:\n{email}");
+}
+
+#[tokio::test]
 async fn the_example_body_in_webhooks_publishes_a_new_version() {
     let app = TestApp::spawn().await;
     let (id, token) = ready_site(&app, "corner-bakery").await;
@@ -556,4 +579,79 @@ async fn the_manage_page_holds_no_data_and_reads_the_token_from_the_fragment() {
     let script = app.get_text("/manage.js").await;
     assert!(script.contains("location.hash"));
     assert!(script.contains("Authorization"));
+}
+
+#[tokio::test]
+async fn a_manage_page_on_an_allowed_origin_may_call_the_api_and_others_may_not() {
+    const SHOP: &str = "https://shop.example.com";
+    let app = TestApp::spawn_with(|s| s.tenants[0].allowed_origins = vec![SHOP.into()]).await;
+    let (id, token) = ready_site(&app, "cors-shop").await;
+    let request = |method: Method, path: String, origin: &'static str| {
+        app.client
+            .request(method, app.url(&path))
+            .header("origin", origin)
+    };
+    let allowed = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    for leaf in ["content", "versions", "rollback", "name"] {
+        let path = format!("/t/default/sites/{id}/{leaf}");
+        let preflight = request(Method::OPTIONS, path.clone(), SHOP)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(preflight.status(), 204, "{leaf}");
+        assert_eq!(allowed(&preflight).as_deref(), Some(SHOP), "{leaf}");
+        let headers = preflight.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap();
+        assert!(headers.contains("authorization"), "{headers}");
+        let other = request(Method::OPTIONS, path, "https://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status(), 204);
+        assert_eq!(
+            allowed(&other),
+            None,
+            "an origin not allowed gets no CORS header"
+        );
+    }
+    let versions = format!("/t/default/sites/{id}/versions");
+    let read = request(Method::GET, versions.clone(), SHOP)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    assert_eq!(allowed(&read).as_deref(), Some(SHOP));
+    // Errors are readable too, so that the page can show them.
+    let refused = request(Method::GET, versions.clone(), SHOP)
+        .bearer_auth("bmt_wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(allowed(&refused).as_deref(), Some(SHOP));
+    let foreign = request(Method::GET, versions, "https://evil.example")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed(&foreign), None);
+    let unknown = request(Method::OPTIONS, format!("/t/nope/sites/{id}/content"), SHOP)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let malformed = request(Method::OPTIONS, "/t/default/sites/x/content".into(), SHOP)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 404, "not a site id");
 }
