@@ -67,6 +67,7 @@ pub fn put_spec(conn: &mut DbConnection, tenant: &str, spec: &WorkloadSpec) -> a
     .bind::<Text, _>(tenant)
     .bind::<Text, _>(&spec.json)
     .bind::<BigInt, _>(now_ms())
+    .cached()
     .execute(conn)?;
     Ok(())
 }
@@ -84,7 +85,8 @@ pub fn spec(conn: &mut DbConnection, sha256: &str) -> anyhow::Result<Option<Work
 }
 
 /// The site is ready on `spec`: it is what the site runs and what its next job applies, and the
-/// site's row in a rollout moving it there is `done`.
+/// site's row in a rollout moving it there is `done`. Every provisioning runs this in its ready
+/// transaction, so each statement stays prepared.
 pub fn applied(conn: &mut DbConnection, site: &SiteRow, spec: &WorkloadSpec) -> anyhow::Result<()> {
     if site.applied_spec.as_deref() != Some(&spec.sha256)
         || site.target_spec.as_deref() != Some(&spec.sha256)
