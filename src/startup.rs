@@ -141,6 +141,7 @@ impl Application {
         policies.apply_configured(&settings).await?;
         let live_settings = Live::new(settings.clone());
         let reloader = Reloader::new(
+            db.clone(),
             configured,
             live_settings.clone(),
             tenants.clone(),

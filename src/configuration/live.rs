@@ -57,7 +57,7 @@ pub fn restart_only(running: &Settings, new: &Settings) -> Vec<&'static str> {
         serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
     }
     let (r, n) = (running, new);
-    let checks: [(&'static str, bool); 11] = [
+    let checks: [(&'static str, bool); 12] = [
         ("server.listen", r.server.listen == n.server.listen),
         (
             "server.sites_listen",
@@ -81,6 +81,8 @@ pub fn restart_only(running: &Settings, new: &Settings) -> Vec<&'static str> {
         ),
         ("plugins", same(&r.plugins, &n.plugins)),
         ("jobs.concurrency", r.jobs.concurrency == n.jobs.concurrency),
+        // Leases already taken run on the old length; a shorter one would expire them early.
+        ("jobs.lease_secs", r.jobs.lease_secs == n.jobs.lease_secs),
         ("log", same(&r.log, &n.log)),
         (
             "kubernetes.kubeconfig",
@@ -108,6 +110,7 @@ pub fn keep_restart_only(running: &Settings, mut new: Settings) -> Settings {
     new.database = running.database.clone();
     new.plugins = running.plugins.clone();
     new.jobs.concurrency = running.jobs.concurrency;
+    new.jobs.lease_secs = running.jobs.lease_secs;
     new.log = running.log.clone();
     new.kubernetes.kubeconfig = running.kubernetes.kubeconfig.clone();
     new.kubernetes.context = running.kubernetes.context.clone();

@@ -196,8 +196,13 @@ pub async fn start(
     let mut planned = Vec::new();
     for site in sites {
         if wanted.differs(site.plan.as_deref(), site.applied_spec.as_deref()) {
+            // Without a recorded spec there is nothing to put the site back on if it fails.
+            let to = match &site.applied_spec {
+                None => Err("the site has no recorded spec to go back to; it records one when it is next provisioned".to_owned()),
+                Some(_) => wanted.get(site.plan.as_deref()).clone(),
+            };
             planned.push(Planned {
-                to: wanted.get(site.plan.as_deref()).clone(),
+                to,
                 site_id: site.id,
                 from_spec: site.applied_spec,
             });

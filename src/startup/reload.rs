@@ -13,6 +13,7 @@ use crate::services::tenants::Tenants;
 /// Swaps a running application's configuration.
 #[derive(Clone)]
 pub struct Reloader {
+    db: crate::adapters::db::Db,
     /// The settings as loaded, before berth filled in the ports it was given: what a changed
     /// file is compared with.
     configured: Live<Settings>,
@@ -30,6 +31,7 @@ pub struct Reloader {
 impl Reloader {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
+        db: crate::adapters::db::Db,
         configured: Settings,
         settings: Live<Settings>,
         tenants: Live<Tenants>,
@@ -40,6 +42,7 @@ impl Reloader {
         serves_api: bool,
     ) -> Self {
         Self {
+            db,
             configured: Live::new(Arc::new(configured)),
             settings,
             tenants,
@@ -84,6 +87,15 @@ impl Reloader {
         self.settings.set(Arc::new(settings));
         self.configured
             .set(Arc::new(keep_restart_only(&configured, new)));
+        // Live sites the old configuration could not build a spec for get one now.
+        if let Err(error) =
+            crate::services::rollouts::pin_unpinned(&self.db, &self.tenants.get()).await
+        {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "could not record the workload spec of live sites after the reload"
+            );
+        }
         Ok(restart)
     }
 

@@ -284,6 +284,17 @@ impl Progress {
     }
 }
 
+/// On PostgreSQL, holds the rollout's row until the transaction ends, so that a driver step and
+/// an operator's pause, resume or cancel never interleave (SQLite's writes are serial anyway).
+fn lock(conn: &mut DbConnection, id: &str) -> anyhow::Result<()> {
+    if let DbConnection::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT id FROM rollouts WHERE id = $1 FOR UPDATE")
+            .bind::<Text, _>(id)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 pub fn get(conn: &mut DbConnection, id: &str) -> anyhow::Result<Option<RolloutRow>> {
     Ok(rollouts::table
         .find(id)
@@ -429,6 +440,7 @@ pub fn control(
     reason: Option<&str>,
     step: impl FnOnce(i64) -> Option<NewJob>,
 ) -> anyhow::Result<Control> {
+    lock(conn, id)?;
     let Some(rollout) = get(conn, id)? else {
         return Ok(Control::NotFound);
     };
@@ -467,6 +479,7 @@ pub fn control(
 /// Stops rollout `id` with `reason` while it is running at `tick` (its driver step at that tick
 /// failed for good). Returns whether it did.
 pub fn halt(conn: &mut DbConnection, id: &str, tick: i64, reason: &str) -> anyhow::Result<bool> {
+    lock(conn, id)?;
     let now = now_ms();
     let changed = diesel::update(
         rollouts::table
@@ -513,6 +526,7 @@ pub fn step(
     next_step: impl FnOnce(i64) -> NewJob,
     deploy: impl Fn(&SiteRow) -> NewJob,
 ) -> anyhow::Result<Step> {
+    lock(conn, id)?;
     let Some(rollout) = get(conn, id)? else {
         return Ok(Step::StoodDown);
     };
@@ -578,6 +592,14 @@ pub fn step(
                     let why = format!("the site is {}, not live", site.state);
                     set_row(conn, &row, RolloutSiteState::Skipped, Some(&why), None)?
                 }
+                // A new plan (or another change) moved the site since the rollout started: the
+                // spec planned for it would undo that.
+                Some(site)
+                    if site.applied_spec != row.from_spec
+                        || site.target_spec != site.applied_spec =>
+                {
+                    set_row(conn, &row, RolloutSiteState::Skipped, Some(MOVED), None)?
+                }
                 // A content update is deploying: the site waits for a later wave, so that a
                 // failure is the new spec's alone.
                 Some(site) if site.target_version != site.live_version => {}
@@ -623,6 +645,8 @@ pub fn step(
 }
 
 const GONE: &str = "the site is gone";
+const MOVED: &str =
+    "the site's spec changed since the rollout started (a new plan, say); a later rollout moves it";
 
 /// How an `applying` row ends when its site moved on without its deploy settling it: `None`
 /// while the deploy may still do so.
@@ -830,6 +854,26 @@ mod tests {
             run_step(&mut conn),
             Step::StoodDown,
             "an ended rollout does nothing"
+        );
+    }
+
+    #[test]
+    fn a_site_that_moved_to_another_spec_since_the_start_is_left_alone() {
+        let mut conn = database(2);
+        begin(&mut conn, 2, 2, 1);
+        // Site 2's plan changed and it was provisioned again on that plan's spec.
+        if let DbConnection::Sqlite(c) = &mut conn {
+            c.batch_execute(
+                "UPDATE sites SET applied_spec = 'pro', target_spec = 'pro' WHERE id = 'site_2'",
+            )
+            .unwrap();
+        }
+        assert_eq!(run_step(&mut conn), Step::Wave { wave: 1, sites: 1 });
+        assert_eq!(row_state(&mut conn, 2), RolloutSiteState::Skipped);
+        assert_eq!(
+            site(&mut conn, 2).target_spec.as_deref(),
+            Some("pro"),
+            "untouched"
         );
     }
 
