@@ -8,7 +8,7 @@ use super::{BackgroundJob, JobContext};
 use crate::adapters::db::jobs::Enqueue;
 use crate::adapters::db::{rollouts, sites, versions};
 use crate::domain::job::{Deploy, Job};
-use crate::domain::SiteState;
+use crate::domain::{RolloutSiteState, SiteState};
 
 impl BackgroundJob for Deploy {
     async fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
@@ -28,9 +28,13 @@ impl BackgroundJob for Deploy {
                         versions::note_error(c, &id, target, &message)?;
                     }
                     match &site.target_spec {
-                        Some(spec) if site.applied_spec.as_ref() != Some(spec) => {
-                            rollouts::note_error(c, &id, spec, &message)
-                        }
+                        Some(spec) if site.applied_spec.as_ref() != Some(spec) => rollouts::settle(
+                            c,
+                            &id,
+                            spec,
+                            RolloutSiteState::Applying,
+                            Some(&message),
+                        ),
                         _ => Ok(()),
                     }
                 })

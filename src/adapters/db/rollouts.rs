@@ -103,41 +103,10 @@ pub fn applied(conn: &mut DbConnection, site: &SiteRow, spec: &WorkloadSpec) -> 
     settle(conn, &site.id, &spec.sha256, RolloutSiteState::Done, None)
 }
 
-/// The site's new spec `to_spec` failed for good (the site goes back to its previous one): its
-/// row in the rollout is `failed` with `error`.
-pub fn failed(
-    conn: &mut DbConnection,
-    site_id: &str,
-    to_spec: &str,
-    error: &str,
-) -> anyhow::Result<()> {
-    settle(
-        conn,
-        site_id,
-        to_spec,
-        RolloutSiteState::Failed,
-        Some(error),
-    )
-}
-
-/// A deploy of `to_spec` failed an attempt with `error` (it retries): shown on the site's row in
-/// the rollout while it is applying.
-pub fn note_error(
-    conn: &mut DbConnection,
-    site_id: &str,
-    to_spec: &str,
-    error: &str,
-) -> anyhow::Result<()> {
-    settle(
-        conn,
-        site_id,
-        to_spec,
-        RolloutSiteState::Applying,
-        Some(error),
-    )
-}
-
-fn settle(
+/// Settles the site's row in the rollout moving it to `to_spec`, while it is `applying`: `done`,
+/// `failed` with `error` (the site went back to its previous spec), or still `applying` with the
+/// error of an attempt that retries.
+pub fn settle(
     conn: &mut DbConnection,
     site_id: &str,
     to_spec: &str,
@@ -274,12 +243,17 @@ impl Progress {
     }
 
     pub fn get(&self, state: RolloutSiteState) -> i64 {
+        let mut copy = *self;
+        *copy.count(state)
+    }
+
+    fn count(&mut self, state: RolloutSiteState) -> &mut i64 {
         match state {
-            RolloutSiteState::Pending => self.pending,
-            RolloutSiteState::Applying => self.applying,
-            RolloutSiteState::Done => self.done,
-            RolloutSiteState::Failed => self.failed,
-            RolloutSiteState::Skipped => self.skipped,
+            RolloutSiteState::Pending => &mut self.pending,
+            RolloutSiteState::Applying => &mut self.applying,
+            RolloutSiteState::Done => &mut self.done,
+            RolloutSiteState::Failed => &mut self.failed,
+            RolloutSiteState::Skipped => &mut self.skipped,
         }
     }
 }
@@ -321,13 +295,7 @@ pub fn progress(conn: &mut DbConnection, id: &str) -> anyhow::Result<Progress> {
         .load(conn)?;
     let mut progress = Progress::default();
     for (state, n) in counts {
-        *match state {
-            RolloutSiteState::Pending => &mut progress.pending,
-            RolloutSiteState::Applying => &mut progress.applying,
-            RolloutSiteState::Done => &mut progress.done,
-            RolloutSiteState::Failed => &mut progress.failed,
-            RolloutSiteState::Skipped => &mut progress.skipped,
-        } += n;
+        *progress.count(state) += n;
     }
     Ok(progress)
 }

@@ -17,7 +17,7 @@ use super::cached::CacheDsl;
 use super::schema::{site_versions, sites};
 use super::sites::SiteRow;
 use super::{jobs::NewJob, now_ms, DbConnection};
-use crate::domain::{Author, SiteState, VersionState};
+use crate::domain::{Author, RolloutSiteState, SiteState, VersionState};
 
 /// A stored version, without its HTML.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
@@ -455,7 +455,7 @@ pub fn fail_deploy(
         set_state(conn, site_id, failed, VersionState::Failed, Some(error))?;
     }
     if let Some(spec) = &abandoned.spec {
-        super::rollouts::failed(conn, site_id, spec, error)?;
+        super::rollouts::settle(conn, site_id, spec, RolloutSiteState::Failed, Some(error))?;
     }
     site.target_version = site.live_version;
     site.target_spec = site.applied_spec.clone();
