@@ -18,7 +18,7 @@ mod scan;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use berth::adapters::plugin_host::PluginHost;
+use berth::adapters::plugin_host::{Metering, PluginHost};
 use berth::configuration::PluginSettings;
 use berth::domain::{EmailAddress, Hook, SiteName};
 use berth::services::policy::{context_json, Submission};
@@ -88,7 +88,8 @@ fn main() {
         timeout_ms: 10_000,
         ..PluginSettings::default()
     };
-    let host = PluginHost::new(&settings).expect("host starts");
+    // The host signups run on: bounded by the deadline, counting no fuel.
+    let host = PluginHost::new(&settings, Metering::DeadlineOnly).expect("host starts");
     let allow = host
         .load(&wat::parse_file(root.join("tests/fixtures/plugins/allow.wat")).unwrap())
         .unwrap();

@@ -16,7 +16,7 @@ use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::adapters::db::{keys, Db};
 use crate::adapters::mailer::Mailer;
-use crate::adapters::plugin_host::PluginHost;
+
 use crate::adapters::runtime::local::serve_site;
 use crate::adapters::telemetry::metrics_handle;
 use crate::configuration::{Live, Mode, RuntimeKind, Settings, Source};
@@ -136,8 +136,11 @@ impl Application {
         let limits = Live::new(Arc::new(RateLimits::new(&settings.rate_limits)));
         let mailer = Live::new(Arc::new(Mailer::new(&settings.email)?));
         let wake = Arc::new(Notify::new());
-        let host = Arc::new(PluginHost::new(&settings.plugins)?);
-        let policies = Arc::new(PolicyEngine::new(host, db.clone(), settings.tenants.len()));
+        let policies = Arc::new(PolicyEngine::new(
+            &settings.plugins,
+            db.clone(),
+            settings.tenants.len(),
+        )?);
         policies.apply_configured(&settings).await?;
         let live_settings = Live::new(settings.clone());
         let reloader = Reloader::new(

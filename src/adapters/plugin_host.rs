@@ -43,6 +43,18 @@ const MEMORY_GUARD: u64 = 32 << 20;
 /// How often the epoch advances; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// Whether a host's calls count fuel. Counting is exact (about one unit per instruction, the
+/// same on every machine) but costs a scanning plugin about a seventh of its time, and fuel is
+/// never a limit (the deadline is), so the service's own calls do not count it: the tools an
+/// author measures a plugin with do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metering {
+    /// The authoring tools: `berth plugin run` and the admin test endpoint.
+    Fuel,
+    /// Signups: the deadline bounds a call, and its time is measured.
+    DeadlineOnly,
+}
+
 /// Why a call failed. Each class denies the submission unless the binding says
 /// `on_error = "allow"`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +95,7 @@ pub struct PluginHost {
     engine: Engine,
     linker: Linker<call::CallState>,
     settings: PluginSettings,
+    metering: Metering,
     compiled: Mutex<HashMap<String, Arc<CompiledPlugin>>>,
     stop_ticker: Arc<AtomicBool>,
 }
@@ -96,9 +109,8 @@ const DECOMMIT_BATCH: usize = 16;
 const MAX_CACHED_MODULES: usize = 256;
 
 impl PluginHost {
-    /// The host for `settings`. Every call counts fuel, in the service as in `berth plugin run`,
-    /// so both report the same figure for the same call.
-    pub fn new(settings: &PluginSettings) -> anyhow::Result<Self> {
+    /// The host for `settings`, counting fuel or not (see [`Metering`]).
+    pub fn new(settings: &PluginSettings, metering: Metering) -> anyhow::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_core_instances(settings.max_instances)
             .total_memories(settings.max_instances)
@@ -120,7 +132,7 @@ impl PluginHost {
         let mut config = Config::new();
         config
             .epoch_interruption(true)
-            .consume_fuel(true)
+            .consume_fuel(metering == Metering::Fuel)
             .max_wasm_stack(settings.stack_bytes)
             .wasm_multi_memory(false)
             .wasm_memory64(false)
@@ -149,6 +161,7 @@ impl PluginHost {
             engine,
             linker,
             settings: settings.clone(),
+            metering,
             compiled: Mutex::new(HashMap::new()),
             stop_ticker,
         })
@@ -156,6 +169,11 @@ impl PluginHost {
 
     pub fn settings(&self) -> &PluginSettings {
         &self.settings
+    }
+
+    /// Whether this host's calls count fuel.
+    pub fn counts_fuel(&self) -> bool {
+        self.metering == Metering::Fuel
     }
 
     /// The content hash modules are cached and stored under: `sha256:<hex>`.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::adapters::plugin_host::{LogLine, PluginHost};
+use crate::adapters::plugin_host::{LogLine, Metering, PluginHost};
 use crate::configuration::Settings;
 use crate::domain::Hook;
 use crate::services::signup::{Trial, TrialRefusal};
@@ -86,7 +86,7 @@ fn execute(settings: &Settings, command: &PluginCommand) -> Result<u8, (u8, Stri
     };
     let bytes = std::fs::read(file)
         .map_err(|e| cannot_run(format!("cannot read {}: {e}", file.display())))?;
-    let host = PluginHost::new(&settings.plugins)
+    let host = PluginHost::new(&settings.plugins, Metering::Fuel)
         .map_err(|e| cannot_run(format!("cannot start the plugin host: {e:#}")))?;
     match command {
         PluginCommand::Check { .. } => Ok(check(&host, settings, file, &bytes)),

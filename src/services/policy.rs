@@ -10,6 +10,9 @@
 //! `budget`), and a tenant's calls take at most `plugins.max_instances_per_tenant` of the
 //! instance slots. A call keeps its slots until it really returns, even when the request that
 //! started it is gone; evaluation itself stops with the request.
+//!
+//! Signups run on a host that does not count fuel; the test endpoint runs on a second host that
+//! does (see [`Metering`]), with the same limits and the same instance slots.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,9 +24,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::adapters::db::{plugins, Db};
 use crate::adapters::plugin_host::{
-    CallReport, CompiledPlugin, LogLine, PluginError, PluginHost, PluginOutput, SettingsAnswer,
+    CallReport, CompiledPlugin, LogLine, Metering, PluginError, PluginHost, PluginOutput,
+    SettingsAnswer,
 };
-use crate::configuration::{OnError, Settings};
+use crate::configuration::{OnError, PluginSettings, Settings};
 use crate::domain::{EmailAddress, Hook, SiteName};
 use crate::error::PolicyReason;
 use crate::services::tenants::Tenant;
@@ -75,6 +79,8 @@ pub struct TestResult {
 /// Runs a tenant's policy bindings on the plugin host.
 pub struct PolicyEngine {
     host: Arc<PluginHost>,
+    /// The host the test endpoint runs on: the same limits, counting fuel.
+    authoring: Arc<PluginHost>,
     db: Db,
     slots: Slots,
 }
@@ -150,14 +156,18 @@ pub fn context_json(
 
 impl PolicyEngine {
     /// The engine for `tenants` tenants (their number decides each one's share of the slots).
-    pub fn new(host: Arc<PluginHost>, db: Db, tenants: usize) -> Self {
-        let settings = host.settings();
+    pub fn new(settings: &PluginSettings, db: Db, tenants: usize) -> anyhow::Result<Self> {
         let slots = Slots {
             all: Arc::new(Semaphore::new(settings.max_instances as usize)),
             per_tenant: settings.instances_per_tenant(tenants) as usize,
             tenants: Mutex::new(HashMap::new()),
         };
-        Self { host, db, slots }
+        Ok(Self {
+            host: Arc::new(PluginHost::new(settings, Metering::DeadlineOnly)?),
+            authoring: Arc::new(PluginHost::new(settings, Metering::Fuel)?),
+            db,
+            slots,
+        })
     }
 
     /// The time budget of one submission that starts now.
@@ -178,9 +188,18 @@ impl PolicyEngine {
         tenant: &str,
         bytes: Vec<u8>,
     ) -> anyhow::Result<Result<Arc<CompiledPlugin>, String>> {
+        self.load_on(&self.host, tenant, bytes).await
+    }
+
+    async fn load_on(
+        &self,
+        host: &Arc<PluginHost>,
+        tenant: &str,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<Result<Arc<CompiledPlugin>, String>> {
         // Checking a module instantiates it once (berth_abi_version): it takes a slot too.
         let held = self.slots.acquire(tenant).await?;
-        let host = self.host.clone();
+        let host = host.clone();
         Ok(tokio::task::spawn_blocking(move || {
             let _held = held;
             host.load(&bytes)
@@ -194,15 +213,24 @@ impl PolicyEngine {
         tenant: &str,
         name: &str,
     ) -> anyhow::Result<Option<Arc<CompiledPlugin>>> {
+        self.stored_on(&self.host, tenant, name).await
+    }
+
+    async fn stored_on(
+        &self,
+        host: &Arc<PluginHost>,
+        tenant: &str,
+        name: &str,
+    ) -> anyhow::Result<Option<Arc<CompiledPlugin>>> {
         let (t, n) = (tenant.to_owned(), name.to_owned());
         let Some((hash, module)) = self.db.run(move |c| plugins::module(c, &t, &n)).await? else {
             return Ok(None);
         };
-        if let Some(plugin) = self.host.cached(&hash) {
+        if let Some(plugin) = host.cached(&hash) {
             return Ok(Some(plugin));
         }
         let plugin = self
-            .load(tenant, module)
+            .load_on(host, tenant, module)
             .await?
             .map_err(|reason| anyhow::anyhow!("stored plugin {name} no longer loads: {reason}"))?;
         Ok(Some(plugin))
@@ -240,12 +268,12 @@ impl PolicyEngine {
         Ok(tokio::task::spawn_blocking(move || {
             let result = host.validate(&plugin, &context, &value);
             if let Some(labels) = &labels {
-                let (outcome, duration, fuel) = match &result {
-                    Ok(report) if report.result.denies() => ("deny", report.duration, report.fuel),
-                    Ok(report) => ("allow", report.duration, report.fuel),
-                    Err((error, report)) => (error.class(), report.duration, report.fuel),
+                let (outcome, duration) = match &result {
+                    Ok(report) if report.result.denies() => ("deny", report.duration),
+                    Ok(report) => ("allow", report.duration),
+                    Err((error, report)) => (error.class(), report.duration),
                 };
-                record(labels, outcome, duration, fuel);
+                record(labels, outcome, duration);
             }
             drop(held);
             result
@@ -275,7 +303,7 @@ impl PolicyEngine {
                 ("hook", hook.as_str().to_owned()),
             ];
             if budget.exhausted() {
-                record(&labels, "budget", Duration::ZERO, None);
+                record(&labels, "budget", Duration::ZERO);
                 tracing::warn!(
                     tenant = %tenant.name,
                     plugin = %binding.plugin,
@@ -319,7 +347,6 @@ impl PolicyEngine {
                         hook = h,
                         verdict = %report.result.verdict,
                         duration_us = report.duration.as_micros() as u64,
-                        fuel = report.fuel,
                         "policy plugin called"
                     );
                     let output = report.result;
@@ -349,7 +376,6 @@ impl PolicyEngine {
                         error.class = error.class(),
                         error = %error,
                         duration_us = report.duration.as_micros() as u64,
-                        fuel = report.fuel,
                         on_error = %binding.on_error,
                         "policy plugin failed"
                     );
@@ -367,15 +393,34 @@ impl PolicyEngine {
         })
     }
 
-    /// Runs blocking plugin work `f` (a trial, say) on the blocking pool, in one of `tenant`'s
-    /// instance slots.
-    pub async fn in_slot<T: Send + 'static>(
+    /// Runs blocking work `f` with `tenant`'s stored plugin `name` as the test endpoint runs
+    /// it: compiled on the host that counts fuel, in one of the tenant's instance slots. `None`
+    /// when there is no such plugin.
+    pub async fn with_authoring_host<T: Send + 'static>(
         &self,
+        tenant: &str,
+        name: &str,
+        f: impl FnOnce(&PluginHost, &CompiledPlugin) -> T + Send + 'static,
+    ) -> anyhow::Result<Option<T>> {
+        let Some(plugin) = self.stored_on(&self.authoring, tenant, name).await? else {
+            return Ok(None);
+        };
+        let result = self
+            .in_slot(&self.authoring, tenant, move |host| f(host, &plugin))
+            .await?;
+        Ok(Some(result))
+    }
+
+    /// Runs blocking plugin work `f` on the blocking pool, on `host`, in one of `tenant`'s
+    /// instance slots.
+    async fn in_slot<T: Send + 'static>(
+        &self,
+        host: &Arc<PluginHost>,
         tenant: &str,
         f: impl FnOnce(&PluginHost) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
         let held = self.slots.acquire(tenant).await?;
-        let host = self.host.clone();
+        let host = host.clone();
         Ok(tokio::task::spawn_blocking(move || {
             let _held = held;
             f(&host)
@@ -398,7 +443,9 @@ impl PolicyEngine {
         }
         let text = settings.to_string();
         let answer = self
-            .in_slot(tenant, move |host| host.validate_settings(&plugin, &text))
+            .in_slot(&self.host, tenant, move |host| {
+                host.validate_settings(&plugin, &text)
+            })
             .await?;
         let (verdict, logs) = settings_verdict(answer);
         emit_logs(tenant, plugin_name, "settings", &logs, 0);
@@ -565,15 +612,12 @@ pub fn test_result(
 /// The labels a plugin call is counted under: tenant, plugin, hook.
 type Labels = [(&'static str, String); 3];
 
-fn record(labels: &Labels, outcome: &'static str, duration: Duration, fuel: Option<u64>) {
+fn record(labels: &Labels, outcome: &'static str, duration: Duration) {
     let mut with_outcome = labels.to_vec();
     with_outcome.push(("outcome", outcome.to_owned()));
     metrics::counter!("berth_plugin_calls_total", &with_outcome).increment(1);
     metrics::histogram!("berth_plugin_call_duration_seconds", &labels[..])
         .record(duration.as_secs_f64());
-    if let Some(fuel) = fuel {
-        metrics::counter!("berth_plugin_fuel_consumed_total", &labels[..]).increment(fuel);
-    }
 }
 
 /// Plugin log lines go to berth's log, tagged with tenant, plugin and the hook (or `settings`

@@ -4,6 +4,7 @@
 //! honeypot, CORS, the response) stay in `routes::signup`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::adapters::db::now_ms;
 use crate::adapters::db::sites::NewSite;
@@ -401,6 +402,22 @@ pub enum TrialRefusal {
     /// The plugin refuses its settings or cannot check them, as a binding would be refused
     /// (`422 invalid_settings`).
     Settings(String),
+}
+
+/// The admin test endpoint's call: [`trial`] of `tenant`'s stored plugin `plugin_name`, on the
+/// host that counts fuel. `None` when there is no such plugin.
+pub async fn test_stored(
+    policies: &PolicyEngine,
+    tenant: Arc<Tenant>,
+    plugin_name: &str,
+    case: Trial,
+) -> anyhow::Result<Option<Result<TestResult, TrialRefusal>>> {
+    let (name, tenant_name) = (plugin_name.to_owned(), tenant.name.as_str().to_owned());
+    policies
+        .with_authoring_host(&tenant_name, plugin_name, move |host, plugin| {
+            trial(host, &tenant, &name, plugin, &case)
+        })
+        .await
 }
 
 /// Runs `trial` against `plugin` (named `plugin_name` in the context) for `tenant`. Blocking:

@@ -29,7 +29,8 @@ pub struct CallReport<T> {
     /// Fuel consumed (wasmtime's count, about one unit per WebAssembly instruction), from
     /// instantiation to the end of the call. `None` when the call trapped inside the module
     /// (timeout, oom, a trap): compiled code keeps the count in a register and does not write it
-    /// back on a trap, so the figure would be too low.
+    /// back on a trap, so the figure would be too low. Also `None` on a host that does not count
+    /// fuel ([`super::Metering::DeadlineOnly`]).
     pub fuel: Option<u64>,
     pub logs: Vec<LogLine>,
     /// Log lines dropped over the per-call budget.
@@ -214,9 +215,11 @@ impl<'a> Call<'a> {
         let mut store = Store::new(host.engine(), state);
         store.limiter(|state| state);
         store.set_epoch_deadline(host.deadline_ticks());
-        store
-            .set_fuel(FUEL)
-            .map_err(|e| PluginError::Crash(e.to_string()))?;
+        if host.counts_fuel() {
+            store
+                .set_fuel(FUEL)
+                .map_err(|e| PluginError::Crash(e.to_string()))?;
+        }
         let started = Instant::now();
         let instance = plugin
             .template
@@ -287,7 +290,8 @@ impl<'a> Call<'a> {
     }
 
     fn report<T>(mut self, result: T, trapped: bool) -> CallReport<T> {
-        let fuel = (!trapped).then(|| FUEL - self.store.get_fuel().unwrap_or(FUEL));
+        let fuel = (self.host.counts_fuel() && !trapped)
+            .then(|| FUEL - self.store.get_fuel().unwrap_or(FUEL));
         let state = self.store.data_mut();
         CallReport {
             result,

@@ -376,16 +376,6 @@ pub(crate) async fn test(
             "settings must be a JSON object",
         ));
     }
-    let plugin = state
-        .policies
-        .stored(tenant.name.as_str(), &row.name)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "plugin_not_found",
-                format!("no plugin named {:?}", name.as_str()),
-            )
-        })?;
     let trial = Trial {
         hook,
         value: body.value,
@@ -394,16 +384,18 @@ pub(crate) async fn test(
         email: body.email.unwrap_or_else(|| "customer@example.com".into()),
         plan: body.plan,
     };
-    let in_slot = tenant.clone();
-    let result = state
-        .policies
-        .in_slot(tenant.name.as_str(), move |host| {
-            crate::services::signup::trial(host, &in_slot, &row.name, &plugin, &trial)
-        })
-        .await?
-        .map_err(|refusal| match refusal {
-            TrialRefusal::Fields(fields) => ApiError::InvalidFields(fields),
-            TrialRefusal::Settings(reason) => ApiError::InvalidSettings(reason),
-        })?;
+    let result =
+        crate::services::signup::test_stored(&state.policies, tenant.clone(), &row.name, trial)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(
+                    "plugin_not_found",
+                    format!("no plugin named {:?}", name.as_str()),
+                )
+            })?
+            .map_err(|refusal| match refusal {
+                TrialRefusal::Fields(fields) => ApiError::InvalidFields(fields),
+                TrialRefusal::Settings(reason) => ApiError::InvalidSettings(reason),
+            })?;
     Ok(json_ok(StatusCode::OK, &result))
 }

@@ -106,12 +106,13 @@ fn for_each_tag(bytes: &[u8], mut tag: impl FnMut(std::ops::Range<usize>)) {
     }
 }
 
-/// Whether any attribute of the tag at `tag` of `page` could be a finding outside `<meta>` and
-/// `<form>`: only a value holding a `:` can be a script URL, and only a name starting with `on`
-/// an event handler, and a name starts after whitespace, `/` or a closing quote. Most tags have
-/// neither, and skip the attribute by attribute reading (a test checks that this never hides a
+/// Whether any attribute of the tag at `tag` of `page` could be a finding outside `<meta>`: only
+/// a value holding a `:` can be a script URL, and only a name starting with `on` an event
+/// handler, and a name starts after whitespace, `/` or a closing quote. In a `<form>` (`form`),
+/// an action off the site holds a `:` (`https:`) or starts with `//`. Most tags have none of
+/// these, and skip the attribute by attribute reading (a test checks that this never hides a
 /// finding).
-fn may_hold_findings(page: &[u8], tag: std::ops::Range<usize>) -> bool {
+fn may_hold_findings(page: &[u8], tag: std::ops::Range<usize>, form: bool) -> bool {
     let starts_on = |at: usize| {
         at > tag.start
             && at + 1 < tag.end
@@ -119,13 +120,27 @@ fn may_hold_findings(page: &[u8], tag: std::ops::Range<usize>) -> bool {
             && (page[at + 1] | 0x20) == b'n'
     };
     // Chunks are read from the page, past the tag's end where there is more page (bits past
-    // the end are ignored), so a short tag needs no copying.
-    tag.clone().step_by(CHUNK).any(|at| {
+    // the end are ignored), so a short tag needs no copying. A plain loop, not an iterator: in
+    // WebAssembly each closure left out of line costs a call per chunk.
+    let mut at = tag.start;
+    // Whether the byte before this chunk is a `/` (of the tag).
+    let mut slash_before = 0;
+    while at < tag.end {
         let chunk = chunk(&page[at..]);
         let inside = match tag.end - at {
             n if n >= CHUNK => u32::MAX,
             n => (1 << n) - 1,
         };
+        if positions(&chunk, b":") & inside != 0 {
+            return true;
+        }
+        if form {
+            let slashes = positions(&chunk, b"/") & inside;
+            if slashes & (slashes << 1 | slash_before) != 0 {
+                return true;
+            }
+            slash_before = slashes >> (CHUNK - 1);
+        }
         let mut o = positions(&chunk, b"oO") & inside;
         while o != 0 {
             if starts_on(at + o.trailing_zeros() as usize) {
@@ -133,8 +148,9 @@ fn may_hold_findings(page: &[u8], tag: std::ops::Range<usize>) -> bool {
             }
             o &= o - 1;
         }
-        positions(&chunk, b":") & inside != 0
-    })
+        at += CHUNK;
+    }
+    false
 }
 
 /// Whether `b` is whitespace, `/` or a quote, after which an attribute's name can start.
@@ -227,28 +243,104 @@ fn check_tag(
     report: &mut Report<'_>,
 ) {
     let tag = &page[range.clone()];
-    let name_len = tag[1..]
-        .iter()
-        .take_while(|b| b.is_ascii_alphanumeric())
-        .count();
-    let name = &tag[1..1 + name_len];
-    let is = |wanted: &str| name.eq_ignore_ascii_case(wanted.as_bytes());
-    if is("script") {
+    let name = TagName::at(&page[range.start + 1..]);
+    if name == SCRIPT {
         report("script_tag", &|| {
             format!("line {}: <script> is not allowed", line())
         });
-    } else if let Some(name) = ["iframe", "object", "embed", "frame", "frameset", "applet"]
-        .into_iter()
-        .find(|n| is(n))
-    {
+    } else if let Some((embedded, _)) = EMBEDDED.iter().find(|(_, packed)| name == *packed) {
         report("embedded_content", &|| {
-            format!("line {}: <{}> is not allowed", line(), name)
+            format!("line {}: <{}> is not allowed", line(), embedded)
         });
     }
-    let (is_meta, is_form) = (is("meta"), is("form"));
-    if is_meta || is_form || may_hold_findings(page, range) {
+    let (is_meta, is_form) = (name == META, name == FORM);
+    if is_meta || may_hold_findings(page, range, is_form) {
         check_attributes(tag, (is_meta, is_form), line, allowed, report);
     }
+}
+
+const SCRIPT: TagName = TagName::of(b"script");
+const META: TagName = TagName::of(b"meta");
+const FORM: TagName = TagName::of(b"form");
+/// Tags that embed other content, packed once when berth is built.
+const EMBEDDED: [(&str, TagName); 6] = [
+    ("iframe", TagName::of(b"iframe")),
+    ("object", TagName::of(b"object")),
+    ("embed", TagName::of(b"embed")),
+    ("frame", TagName::of(b"frame")),
+    ("frameset", TagName::of(b"frameset")),
+    ("applet", TagName::of(b"applet")),
+];
+
+/// A tag's name (its ASCII letters and digits after the `<`), lowercased and packed into one
+/// word when it has at most eight characters, so that comparing it with a wanted name is one
+/// comparison rather than a loop per character; every name berth looks for is that short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TagName(u64);
+
+impl TagName {
+    /// No name looked for is longer than this.
+    const MAX: usize = 8;
+    /// Names longer than [`TagName::MAX`] (or holding no letter), which match nothing looked for.
+    const OTHER: TagName = TagName(0);
+
+    /// The name that starts `bytes` (whatever follows the `<`).
+    fn at(bytes: &[u8]) -> TagName {
+        // The first eight bytes as one word, and the ninth. Read in place (one load); a copy
+        // into a buffer would be a call to `memcpy` natively, and one to `memory.copy` in
+        // WebAssembly. Only the page's last few bytes take the slow way.
+        let (head, ninth) = match bytes.get(..Self::MAX + 1) {
+            Some(nine) => {
+                let mut word = [0; Self::MAX];
+                word.copy_from_slice(&nine[..Self::MAX]);
+                (u64::from_le_bytes(word), nine[Self::MAX])
+            }
+            None => (
+                bytes.iter().rev().fold(0, |word, &b| word << 8 | b as u64),
+                0,
+            ),
+        };
+        let len = match alphanumeric_prefix(head) {
+            Self::MAX if ninth.is_ascii_alphanumeric() => return Self::OTHER,
+            len => len,
+        };
+        // Bit 0x20 lowercases an ASCII letter and leaves a digit as it is.
+        let kept = if len == 0 {
+            0
+        } else {
+            u64::MAX >> (64 - 8 * len)
+        };
+        TagName((head | 0x2020_2020_2020_2020) & kept)
+    }
+
+    /// `name` (lowercase, at most [`TagName::MAX`] bytes) as [`TagName::at`] packs it.
+    const fn of(name: &[u8]) -> TagName {
+        let mut word = 0u64;
+        let mut i = name.len();
+        while i > 0 {
+            i -= 1;
+            word = word << 8 | name[i] as u64;
+        }
+        TagName(word)
+    }
+}
+
+/// How many of the eight bytes of `word` (first byte lowest) are ASCII letters or digits
+/// before the first that is not, with a few word-wide operations instead of a loop.
+fn alphanumeric_prefix(word: u64) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The top bit of each byte of the result is set where that byte, if below 0x80, lies in
+    // `lo..=hi` (no carry or borrow crosses bytes for such values).
+    let within = |x: u64, lo: u8, hi: u8| {
+        (x + ONES * (0x80 - lo as u64)) & (ONES * (0x80 + hi as u64) - x) & HIGH
+    };
+    let ascii = !word & HIGH;
+    let seven = word & !HIGH;
+    let letter = within(seven | (ONES * 0x20), b'a', b'z');
+    let digit = within(seven, b'0', b'9');
+    let other = (!(letter | digit) & ascii) | (!ascii & HIGH);
+    (other.trailing_zeros() / 8) as usize
 }
 
 /// The findings in `tag`'s attributes (the pair says whether the tag is a `<meta>`, a `<form>`).
@@ -491,7 +583,7 @@ mod tests {
     }
 
     /// Tags (or whole pages) of random bytes drawn mostly from the characters the scanner
-    /// looks at, comment marks among them, from a fixed seed.
+    /// looks at, comment marks and form actions among them, from a fixed seed.
     fn random_inputs(count: usize, max_len: u64) -> impl Iterator<Item = Vec<u8>> {
         const ALPHABET: &[u8] = b"<>\"'/= \t\nonONOxjJ:aA-!";
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
@@ -509,6 +601,7 @@ mod tests {
                     0 | 1 => input.push((next() % 256) as u8),
                     2 => input.extend_from_slice(b"<!--"),
                     3 => input.extend_from_slice(b"-->"),
+                    4 => input.extend_from_slice(b" action="),
                     _ => input.push(ALPHABET[(next() % ALPHABET.len() as u64) as usize]),
                 }
             }
@@ -578,22 +671,24 @@ mod tests {
         let mut checked = 0;
         for page in random_inputs(50_000, 120) {
             for_each_tag(&page, |tag| {
-                let mut found = false;
-                check_attributes(
-                    &page[tag.clone()],
-                    (false, false),
-                    &|| 1,
-                    &[],
-                    &mut |_, _| found = true,
-                );
-                if found {
-                    checked += 1;
-                    assert!(
-                        may_hold_findings(&page, tag.clone()),
-                        "{:?} in {:?}",
-                        tag,
-                        String::from_utf8_lossy(&page)
+                for form in [false, true] {
+                    let mut found = false;
+                    check_attributes(
+                        &page[tag.clone()],
+                        (false, form),
+                        &|| 1,
+                        &[],
+                        &mut |_, _| found = true,
                     );
+                    if found {
+                        checked += 1;
+                        assert!(
+                            may_hold_findings(&page, tag.clone(), form),
+                            "{:?} in {:?}",
+                            tag,
+                            String::from_utf8_lossy(&page)
+                        );
+                    }
                 }
             });
         }
@@ -605,8 +700,90 @@ mod tests {
         // What follows a tag on the page, or comes before it, is not the tag's.
         let page = b"x onclick=a:b <p class=x><a onclick=x><b>";
         let mut flags = Vec::new();
-        for_each_tag(page, |tag| flags.push(may_hold_findings(page, tag)));
+        for_each_tag(page, |tag| flags.push(may_hold_findings(page, tag, false)));
         assert_eq!(flags, [false, true, false]);
+        // A form's action off the site, however it is written: `//` may fall on either side of
+        // a sixteen-byte boundary.
+        for padding in 0..CHUNK {
+            let page = format!("<form{} action='//e.example/x'>", " ".repeat(padding));
+            let mut found = Vec::new();
+            for_each_tag(page.as_bytes(), |tag| {
+                found.push(may_hold_findings(page.as_bytes(), tag, true))
+            });
+            assert_eq!(found, [true], "{:?}", page);
+            assert_eq!(codes(&page), ["offsite_form"], "{:?}", page);
+        }
+        let mut flags = Vec::new();
+        let page = b"<form action='/a/b/c'><form action=\"/x/\"/>";
+        for_each_tag(page, |tag| flags.push(may_hold_findings(page, tag, true)));
+        assert_eq!(flags, [false, false]);
+    }
+
+    #[test]
+    fn packed_tag_names_match_a_plain_comparison() {
+        let names: [&[u8]; 10] = [
+            b"script",
+            b"iframe",
+            b"object",
+            b"embed",
+            b"frame",
+            b"frameset",
+            b"applet",
+            b"meta",
+            b"form",
+            b"a",
+        ];
+        let plain = |bytes: &[u8], wanted: &[u8]| {
+            let len = bytes
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count();
+            bytes[..len].eq_ignore_ascii_case(wanted)
+        };
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut matched = 0;
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let wanted = names[(state % names.len() as u64) as usize];
+            // A wanted name with some letters flipped in case or replaced, cut short or run
+            // on, followed by anything, including bytes at and above 0x80.
+            let mut bytes = wanted.to_vec();
+            let mut r = state >> 8;
+            for b in bytes.iter_mut() {
+                match r % 8 {
+                    0 => *b = b.to_ascii_uppercase(),
+                    1 => *b = (r >> 3) as u8,
+                    _ => {}
+                }
+                r >>= 5;
+            }
+            let keep = if r & 3 == 0 {
+                (r >> 2) as usize % (bytes.len() + 1)
+            } else {
+                bytes.len()
+            };
+            bytes.truncate(keep);
+            let tail = (state >> 40) as u8;
+            for k in 0..(state >> 60) as usize {
+                bytes.push(tail.wrapping_add((k as u8).wrapping_mul(37)));
+            }
+            for name in names {
+                let expected = plain(&bytes, name);
+                matched += expected as usize;
+                assert_eq!(
+                    TagName::at(&bytes) == TagName::of(name),
+                    expected,
+                    "{:?} against {:?}",
+                    bytes,
+                    String::from_utf8_lossy(name)
+                );
+            }
+        }
+        assert!(matched > 20_000, "only {} inputs matched a name", matched);
+        assert_eq!(TagName::at(b"framesets"), TagName::OTHER);
+        assert_eq!(TagName::at(b"SCRIPT>"), TagName::of(b"script"));
     }
 
     #[test]
