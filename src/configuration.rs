@@ -247,6 +247,30 @@ mod tests {
     }
 
     #[test]
+    fn a_tenant_s_branding_is_checked() {
+        let tenant = |extra: &str| load(&format!("[[tenants]]\nname = \"a\"\n{extra}\n"), &[]);
+        let settings = tenant("display_name = \"A & Co\"\naccent_color = \"#C0392B\"\nlogo_url = \"https://cdn.example/a.png\"").unwrap();
+        assert_eq!(settings.tenants[0].display_name_or_name(), "A & Co");
+        assert_eq!(tenant("").unwrap().tenants[0].display_name_or_name(), "a");
+        for (extra, key) in [
+            ("accent_color = \"red\"", "tenants[0].accent_color:"),
+            ("accent_color = \"#12345\"", "tenants[0].accent_color:"),
+            ("accent_color = \"#12;}x\"", "tenants[0].accent_color:"),
+            (
+                "logo_url = \"http://cdn.example/a.png\"",
+                "tenants[0].logo_url:",
+            ),
+            (
+                "logo_url = \"https://cdn.example/a b.png\"",
+                "tenants[0].logo_url:",
+            ),
+        ] {
+            let err = tenant(extra).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{extra}: {err}");
+        }
+    }
+
+    #[test]
     fn a_wrong_value_is_reported_by_name() {
         let err = load("[server]\nlisten = \"nowhere\"\n", &[])
             .unwrap_err()

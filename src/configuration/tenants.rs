@@ -120,6 +120,13 @@ fn default_memory() -> String {
 #[serde(default, deny_unknown_fields)]
 pub struct TenantSettings {
     pub name: String,
+    /// What customers see the site builder called on the pages berth hosts (the name when
+    /// empty).
+    pub display_name: String,
+    /// A logo for those pages (`https://` only; none when empty).
+    pub logo_url: String,
+    /// Their accent colour, `#rgb` or `#rrggbb`.
+    pub accent_color: String,
     pub base_domain: String,
     pub payment_required: bool,
     pub checkout_url: String,
@@ -146,6 +153,9 @@ impl Default for TenantSettings {
     fn default() -> Self {
         Self {
             name: "default".into(),
+            display_name: String::new(),
+            logo_url: String::new(),
+            accent_color: "#2f6fed".into(),
             base_domain: "localhost".into(),
             payment_required: false,
             checkout_url: String::new(),
@@ -167,6 +177,17 @@ impl Default for TenantSettings {
     }
 }
 
+impl TenantSettings {
+    /// The name customers see: `display_name`, or the tenant's name.
+    pub fn display_name_or_name(&self) -> &str {
+        if self.display_name.trim().is_empty() {
+            &self.name
+        } else {
+            &self.display_name
+        }
+    }
+}
+
 /// Checks each tenant in turn: its name (and that no earlier tenant has it), then its keys.
 pub(super) fn validate(
     tenants: &[TenantSettings],
@@ -180,6 +201,29 @@ pub(super) fn validate(
             return Err(invalid(
                 key("name"),
                 format!("tenant {} is declared twice", tenant.name),
+            ));
+        }
+        let hex = |s: &str| s.chars().all(|c| c.is_ascii_hexdigit());
+        let colour = &tenant.accent_color;
+        if !(colour.len() == 4 || colour.len() == 7)
+            || !colour.starts_with('#')
+            || !hex(&colour[1..])
+        {
+            return Err(invalid(
+                key("accent_color"),
+                format!("{colour:?} is not a colour like \"#2f6fed\" or \"#26e\""),
+            ));
+        }
+        if !tenant.logo_url.is_empty()
+            && (!tenant.logo_url.starts_with("https://")
+                || tenant
+                    .logo_url
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == '"'))
+        {
+            return Err(invalid(
+                key("logo_url"),
+                "must be an https:// URL (the hosted pages load images over HTTPS only)",
             ));
         }
         crate::domain::validate_base_domain(&tenant.base_domain)

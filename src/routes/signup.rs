@@ -9,11 +9,12 @@
 //! can fill it with junk or lock a customer out with refused signups in their name.
 
 pub(crate) mod body;
+pub(crate) mod page;
 
 use std::sync::Arc;
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{options, post, web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{get, options, post, web, HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
 use super::registry::{twin_routes, Routes};
@@ -32,6 +33,8 @@ use crate::services::tenants::Tenant;
 
 pub fn routes(routes: &mut Routes) {
     routes
+        .add(page_default)
+        .add(page_tenant)
         .add(signup_default)
         .add(preflight_default)
         .add(signup_tenant)
@@ -128,6 +131,35 @@ twin_routes! {
     }
 }
 
+twin_routes! {
+    #[utoipa::path(tag = "signup")]
+    responses((
+        status = 200,
+        description = "The signup page: the tenant's name, logo and colour, its fields and plans, no script",
+        content_type = "text/html"
+    ));
+    #[get("/signup")]
+    /// The signup page of tenant `default`, hosted by berth.
+    page_default + responses((
+        status = 404,
+        description = "No tenant `default` in this configuration (`unknown_tenant`)",
+        body = ErrorBody
+    ),);
+    #[get("/t/{tenant}/signup")]
+    /// A tenant's signup page, hosted by berth.
+    page_tenant + responses((
+        status = 404,
+        description = "No such tenant (`unknown_tenant`)",
+        body = ErrorBody
+    ),);
+    async fn(tenant, state: web::Data<AppState>) -> HttpResponse {
+        match state.tenant(tenant) {
+            Ok(tenant) => page::blank(&tenant),
+            Err(error) => error.error_response(),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(example = json!({
     "id": "site_01jd8x3v5c6b7n8m9k0a1s2d3f",
@@ -164,12 +196,21 @@ async fn signup(
         Ok(tenant) => tenant,
         Err(error) => return error.error_response(),
     };
-    let mut response = match accept(&req, payload, &state, &tenant).await {
+    let mut typed = None;
+    let mut response = match accept(&req, payload, &state, &tenant, &mut typed).await {
         Ok(response) => response,
         Err(error) => {
             metrics::counter!("berth_signups_total", "tenant" => tenant.name.to_string(), "outcome" => error.code())
                 .increment(1);
-            error.error_response()
+            if prefers_html(&req) {
+                let referer = req
+                    .headers()
+                    .get(header::REFERER)
+                    .and_then(|v| v.to_str().ok());
+                page::refused(&tenant, &typed.unwrap_or_default(), &error, referer)
+            } else {
+                error.error_response()
+            }
         }
     };
     super::cors::allow(
@@ -187,6 +228,7 @@ async fn accept(
     payload: web::Payload,
     state: &AppState,
     tenant: &Arc<Tenant>,
+    typed: &mut Option<page::Typed>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(ip) = client_ip(req, &state.settings.get().server.trusted_proxies) {
         state.limits.get().signup_per_ip.check(&ip_key(ip))?;
@@ -201,6 +243,9 @@ async fn accept(
     let limit = tenant.settings.html_max_bytes + 16 * 1024;
     let raw = super::request::read_limited(req, payload, limit).await?;
     let form = body::parse(req, kind, raw).await?;
+    if prefers_html(req) {
+        *typed = Some(page::Typed::of(&form));
+    }
 
     if form
         .get(&tenant.settings.honeypot_field)

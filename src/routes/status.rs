@@ -14,6 +14,7 @@ use crate::adapters::db::sites::{self, SiteRow};
 use crate::adapters::db::versions;
 use crate::domain::{SiteId, SiteState, VersionState};
 use crate::routes::error::ApiError;
+use crate::services::tenants::Tenant;
 
 pub fn routes(routes: &mut Routes) {
     routes.add(status);
@@ -147,7 +148,7 @@ pub(crate) async fn status(
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; style-src 'unsafe-inline'",
         ))
-        .body(page(&site, &body).into_string()))
+        .body(page(&site, &body, &tenant).into_string()))
 }
 
 /// The tenant's checkout link carrying the site id as `client_reference_id`, which Stripe Checkout
@@ -192,8 +193,11 @@ fn headline(state: SiteState) -> &'static str {
     }
 }
 
-fn page(site: &SiteRow, view: &Status<'_>) -> Markup {
+fn page(site: &SiteRow, view: &Status<'_>, tenant: &Tenant) -> Markup {
     let state = site.state;
+    let brand = tenant.settings.display_name_or_name();
+    let checkout_url = &tenant.settings.checkout_url;
+    let signup = Some(tenant.signup_path());
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -203,7 +207,7 @@ fn page(site: &SiteRow, view: &Status<'_>) -> Markup {
                 @if !state.is_settled() || state == SiteState::PendingPayment {
                     meta http-equiv="refresh" content="3";
                 }
-                title { (site.name) " — " (headline(state)) }
+                title { (site.name) " — " (headline(state)) " — " (brand) }
                 style { "body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#222}
                         .state{display:inline-block;padding:.2rem .6rem;border-radius:1rem;background:#eee;font-size:.9rem}
                         .ready{background:#d4f5dd}.failed,.rejected{background:#fadbd8}" }
@@ -230,7 +234,16 @@ fn page(site: &SiteRow, view: &Status<'_>) -> Markup {
                     p { "Your site will be set up as soon as the payment goes through. " a href=(pay) { "Pay now" } }
                 }
                 @if state == SiteState::Failed {
-                    p { "We could not finish setting it up. Our team has been told and will retry." }
+                    p { "We could not finish setting it up. The people who run " (brand) " can see this in their dashboard and try again; nothing is lost, and this page will show it when the site is live." }
+                }
+                @if state == SiteState::Suspended {
+                    p { "Its visitors are told it is paused. It comes back as it was once it is resumed." }
+                    @if let Some(pay) = checkout_link(checkout_url, &site.id) {
+                        p { "If it was paused for an unpaid bill, paying brings it back: " a href=(pay) { "Pay now" } }
+                    }
+                }
+                @if state == SiteState::Deleted {
+                    p { "Its content is gone. You can sign up again to start a new site" @if let Some(signup) = signup { ": " a href=(signup) { "sign up" } } "." }
                 }
                 @if !state.is_settled() {
                     p { small { "This page refreshes by itself." } }

@@ -63,6 +63,15 @@ impl Tenant {
         self.runtime.site_url(hostname)
     }
 
+    /// The signup page berth hosts for this tenant.
+    pub fn signup_path(&self) -> String {
+        if self.name.as_str() == "default" {
+            "/signup".into()
+        } else {
+            format!("/t/{}/signup", self.name)
+        }
+    }
+
     pub fn status_path(&self, site_id: &str) -> String {
         format!("/t/{}/sites/{site_id}", self.name)
     }

@@ -2,7 +2,6 @@
 //! token, operators do the same with an admin token, and the site serves one version or the
 //! next, never a mix or nothing.
 
-use berth::configuration::{OnError, PolicySettings};
 use berth::faults::Fault;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -352,16 +351,7 @@ async fn an_operator_rotates_the_manage_token_and_the_old_one_stops_working() {
 #[tokio::test]
 async fn refused_content_and_impossible_changes_get_precise_answers_and_change_nothing() {
     let app = TestApp::spawn_with(|s| {
-        s.tenants[0].policies = vec![PolicySettings {
-            plugin: "html-guard".into(),
-            file: crate::plugins::example("html_guard.wasm")
-                .display()
-                .to_string(),
-            hook: "html".into(),
-            settings: json!({}),
-            on_error: OnError::Deny,
-            mutating: false,
-        }];
+        s.tenants[0].policies = vec![crate::plugins::html_guard_binding()];
     })
     .await;
     let (id, token) = ready_site(&app, "strict-shop").await;
@@ -488,7 +478,7 @@ async fn a_suspended_site_takes_new_content_and_serves_it_when_it_resumes() {
     let (status, accepted) = put_html(&app, &id, &token, "<p>back soon</p>").await;
     assert_eq!(status, 202);
     assert_eq!(accepted["version"]["state"], "live");
-    assert_eq!(app.get_site("paused-shop.localhost").await.status(), 404);
+    assert_eq!(app.get_site("paused-shop.localhost").await.status(), 503);
     let resume = app
         .admin(
             Method::POST,

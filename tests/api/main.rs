@@ -14,6 +14,7 @@ mod kube_mock;
 mod kubernetes;
 mod kubernetes_cluster;
 mod layers;
+mod pages;
 pub mod plugins;
 mod process;
 mod provisioning;

@@ -10,6 +10,18 @@ use crate::helpers::{TestApp, ACME_TOKEN, ADMIN_TOKEN};
 
 /// A shipped example plugin: the module committed under `plugins/dist` (the bytes built into
 /// berth, rebuilt from source byte for byte by `.ci/run`).
+/// `html-guard` bound on tenant `default`'s html hook in the configuration, failing closed.
+pub fn html_guard_binding() -> berth::configuration::PolicySettings {
+    berth::configuration::PolicySettings {
+        plugin: "html-guard".into(),
+        file: example("html_guard.wasm").display().to_string(),
+        hook: "html".into(),
+        settings: serde_json::json!({}),
+        on_error: berth::configuration::OnError::Deny,
+        mutating: false,
+    }
+}
+
 pub fn example(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("plugins/dist")

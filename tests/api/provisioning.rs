@@ -117,8 +117,8 @@ async fn suspend_stops_serving_and_resume_brings_the_site_back_without_a_second_
     assert_eq!(suspended.status(), 202);
     assert_eq!(
         app.get_site("pause-shop.localhost").await.status(),
-        404,
-        "suspension is immediate"
+        503,
+        "suspension is immediate: visitors are told the site is paused"
     );
     app.drain_jobs().await;
     assert_eq!(app.status("default", id).await["state"], "suspended");

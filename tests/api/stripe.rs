@@ -857,7 +857,7 @@ async fn a_site_overdue_past_its_grace_period_is_suspended_and_paying_resumes_it
     let site = app.site(&id).await;
     assert_eq!(site["state"], "suspended");
     assert_eq!(site["suspended_for"], "payment");
-    assert_eq!(app.get_site("broke-shop.localhost").await.status(), 404);
+    assert_eq!(app.get_site("broke-shop.localhost").await.status(), 503);
 
     let failed = event_at("invoice.payment_failed", now() - 3 * DAY);
     app.apply(&failed).await;

@@ -183,6 +183,17 @@ pub fn live_html(conn: &mut DbConnection, hostname: &str) -> anyhow::Result<Opti
         .optional()?)
 }
 
+/// Whether a site at `hostname` is suspended: its visitors are told it is paused, not that
+/// there is no site. Asked only when [`live_html`] found nothing.
+pub fn suspended_at(conn: &mut DbConnection, hostname: &str) -> anyhow::Result<bool> {
+    let found: i64 = sites::table
+        .filter(sites::hostname.eq(hostname))
+        .filter(sites::state.eq(SiteState::Suspended.as_str()))
+        .count()
+        .get_result(conn)?;
+    Ok(found > 0)
+}
+
 /// The condition of the partial index `site_versions_unhashed`, in literals: the databases use
 /// a partial index only for a query whose condition is the index's own.
 const UNHASHED: &str = "sha256 = ''";

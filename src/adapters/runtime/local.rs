@@ -73,6 +73,21 @@ const SANDBOX_HEADERS: [(&str, &str); 4] = [
     ("referrer-policy", "no-referrer"),
 ];
 
+/// What the sites listener has for a hostname.
+enum Served {
+    Page(String),
+    /// The site exists but is suspended (unpaid, or by its operator).
+    Paused,
+    Nothing,
+}
+
+/// A suspended site's visitors: the site exists and may come back (`503`, try again in an hour).
+const PAUSED: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>This site is paused</title></head>\
+<body style=\"font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem\">\
+<h1>This site is paused</h1><p>Its owner has paused it for now. Please come back later.</p></body></html>\n";
+const PAUSED_RETRY_SECS: u64 = 3600;
+
 /// The one handler of the sites listener: any path of a ready site serves its HTML.
 pub async fn serve_site(req: HttpRequest, db: web::Data<Db>) -> HttpResponse {
     let host = req
@@ -91,11 +106,25 @@ pub async fn serve_site(req: HttpRequest, db: web::Data<Db>) -> HttpResponse {
         .map(|h| h.trim_end_matches('.').to_ascii_lowercase());
     let mut response = match host {
         None => HttpResponse::BadRequest().body("missing Host header\n"),
-        Some(host) => match db.run(move |c| versions::live_html(c, &host)).await {
-            Ok(Some(html)) => HttpResponse::Ok()
+        Some(host) => match db
+            .run(move |c| {
+                Ok(match versions::live_html(c, &host)? {
+                    Some(html) => Served::Page(html),
+                    None if versions::suspended_at(c, &host)? => Served::Paused,
+                    None => Served::Nothing,
+                })
+            })
+            .await
+        {
+            Ok(Served::Page(html)) => HttpResponse::Ok()
                 .content_type("text/html; charset=utf-8")
                 .body(html),
-            Ok(None) => HttpResponse::NotFound()
+            Ok(Served::Paused) => HttpResponse::ServiceUnavailable()
+                .content_type("text/html; charset=utf-8")
+                .insert_header((header::RETRY_AFTER, PAUSED_RETRY_SECS.to_string()))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .body(PAUSED),
+            Ok(Served::Nothing) => HttpResponse::NotFound()
                 .content_type("text/plain; charset=utf-8")
                 .body("no site here\n"),
             Err(error) => {
