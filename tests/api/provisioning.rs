@@ -232,3 +232,61 @@ async fn a_permanent_error_fails_the_job_at_once() {
         "{detail}"
     );
 }
+
+/// Once a site has moved on (its failed provision retried through the site, and now ready),
+/// its old failed job is shown as superseded and cannot be retried: running it again would
+/// mark it succeeded while doing nothing the site needs.
+#[tokio::test]
+async fn a_failed_job_of_a_site_that_moved_on_is_superseded_not_retryable() {
+    let app = TestApp::spawn().await;
+    app.context()
+        .faults
+        .set("provision.apply", Some(Fault::Error));
+    let site = app.signup("moved-shop").await;
+    let id = site["id"].as_str().unwrap();
+    app.drain_jobs().await;
+    assert_eq!(app.status("default", id).await["state"], "failed");
+    let failed_jobs = || async {
+        let body: serde_json::Value = app
+            .admin(Method::GET, "/admin/jobs?state=failed", ADMIN_TOKEN)
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["jobs"].as_array().unwrap().clone()
+    };
+    let before = failed_jobs().await;
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0]["superseded"], false);
+    let job_id = before[0]["id"].as_str().unwrap().to_owned();
+
+    app.context().faults.set("provision.apply", None);
+    let retried = app
+        .admin(
+            Method::POST,
+            &format!("/admin/sites/{id}/retry"),
+            ADMIN_TOKEN,
+        )
+        .await;
+    assert!(retried.status().is_success(), "{}", retried.status());
+    app.drain_jobs().await;
+    assert_eq!(app.status("default", id).await["state"], "ready");
+
+    let after = failed_jobs().await;
+    // The site's retry queued a job of its own; the old one stays failed, and superseded.
+    let old = after
+        .iter()
+        .find(|j| j["id"] == job_id.as_str())
+        .expect("the old job is still listed as failed");
+    assert_eq!(old["superseded"], true, "{old}");
+    let again = app
+        .admin(
+            Method::POST,
+            &format!("/admin/jobs/{job_id}/retry"),
+            ADMIN_TOKEN,
+        )
+        .await;
+    assert_eq!(again.status(), 409);
+    let body: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "superseded");
+}

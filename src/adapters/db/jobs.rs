@@ -345,6 +345,25 @@ pub fn requeue_failed(conn: &mut DbConnection, id: &str) -> anyhow::Result<bool>
     Ok(n == 1)
 }
 
+/// Whether a newer job of the same site exists: the site has moved on since `job` ran (a
+/// failed provision followed by a deploy, say), so running `job` again would act on a state
+/// that is gone. Jobs of no site are never superseded.
+pub fn is_superseded(conn: &mut DbConnection, job: &JobRow) -> anyhow::Result<bool> {
+    let Some(site_id) = &job.site_id else {
+        return Ok(false);
+    };
+    let newer: i64 = jobs::table
+        .filter(jobs::site_id.eq(site_id))
+        .filter(
+            jobs::created_at.gt(job.created_at).or(jobs::created_at
+                .eq(job.created_at)
+                .and(jobs::id.gt(&job.id))),
+        )
+        .count()
+        .get_result(conn)?;
+    Ok(newer > 0)
+}
+
 /// The age of the oldest due job, in milliseconds (0 when none is waiting): the queue's lag.
 pub fn oldest_due_age_ms(conn: &mut DbConnection) -> anyhow::Result<i64> {
     let now = now_ms();

@@ -151,7 +151,12 @@ function renderJobs(jobs) {
     cell(row, job.attempts + " / " + job.max_attempts);
     cell(row, job.last_error || "", "error");
     const actions = cell(row, "");
-    button(actions, "Retry", () => act("POST", "/admin/jobs/" + encodeURIComponent(job.id) + "/retry"));
+    if (job.superseded) {
+      actions.textContent = "superseded";
+      actions.title = "A newer job of this site has run since; retry the site instead if it is failed";
+    } else {
+      button(actions, "Retry", () => act("POST", "/admin/jobs/" + encodeURIComponent(job.id) + "/retry"));
+    }
     body.appendChild(row);
   }
 }

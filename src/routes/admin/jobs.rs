@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::adapters::db::jobs::{self, JobRow};
+use crate::domain::JobState;
 use crate::routes::auth::GlobalAdmin;
 use crate::routes::error::ApiError;
 use crate::routes::params::{job_not_found, JobIdPath};
@@ -14,6 +15,15 @@ use crate::routes::registry::Routes;
 use crate::routes::request::json_ok;
 use crate::routes::schemas::{AdminErrors, ErrorBody};
 use crate::routes::state::AppState;
+
+/// A job as the list shows it: the row, and whether a newer job of its site superseded it (a
+/// failed job that is, is not retried: its site has moved on).
+#[derive(Serialize, ToSchema)]
+pub struct JobView {
+    #[serde(flatten)]
+    job: JobRow,
+    superseded: bool,
+}
 
 pub fn routes(routes: &mut Routes) {
     routes.add(list).add(retry);
@@ -78,10 +88,14 @@ pub(crate) async fn list(
     let (rows, backlog) = state
         .db
         .run(move |c| {
-            Ok((
-                jobs::list(c, query.state.as_deref(), None, limit)?,
-                jobs::Backlog::read(c)?,
-            ))
+            let rows = jobs::list(c, query.state.as_deref(), None, limit)?
+                .into_iter()
+                .map(|job| {
+                    let superseded = job.state == JobState::Failed && jobs::is_superseded(c, &job)?;
+                    Ok(JobView { job, superseded })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok((rows, jobs::Backlog::read(c)?))
         })
         .await?;
     Ok(json_ok(
@@ -103,7 +117,7 @@ pub(crate) async fn list(
             body = crate::adapters::db::jobs::JobRow
         ),
         (status = 404, description = "No job with this id (`job_not_found`)", body = ErrorBody),
-        (status = 409, description = "The job is not `failed` (`invalid_state`)", body = ErrorBody),
+        (status = 409, description = "The job is not `failed` (`invalid_state`), or a newer job of its site superseded it (`superseded`: retry the site instead)", body = ErrorBody),
         AdminErrors,
     )
 )]
@@ -118,16 +132,33 @@ pub(crate) async fn retry(
     let Some(job) = state.db.run(move |c| jobs::get(c, lookup.as_str())).await? else {
         return Err(job_not_found(id.as_str()));
     };
-    let requeue = id.clone();
-    if !state
+    let (requeue, checked) = (id.clone(), job.clone());
+    let outcome = state
         .db
-        .write(move |c| jobs::requeue_failed(c, requeue.as_str()))
-        .await?
-    {
-        return Err(ApiError::conflict(
-            "invalid_state",
-            format!("job {id} is {}; only failed jobs can be retried", job.state),
-        ));
+        .write(move |c| {
+            if checked.state == JobState::Failed && jobs::is_superseded(c, &checked)? {
+                return Ok(None);
+            }
+            Ok(Some(jobs::requeue_failed(c, requeue.as_str())?))
+        })
+        .await?;
+    match outcome {
+        None => {
+            return Err(ApiError::conflict(
+                "superseded",
+                format!(
+                    "job {id} was superseded by a newer job of site {}; retry the site instead if it is failed",
+                    job.site_id.as_deref().unwrap_or_default()
+                ),
+            ))
+        }
+        Some(false) => {
+            return Err(ApiError::conflict(
+                "invalid_state",
+                format!("job {id} is {}; only failed jobs can be retried", job.state),
+            ))
+        }
+        Some(true) => {}
     }
     state.wake.notify_one();
     tracing::info!(job.id = %id, job.kind = %job.kind, "failed job requeued by an operator");
@@ -138,6 +169,6 @@ pub(crate) async fn retry(
 // The body of `GET /admin/jobs` (no doc comment: it would become the schema description).
 #[derive(Serialize, ToSchema)]
 pub struct JobList {
-    jobs: Vec<JobRow>,
+    jobs: Vec<JobView>,
     backlog: crate::adapters::db::jobs::Backlog,
 }
