@@ -197,7 +197,7 @@ fn page(site: &SiteRow, view: &Status<'_>, tenant: &Tenant) -> Markup {
     let state = site.state;
     let brand = tenant.settings.display_name_or_name();
     let checkout_url = &tenant.settings.checkout_url;
-    let signup = Some(tenant.signup_path());
+    let signup = tenant.signup_path();
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -243,7 +243,7 @@ fn page(site: &SiteRow, view: &Status<'_>, tenant: &Tenant) -> Markup {
                     }
                 }
                 @if state == SiteState::Deleted {
-                    p { "Its content is gone. You can sign up again to start a new site" @if let Some(signup) = signup { ": " a href=(signup) { "sign up" } } "." }
+                    p { "Its content is gone. You can sign up again to start a new site: " a href=(signup) { "sign up" } "." }
                 }
                 @if !state.is_settled() {
                     p { small { "This page refreshes by itself." } }

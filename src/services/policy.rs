@@ -79,8 +79,9 @@ pub struct TestResult {
 /// Runs a tenant's policy bindings on the plugin host.
 pub struct PolicyEngine {
     host: Arc<PluginHost>,
-    /// The host the test endpoint runs on: the same limits, counting fuel.
-    authoring: Arc<PluginHost>,
+    /// The host the test endpoint runs on: the same limits, counting fuel. Built on the first
+    /// test, so a service nobody tests plugins on keeps no second engine (nor its epoch thread).
+    authoring: tokio::sync::OnceCell<Arc<PluginHost>>,
     db: Db,
     slots: Slots,
 }
@@ -164,7 +165,7 @@ impl PolicyEngine {
         };
         Ok(Self {
             host: Arc::new(PluginHost::new(settings, Metering::DeadlineOnly)?),
-            authoring: Arc::new(PluginHost::new(settings, Metering::Fuel)?),
+            authoring: tokio::sync::OnceCell::new(),
             db,
             slots,
         })
@@ -198,13 +199,8 @@ impl PolicyEngine {
         bytes: Vec<u8>,
     ) -> anyhow::Result<Result<Arc<CompiledPlugin>, String>> {
         // Checking a module instantiates it once (berth_abi_version): it takes a slot too.
-        let held = self.slots.acquire(tenant).await?;
-        let host = host.clone();
-        Ok(tokio::task::spawn_blocking(move || {
-            let _held = held;
-            host.load(&bytes)
-        })
-        .await?)
+        self.in_slot(host, tenant, move |host| host.load(&bytes))
+            .await
     }
 
     /// The stored plugin `tenant/name`, compiled (`None` when there is none).
@@ -402,11 +398,17 @@ impl PolicyEngine {
         name: &str,
         f: impl FnOnce(&PluginHost, &CompiledPlugin) -> T + Send + 'static,
     ) -> anyhow::Result<Option<T>> {
-        let Some(plugin) = self.stored_on(&self.authoring, tenant, name).await? else {
+        let authoring = self
+            .authoring
+            .get_or_try_init(|| async {
+                PluginHost::new(self.host.settings(), Metering::Fuel).map(Arc::new)
+            })
+            .await?;
+        let Some(plugin) = self.stored_on(authoring, tenant, name).await? else {
             return Ok(None);
         };
         let result = self
-            .in_slot(&self.authoring, tenant, move |host| f(host, &plugin))
+            .in_slot(authoring, tenant, move |host| f(host, &plugin))
             .await?;
         Ok(Some(result))
     }

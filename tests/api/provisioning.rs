@@ -186,37 +186,50 @@ async fn deleting_a_site_frees_its_name() {
     app.signup("gone-shop").await;
 }
 
-#[tokio::test]
-async fn re_running_a_failed_provision_job_provisions_the_site() {
-    let app = TestApp::spawn().await;
+/// Signs `name` up with provisioning failing, runs its jobs to the end and lifts the fault:
+/// the site is failed. Returns its id.
+async fn failed_provision(app: &TestApp, name: &str) -> String {
     app.context()
         .faults
         .set("provision.apply", Some(Fault::Error));
-    let site = app.signup("rerun-shop").await;
-    let id = site["id"].as_str().unwrap();
+    let site = app.signup(name).await;
+    let id = site["id"].as_str().unwrap().to_owned();
     app.drain_jobs().await;
-    assert_eq!(app.status("default", id).await["state"], "failed");
-    let failed: serde_json::Value = app
+    assert_eq!(app.status("default", &id).await["state"], "failed");
+    app.context().faults.set("provision.apply", None);
+    id
+}
+
+/// The failed jobs, as `GET /admin/jobs?state=failed` lists them.
+async fn failed_jobs(app: &TestApp) -> Vec<serde_json::Value> {
+    let body: serde_json::Value = app
         .admin(Method::GET, "/admin/jobs?state=failed", ADMIN_TOKEN)
         .await
         .json()
         .await
         .unwrap();
-    let job_id = failed["jobs"][0]["id"].as_str().unwrap().to_owned();
+    body["jobs"].as_array().unwrap().clone()
+}
 
-    app.context().faults.set("provision.apply", None);
-    assert_eq!(
-        app.admin(
-            Method::POST,
-            &format!("/admin/jobs/{job_id}/retry"),
-            ADMIN_TOKEN
-        )
-        .await
-        .status(),
-        202
-    );
+/// `POST /admin/jobs/{id}/retry`.
+async fn retry_job(app: &TestApp, job_id: &str) -> reqwest::Response {
+    app.admin(
+        Method::POST,
+        &format!("/admin/jobs/{job_id}/retry"),
+        ADMIN_TOKEN,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn re_running_a_failed_provision_job_provisions_the_site() {
+    let app = TestApp::spawn().await;
+    let id = failed_provision(&app, "rerun-shop").await;
+    let failed = failed_jobs(&app).await;
+    let job_id = failed[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(retry_job(&app, &job_id).await.status(), 202);
     app.drain_jobs().await;
-    assert_eq!(app.status("default", id).await["state"], "ready");
+    assert_eq!(app.status("default", &id).await["state"], "ready");
     assert_eq!(app.outbox_files().len(), 1);
 }
 
@@ -239,28 +252,12 @@ async fn a_permanent_error_fails_the_job_at_once() {
 #[tokio::test]
 async fn a_failed_job_of_a_site_that_moved_on_is_superseded_not_retryable() {
     let app = TestApp::spawn().await;
-    app.context()
-        .faults
-        .set("provision.apply", Some(Fault::Error));
-    let site = app.signup("moved-shop").await;
-    let id = site["id"].as_str().unwrap();
-    app.drain_jobs().await;
-    assert_eq!(app.status("default", id).await["state"], "failed");
-    let failed_jobs = || async {
-        let body: serde_json::Value = app
-            .admin(Method::GET, "/admin/jobs?state=failed", ADMIN_TOKEN)
-            .await
-            .json()
-            .await
-            .unwrap();
-        body["jobs"].as_array().unwrap().clone()
-    };
-    let before = failed_jobs().await;
+    let id = failed_provision(&app, "moved-shop").await;
+    let before = failed_jobs(&app).await;
     assert_eq!(before.len(), 1);
     assert_eq!(before[0]["superseded"], false);
     let job_id = before[0]["id"].as_str().unwrap().to_owned();
 
-    app.context().faults.set("provision.apply", None);
     let retried = app
         .admin(
             Method::POST,
@@ -270,22 +267,16 @@ async fn a_failed_job_of_a_site_that_moved_on_is_superseded_not_retryable() {
         .await;
     assert!(retried.status().is_success(), "{}", retried.status());
     app.drain_jobs().await;
-    assert_eq!(app.status("default", id).await["state"], "ready");
+    assert_eq!(app.status("default", &id).await["state"], "ready");
 
-    let after = failed_jobs().await;
     // The site's retry queued a job of its own; the old one stays failed, and superseded.
+    let after = failed_jobs(&app).await;
     let old = after
         .iter()
         .find(|j| j["id"] == job_id.as_str())
         .expect("the old job is still listed as failed");
     assert_eq!(old["superseded"], true, "{old}");
-    let again = app
-        .admin(
-            Method::POST,
-            &format!("/admin/jobs/{job_id}/retry"),
-            ADMIN_TOKEN,
-        )
-        .await;
+    let again = retry_job(&app, &job_id).await;
     assert_eq!(again.status(), 409);
     let body: serde_json::Value = again.json().await.unwrap();
     assert_eq!(body["error"]["code"], "superseded");

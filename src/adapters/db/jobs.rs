@@ -345,6 +345,47 @@ pub fn requeue_failed(conn: &mut DbConnection, id: &str) -> anyhow::Result<bool>
     Ok(n == 1)
 }
 
+/// The ids of the failed jobs among `rows` that a newer job of their site superseded (see
+/// [`is_superseded`]), with one query for all their sites (and one more per exact tie of
+/// creation times, which a site's jobs almost never have).
+pub fn superseded_among(
+    conn: &mut DbConnection,
+    rows: &[JobRow],
+) -> anyhow::Result<std::collections::HashSet<String>> {
+    let failed: Vec<&JobRow> = rows
+        .iter()
+        .filter(|job| job.state == JobState::Failed && job.site_id.is_some())
+        .collect();
+    let sites: Vec<&str> = failed.iter().filter_map(|j| j.site_id.as_deref()).collect();
+    if sites.is_empty() {
+        return Ok(Default::default());
+    }
+    let newest: std::collections::HashMap<String, i64> = jobs::table
+        .filter(jobs::site_id.eq_any(&sites))
+        .group_by(jobs::site_id)
+        .select((
+            jobs::site_id.assume_not_null(),
+            diesel::dsl::max(jobs::created_at),
+        ))
+        .load::<(String, Option<i64>)>(conn)?
+        .into_iter()
+        .filter_map(|(site, newest)| Some((site, newest?)))
+        .collect();
+    let mut superseded = std::collections::HashSet::new();
+    for job in failed {
+        let newest = job.site_id.as_ref().and_then(|s| newest.get(s)).copied();
+        let newer = match newest {
+            Some(newest) if newest > job.created_at => true,
+            Some(newest) if newest == job.created_at => is_superseded(conn, job)?,
+            _ => false,
+        };
+        if newer {
+            superseded.insert(job.id.clone());
+        }
+    }
+    Ok(superseded)
+}
+
 /// Whether a newer job of the same site exists: the site has moved on since `job` ran (a
 /// failed provision followed by a deploy, say), so running `job` again would act on a state
 /// that is gone. Jobs of no site are never superseded.

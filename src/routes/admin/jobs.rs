@@ -88,13 +88,15 @@ pub(crate) async fn list(
     let (rows, backlog) = state
         .db
         .run(move |c| {
-            let rows = jobs::list(c, query.state.as_deref(), None, limit)?
+            let rows = jobs::list(c, query.state.as_deref(), None, limit)?;
+            let superseded = jobs::superseded_among(c, &rows)?;
+            let rows: Vec<JobView> = rows
                 .into_iter()
-                .map(|job| {
-                    let superseded = job.state == JobState::Failed && jobs::is_superseded(c, &job)?;
-                    Ok(JobView { job, superseded })
+                .map(|job| JobView {
+                    superseded: superseded.contains(&job.id),
+                    job,
                 })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+                .collect();
             Ok((rows, jobs::Backlog::read(c)?))
         })
         .await?;
