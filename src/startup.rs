@@ -201,6 +201,11 @@ impl Application {
                         if let Some(origin) = cors {
                             routes::cors::allow_manage(response.headers_mut(), origin);
                         }
+                        // Every answer is what its Content-Type says, never sniffed as another.
+                        response.headers_mut().insert(
+                            header::X_CONTENT_TYPE_OPTIONS,
+                            header::HeaderValue::from_static("nosniff"),
+                        );
                         log_request(&method, &path, response.status(), started.elapsed());
                         Ok(response)
                     }

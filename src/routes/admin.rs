@@ -8,6 +8,7 @@ pub(crate) mod plugins;
 pub(crate) mod policies;
 pub(crate) mod rollouts;
 pub(crate) mod sites;
+mod tenants;
 
 use crate::adapters::db::DbConnection;
 use crate::domain::TenantName;
@@ -26,6 +27,7 @@ pub fn routes(routes: &mut Routes) {
     policies::routes(routes);
     events::routes(routes);
     rollouts::routes(routes);
+    tenants::routes(routes);
 }
 
 /// Error answers that several admin routes give, each a type to list in their `responses(...)`.

@@ -72,6 +72,11 @@ impl Tenant {
         }
     }
 
+    /// The signup page's full address.
+    pub fn signup_url(&self) -> String {
+        format!("{}{}", self.public_url, self.signup_path())
+    }
+
     pub fn status_path(&self, site_id: &str) -> String {
         format!("/t/{}/sites/{site_id}", self.name)
     }

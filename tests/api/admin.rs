@@ -74,6 +74,166 @@ async fn the_global_token_lists_and_filters_every_tenant() {
     assert_eq!(unknown_param.status(), 400);
 }
 
+/// The names of a `GET /admin/sites` answer, in order, and its `next`.
+async fn listed(app: &TestApp, path: &str, token: &str) -> (Vec<String>, serde_json::Value) {
+    let response = app.admin(Method::GET, path, token).await;
+    assert_eq!(response.status(), 200, "{path}");
+    let body: serde_json::Value = response.json().await.unwrap();
+    let names = body["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    (names, body["next"].clone())
+}
+
+#[tokio::test]
+async fn operators_search_page_and_hide_deleted_sites() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for (name, email) in [
+        ("bakery", "Flour@Example.com"),
+        ("book-shop", "ann@example.com"),
+        ("cafe", "ann+cafe@example.com"),
+        ("deli", "bob@example.org"),
+        ("outlet", "c@example.net"),
+    ] {
+        let response = app
+            .post_json(
+                "/signup",
+                &serde_json::json!({"name": name, "email": email, "html": "<p>hi</p>"}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        let site: serde_json::Value = response.json().await.unwrap();
+        ids.push(site["id"].as_str().unwrap().to_owned());
+    }
+    app.drain_jobs().await;
+    app.delete_site("default", &ids[3]).await;
+
+    // Newest first; a search matches the name, hostname or email in any case, and LIKE's
+    // wildcards are only themselves.
+    let (all, next) = listed(&app, "/admin/sites", ADMIN_TOKEN).await;
+    assert_eq!(all, ["outlet", "deli", "cafe", "book-shop", "bakery"]);
+    assert!(next.is_null(), "one page holds them all");
+    let (by_email, _) = listed(&app, "/admin/sites?q=FLOUR%40example", ADMIN_TOKEN).await;
+    assert_eq!(by_email, ["bakery"]);
+    let (by_both, _) = listed(&app, "/admin/sites?q=ann", ADMIN_TOKEN).await;
+    assert_eq!(by_both, ["cafe", "book-shop"]);
+    let (by_host, _) = listed(&app, "/admin/sites?q=shop.localhost", ADMIN_TOKEN).await;
+    assert_eq!(by_host, ["book-shop"]);
+    let (wild, _) = listed(&app, "/admin/sites?q=%25", ADMIN_TOKEN).await;
+    assert!(
+        wild.is_empty(),
+        "% is a character, not a wildcard: {wild:?}"
+    );
+    let (underscore, _) = listed(&app, "/admin/sites?q=_", ADMIN_TOKEN).await;
+    assert!(underscore.is_empty(), "{underscore:?}");
+
+    // Deleted sites are left out when asked, and listed when their state is asked for.
+    let (live, _) = listed(&app, "/admin/sites?include_deleted=false", ADMIN_TOKEN).await;
+    assert_eq!(live, ["outlet", "cafe", "book-shop", "bakery"]);
+    let (deleted, _) = listed(
+        &app,
+        "/admin/sites?include_deleted=false&state=deleted",
+        ADMIN_TOKEN,
+    )
+    .await;
+    assert_eq!(deleted, ["deli"]);
+
+    // Pages of two follow each other without a gap or a repeat, and the last says so.
+    let mut pages = Vec::new();
+    let mut path = "/admin/sites?limit=2&include_deleted=false".to_owned();
+    loop {
+        let (names, next) = listed(&app, &path, ADMIN_TOKEN).await;
+        pages.push(names);
+        match next.as_str() {
+            Some(cursor) => {
+                path = format!("/admin/sites?limit=2&include_deleted=false&before={cursor}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages,
+        [vec!["outlet", "cafe"], vec!["book-shop", "bakery"]],
+        "a full last page still ends the listing"
+    );
+
+    for (query, code) in [
+        ("before=nonsense", "invalid_cursor"),
+        ("before=site_00000000000000000000000000", "invalid_cursor"),
+        ("include_deleted=maybe", "bad_request"),
+        (&format!("q={}", "a".repeat(255)), "invalid_search"),
+        ("q=", "invalid_search"),
+        ("q=%00", "invalid_search"),
+    ] {
+        let response = app
+            .admin(Method::GET, &format!("/admin/sites?{query}"), ADMIN_TOKEN)
+            .await;
+        assert_eq!(response.status(), 400, "{query}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{query}: {body}");
+    }
+    // A tenant's token cannot page from another tenant's site (nor learn that it exists).
+    let foreign = app
+        .admin(
+            Method::GET,
+            &format!("/admin/sites?before={}", ids[0]),
+            ACME_TOKEN,
+        )
+        .await;
+    assert_eq!(foreign.status(), 400);
+}
+
+#[tokio::test]
+async fn operators_list_the_tenants_they_may_see() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.tenants[0].display_name = "Shops & Co".into();
+        settings.tenants[1].stripe.webhook_secrets.clear();
+    })
+    .await;
+    let all: serde_json::Value = app
+        .admin(Method::GET, "/admin/tenants", ADMIN_TOKEN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["scope"], "global");
+    let tenants = all["tenants"].as_array().unwrap();
+    assert_eq!(tenants.len(), 2);
+    assert_eq!(tenants[0]["name"], "acme");
+    assert_eq!(tenants[0]["stripe"], false);
+    assert_eq!(tenants[0]["display_name"], "acme");
+    assert!(tenants[0]["signup_url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/t/acme/signup"));
+    assert_eq!(tenants[1]["name"], "default");
+    assert_eq!(tenants[1]["display_name"], "Shops & Co");
+    assert_eq!(tenants[1]["stripe"], true);
+    assert!(
+        !all.to_string().contains("whsec_"),
+        "no secret in the listing"
+    );
+
+    let own: serde_json::Value = app
+        .admin(Method::GET, "/admin/tenants", ACME_TOKEN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<_> = own["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["acme"], "a tenant's token sees its own tenant only");
+    assert_eq!(own["scope"], "tenant");
+}
+
 #[tokio::test]
 async fn a_tenant_token_sees_only_its_tenant() {
     let app = TestApp::spawn().await;

@@ -211,19 +211,54 @@ pub fn get(conn: &mut DbConnection, id: &str) -> anyhow::Result<Option<SiteRow>>
         .optional()?)
 }
 
-/// Sites newest first, optionally of one tenant and/or state.
+/// Which sites [`list`] returns.
+#[derive(Debug, Default)]
+pub struct SiteFilter {
+    pub tenant: Option<String>,
+    pub state: Option<String>,
+    /// Deleted sites are left out unless `state` asks for them or this is set.
+    pub include_deleted: bool,
+    /// A lowercased piece of the hostname, name or email.
+    pub search: Option<String>,
+    /// Only sites listed after this one (newest first): the next page.
+    pub after: Option<(i64, String)>,
+}
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// Sites newest first (by creation, then id), as `filter` asks, at most `limit`.
 pub fn list(
     conn: &mut DbConnection,
-    tenant: Option<&str>,
-    state: Option<&str>,
+    filter: &SiteFilter,
     limit: i64,
 ) -> anyhow::Result<Vec<SiteRow>> {
     let mut query = sites::table.select(SiteRow::as_select()).into_boxed();
-    if let Some(tenant) = tenant {
-        query = query.filter(sites::tenant.eq(tenant.to_owned()));
+    if let Some(tenant) = &filter.tenant {
+        query = query.filter(sites::tenant.eq(tenant.clone()));
     }
-    if let Some(state) = state {
-        query = query.filter(sites::state.eq(state.to_owned()));
+    match &filter.state {
+        Some(state) => query = query.filter(sites::state.eq(state.clone())),
+        None if !filter.include_deleted => {
+            query = query.filter(sites::state.ne(SiteState::Deleted.as_str()))
+        }
+        None => {}
+    }
+    if let Some(search) = &filter.search {
+        let pattern = format!("%{}%", escape_like(search));
+        query = query.filter(
+            sites::hostname
+                .like(pattern.clone())
+                .escape('\\')
+                .or(sites::name.like(pattern.clone()).escape('\\'))
+                .or(lower(sites::email).like(pattern).escape('\\')),
+        );
+    }
+    if let Some((created_at, id)) = &filter.after {
+        query = query.filter(
+            sites::created_at.lt(*created_at).or(sites::created_at
+                .eq(*created_at)
+                .and(sites::id.lt(id.clone()))),
+        );
     }
     Ok(query
         .order((sites::created_at.desc(), sites::id.desc()))
@@ -231,7 +266,18 @@ pub fn list(
         .load(conn)?)
 }
 
-/// Counts of sites per state, for metrics and the dashboard.
+/// `text` with LIKE's wildcards (and the escape character) escaped by `\`.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 /// The sites of `tenant` in `state`, oldest first.
 pub fn with_state(
     conn: &mut DbConnection,
@@ -246,6 +292,7 @@ pub fn with_state(
         .load(conn)?)
 }
 
+/// Counts of sites per state, for metrics and the dashboard.
 pub fn count_by_state(conn: &mut DbConnection) -> anyhow::Result<Vec<(String, i64)>> {
     Ok(sites::table
         .group_by(sites::state)

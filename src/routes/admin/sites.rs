@@ -40,6 +40,16 @@ struct ListQuery {
     /// Only sites in this state.
     #[param(value_type = Option<SiteState>)]
     state: Option<String>,
+    /// Only sites whose hostname, name or email contains this text (any case; spaces around it
+    /// do not count).
+    #[param(min_length = 1, max_length = 254, pattern = r"^[^\u0000]+$")]
+    q: Option<String>,
+    /// Whether deleted sites are listed when no `state` is asked for.
+    #[param(default = true)]
+    include_deleted: Option<bool>,
+    /// The next page: the `next` of the page before (a site id).
+    #[param(pattern = r"^site_[0-9a-hjkmnp-tv-z]{26}$")]
+    before: Option<String>,
     /// How many, newest first.
     #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<i64>,
@@ -49,6 +59,7 @@ struct ListQuery {
 pub(crate) struct SiteOut {
     #[serde(flatten)]
     site: SiteRow,
+    email: String,
     url: String,
     status_url: String,
 }
@@ -59,20 +70,21 @@ fn site_out(state: &AppState, site: SiteRow) -> SiteOut {
         None => (String::new(), String::new()),
     };
     SiteOut {
+        email: site.email.clone(),
         site,
         url,
         status_url,
     }
 }
 
-/// Lists sites, newest first.
+/// Lists sites, newest first, a page at a time.
 #[utoipa::path(
     operation_id = "list_sites",
     tag = "admin",
     security(("bearer" = [])),
     params(ListQuery),
     responses(
-        (status = 200, description = "Sites, newest first", body = SiteList),
+        (status = 200, description = "Sites, newest first, and where the next page starts", body = SiteList),
         BadFilter,
         AdminErrors,
     )
@@ -92,15 +104,67 @@ pub(crate) async fn list(
             .parse::<SiteState>()
             .map_err(|e| ApiError::bad_request("invalid_state", e))?;
     }
-    let rows = state
+    let search = match query.q.as_deref() {
+        None => None,
+        Some(q) if q.is_empty() || q.chars().count() > 254 => {
+            return Err(ApiError::bad_request(
+                "invalid_search",
+                "q must have 1 to 254 characters",
+            ))
+        }
+        // No site's hostname, name or email holds a NUL, and PostgreSQL text cannot.
+        Some(q) if q.contains('\0') => {
+            return Err(ApiError::bad_request(
+                "invalid_search",
+                "q must not contain a NUL character",
+            ))
+        }
+        Some(q) => Some(q.trim().to_lowercase()).filter(|q| !q.is_empty()),
+    };
+    let mut filter = sites::SiteFilter {
+        tenant,
+        state: query.state,
+        include_deleted: query.include_deleted.unwrap_or(true),
+        search,
+        after: None,
+    };
+    let before = query.before;
+    let cursor = match &before {
+        Some(id) => Some(SiteId::parse(id).map_err(|_| {
+            ApiError::bad_request("invalid_cursor", "before must be a site id, a page's next")
+        })?),
+        None => None,
+    };
+    let page = state
         .db
-        .run(move |c| sites::list(c, tenant.as_deref(), query.state.as_deref(), limit))
+        .run(move |c| {
+            if let Some(before) = cursor {
+                // Another tenant's site is as unknown to a tenant's token as a made-up id.
+                match sites::get(c, before.as_str())? {
+                    Some(site) if filter.tenant.as_ref().is_none_or(|t| *t == site.tenant) => {
+                        filter.after = Some((site.created_at, site.id))
+                    }
+                    _ => return Ok(None),
+                }
+            }
+            let mut rows = sites::list(c, &filter, limit + 1)?;
+            let more = rows.len() as i64 > limit;
+            rows.truncate(limit as usize);
+            Ok(Some((rows, more)))
+        })
         .await?;
+    let Some((rows, more)) = page else {
+        return Err(ApiError::bad_request(
+            "invalid_cursor",
+            format!(
+                "before: no site {}; list from the first page again",
+                before.expect("only a cursor can be unknown")
+            ),
+        ));
+    };
+    let next = more.then(|| rows.last().map(|s| s.id.clone())).flatten();
     let sites: Vec<_> = rows.into_iter().map(|s| site_out(&state, s)).collect();
-    Ok(json_ok(
-        StatusCode::OK,
-        &serde_json::json!({ "sites": sites }),
-    ))
+    Ok(json_ok(StatusCode::OK, &SiteList { sites, next }))
 }
 
 /// Loads a site the caller may see: `404` for an unknown id, `403` for another tenant's site.
@@ -124,7 +188,6 @@ pub(super) async fn load(
 pub(crate) struct SiteDetail {
     #[serde(flatten)]
     site: SiteOut,
-    email: String,
     jobs: Vec<JobRow>,
 }
 
@@ -152,12 +215,10 @@ pub(crate) async fn get(
         .db
         .run(move |c| jobs::list(c, None, Some(&site_id), 50))
         .await?;
-    let email = site.email.clone();
     Ok(json_ok(
         StatusCode::OK,
         &SiteDetail {
             site: site_out(&state, site),
-            email,
             jobs,
         },
     ))
@@ -377,4 +438,6 @@ pub(crate) async fn remove(
 #[derive(Serialize, ToSchema)]
 pub struct SiteList {
     sites: Vec<SiteOut>,
+    /// Pass as `before` for the next page; `null` on the last page.
+    next: Option<String>,
 }

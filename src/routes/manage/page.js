@@ -41,8 +41,9 @@
     $("message").textContent = message || "";
   }
 
-  function cell(row, text, className) {
+  function cell(row, label, text, className) {
     const td = row.insertCell();
+    td.dataset.label = label;
     if (className) {
       const span = document.createElement("span");
       span.className = className;
@@ -65,17 +66,17 @@
     body.textContent = "";
     for (const v of answer.versions) {
       const row = body.insertRow();
-      cell(row, v.version);
-      const state = cell(row, v.state, "state " + v.state);
+      cell(row, "Version", v.version);
+      const state = cell(row, "State", v.state, "state " + v.state);
       if (v.error) {
         const error = document.createElement("div");
         error.className = "error";
         error.textContent = v.error;
         state.appendChild(error);
       }
-      cell(row, v.by);
-      cell(row, new Date(v.created_at).toLocaleString());
-      cell(row, v.size + " bytes");
+      cell(row, "By", v.by);
+      cell(row, "Made", new Date(v.created_at).toLocaleString());
+      cell(row, "Size", v.size + " bytes");
       const actions = row.insertCell();
       if (v.state === "superseded") {
         const button = document.createElement("button");

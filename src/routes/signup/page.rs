@@ -202,7 +202,7 @@ fn render(tenant: &Tenant, typed: &Typed, error: Option<&ApiError>, back: Option
                         input id="name" name="name" value=(typed.name) required
                             minlength="3" maxlength="63" pattern="[a-z][a-z0-9\\-]*[a-z0-9]"
                             autocapitalize="none" autocomplete="off" spellcheck="false"
-                            aria-describedby="name-hint"
+                            aria-describedby=(described("name", problem("name")))
                             aria-invalid=[problem("name").map(|_| "true")];
                         p class="hint" id="name-hint" {
                             "3 to 63 characters: lowercase letters, digits and hyphens, starting with a letter. "
@@ -211,7 +211,7 @@ fn render(tenant: &Tenant, typed: &Typed, error: Option<&ApiError>, back: Option
                     }))
                     (field("email", "Email", problem("email"), html! {
                         input id="email" name="email" type="email" value=(typed.email) required
-                            autocomplete="email" aria-describedby="email-hint"
+                            autocomplete="email" aria-describedby=(described("email", problem("email")))
                             aria-invalid=[problem("email").map(|_| "true")];
                         p class="hint" id="email-hint" { "We send the link to your site here." }
                     }))
@@ -227,7 +227,7 @@ fn render(tenant: &Tenant, typed: &Typed, error: Option<&ApiError>, back: Option
                     @if needs_html {
                         (field("html", "Your page (HTML)", problem("html"), html! {
                             textarea id="html" name="html" rows="10" required
-                                aria-describedby="html-hint"
+                                aria-describedby=(described("html", problem("html")))
                                 aria-invalid=[problem("html").map(|_| "true")] { (typed.html) }
                             p class="hint" id="html-hint" {
                                 "Up to " (kib) " KiB. Scripts, inline event handlers, embedded frames and forms that post to other sites are not accepted."
@@ -259,7 +259,44 @@ fn field(id: &str, label: &str, problem: Option<&str>, control: Markup) -> Marku
     }
 }
 
+/// What a field's control is described by: its problem, when it has one, then its hint.
+fn described(id: &str, problem: Option<&str>) -> String {
+    match problem {
+        Some(_) => format!("{id}-problem {id}-hint"),
+        None => format!("{id}-hint"),
+    }
+}
+
+/// The text colour for a button in `accent` (`#rgb` or `#rrggbb`): white or near-black,
+/// whichever contrasts more (WCAG relative luminance), so any accent stays readable.
+fn text_on(accent: &str) -> &'static str {
+    let hex = accent.trim_start_matches('#');
+    let channel = |i: usize| -> f64 {
+        let value = if hex.len() == 3 {
+            u8::from_str_radix(&hex[i..i + 1].repeat(2), 16)
+        } else {
+            u8::from_str_radix(hex.get(2 * i..2 * i + 2).unwrap_or("00"), 16)
+        };
+        let c = f64::from(value.unwrap_or(0)) / 255.0;
+        if c <= 0.04045 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let luminance = 0.2126 * channel(0) + 0.7152 * channel(1) + 0.0722 * channel(2);
+    // #111's luminance is 0.0056; white's is 1.
+    let on_white = 1.05 / (luminance + 0.05);
+    let on_dark = (luminance + 0.05) / (0.0056 + 0.05);
+    if on_white >= on_dark {
+        "#fff"
+    } else {
+        "#111"
+    }
+}
+
 fn style(accent: &str) -> String {
+    let text = text_on(accent);
     format!(
         "body{{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;color:#222}}
 header{{display:flex;gap:.75rem;align-items:center}}h1{{font-size:1.5rem}}
@@ -270,7 +307,7 @@ textarea{{font-family:ui-monospace,monospace;font-size:.9rem}}
 .invalid input,.invalid textarea,.invalid select{{border-color:#b3261e}}
 .problem{{color:#b3261e;margin:.25rem 0}}
 .problems{{border-left:4px solid #b3261e;background:#fdf0ef;padding:.5rem 1rem;margin:1rem 0}}
-button{{font:inherit;padding:.6rem 1.2rem;border:0;border-radius:.3rem;background:{accent};color:#fff;cursor:pointer}}
+button{{font:inherit;padding:.6rem 1.2rem;border:0;border-radius:.3rem;background:{accent};color:{text};cursor:pointer}}
 .trap{{position:absolute;left:-10000px;width:1px;height:1px;overflow:hidden}}"
     )
 }
@@ -290,5 +327,14 @@ mod tests {
             "My-shop.localhost is already taken; choose another name."
         );
         assert_eq!(sentence("Done!"), "Done!");
+    }
+
+    #[test]
+    fn button_text_contrasts_with_any_accent() {
+        assert_eq!(text_on("#2f6fed"), "#fff");
+        assert_eq!(text_on("#000"), "#fff");
+        assert_eq!(text_on("#ffcc00"), "#111");
+        assert_eq!(text_on("#fff"), "#111");
+        assert_eq!(text_on("#7a3e9d"), "#fff");
     }
 }
