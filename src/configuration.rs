@@ -25,6 +25,7 @@ mod policies;
 mod rate_limits;
 mod redact;
 mod server;
+mod stack;
 mod stripe;
 mod tenants;
 
@@ -46,6 +47,7 @@ pub use plugins::PluginSettings;
 pub use policies::{OnError, PolicySettings};
 pub use rate_limits::{Rate, RateLimitSettings};
 pub use server::ServerSettings;
+pub use stack::{parse_value, start_order, ComponentSettings, Piece, Placeholder};
 pub use stripe::{StripeRetentionSettings, StripeSettings};
 pub use tenants::{
     find_plan, PlanSettings, RuntimeKind, TenantSettings, VolumeSettings, WorkloadKind,

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{invalid, ConfigError};
+use super::stack::{is_env_name, validate_stack};
 use super::{RuntimeKind, TenantSettings, WorkloadKind};
 
 /// The `kubernetes` runtime (SPEC §2.4), shared by every tenant that uses it.
@@ -26,6 +27,9 @@ pub struct KubernetesSettings {
     pub request_timeout_secs: u64,
     /// How long deprovisioning waits for a namespace to be gone before the job retries.
     pub delete_timeout_secs: u64,
+    /// How long a stack's component waits for the components it depends on to be ready
+    /// before it starts (then the job retries).
+    pub start_timeout_secs: u64,
 }
 
 impl Default for KubernetesSettings {
@@ -39,6 +43,7 @@ impl Default for KubernetesSettings {
             static_image: "docker.io/nginxinc/nginx-unprivileged:1.28-alpine".into(),
             request_timeout_secs: 30,
             delete_timeout_secs: 300,
+            start_timeout_secs: 300,
         }
     }
 }
@@ -56,6 +61,12 @@ impl KubernetesSettings {
         if self.delete_timeout_secs == 0 {
             return Err(invalid(
                 "kubernetes.delete_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.start_timeout_secs == 0 {
+            return Err(invalid(
+                "kubernetes.start_timeout_secs",
                 "must be at least 1",
             ));
         }
@@ -93,6 +104,18 @@ pub(super) fn validate_kubernetes_tenant(tenant: &TenantSettings) -> Result<(), 
         Bytes::parse(&plan.memory).map_err(|m| (format!("plans.{price}.memory"), m))?;
     }
     let workload = &tenant.workload;
+    if workload.kind == WorkloadKind::Stack {
+        return validate_stack(workload);
+    }
+    for (key, set) in [
+        ("workload.expose", !workload.expose.is_empty()),
+        ("workload.secrets", !workload.secrets.is_empty()),
+        ("workload.components", !workload.components.is_empty()),
+    ] {
+        if set {
+            return fail(key, "belongs to a stack (workload.kind = \"stack\")".into());
+        }
+    }
     if workload.port == Some(0) {
         return fail("workload.port", "must be from 1 to 65535".into());
     }
@@ -110,9 +133,7 @@ pub(super) fn validate_kubernetes_tenant(tenant: &TenantSettings) -> Result<(), 
         }
     }
     for name in workload.env.keys() {
-        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
+        if !is_env_name(name) {
             return fail(
                 &format!("workload.env.{name}"),
                 "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)".into(),

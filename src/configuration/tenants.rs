@@ -9,6 +9,7 @@ use super::email::validate_templates;
 use super::error::{invalid, ConfigError};
 use super::kubernetes::validate_kubernetes_tenant;
 use super::policies::validate_policies;
+use super::stack::ComponentSettings;
 use super::{DnsSettings, EmailTemplate, PluginSettings, PolicySettings, StripeSettings};
 use crate::domain::Secret;
 
@@ -24,10 +25,12 @@ pub enum RuntimeKind {
 pub enum WorkloadKind {
     Static,
     Container,
+    Stack,
 }
 
 /// What runs for each site. `static`: berth's unprivileged nginx serves the site's HTML.
-/// `container` (kubernetes only): the tenant's image, listening on `port`.
+/// `container` (kubernetes only): the tenant's image, listening on `port`. `stack` (kubernetes
+/// only): several `components`, one of them (`expose`) behind the Ingress.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkloadSettings {
@@ -49,6 +52,15 @@ pub struct WorkloadSettings {
     /// A persistent volume per site.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volume: Option<VolumeSettings>,
+    /// Stack: the component behind the Ingress.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub expose: String,
+    /// Stack: the secrets each site gets, generated once and kept for its life.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    /// Stack: its components.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<ComponentSettings>,
 }
 
 impl Default for WorkloadSettings {
@@ -61,6 +73,9 @@ impl Default for WorkloadSettings {
             run_as_user: None,
             health_path: None,
             volume: None,
+            expose: String::new(),
+            secrets: Vec::new(),
+            components: Vec::new(),
         }
     }
 }
@@ -71,7 +86,8 @@ impl Default for WorkloadSettings {
 pub struct VolumeSettings {
     /// e.g. `1Gi`.
     pub size: String,
-    /// An absolute path in the container.
+    /// An absolute path in the container (`mount` for short).
+    #[serde(alias = "mount")]
     pub mount_path: String,
     /// Empty = the cluster's default StorageClass.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -261,7 +277,8 @@ pub(super) fn validate(
         if tenant.runtime == RuntimeKind::Local && tenant.workload.kind != WorkloadKind::Static {
             return Err(invalid(
                 key("workload.kind"),
-                "the local runtime only serves static sites",
+                "the local runtime only serves static sites: containers and stacks run on \
+                 the kubernetes runtime (runtime = \"kubernetes\")",
             ));
         }
         if tenant.workload.kind == WorkloadKind::Container && tenant.workload.image.is_empty() {

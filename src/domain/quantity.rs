@@ -29,6 +29,10 @@ impl Cpu {
     pub fn times(self, n: u64) -> Self {
         Self(self.0.saturating_mul(n))
     }
+
+    pub fn plus(self, other: Self) -> Self {
+        Self(self.0.saturating_add(other.0))
+    }
 }
 
 impl fmt::Display for Cpu {
@@ -68,13 +72,22 @@ impl Bytes {
         Ok(Self(bytes))
     }
 
+    pub const ZERO: Self = Self(0);
+
     pub fn times(self, n: u64) -> Self {
         Self(self.0.saturating_mul(n))
+    }
+
+    pub fn plus(self, other: Self) -> Self {
+        Self(self.0.saturating_add(other.0))
     }
 }
 
 impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == 0 {
+            return write!(f, "0");
+        }
         let binary = [("Gi", 1u64 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)];
         match binary.iter().find(|(_, unit)| self.0.is_multiple_of(*unit)) {
             Some((suffix, unit)) => write!(f, "{}{suffix}", self.0 / unit),

@@ -276,7 +276,7 @@ async fn suspend_scales_to_zero_and_resume_applies_the_same_objects_again() {
     mock::finish(server).await;
     assert_eq!(app.status("kube", &id).await["state"], "ready");
     assert_eq!(app.outbox_files().len(), 1, "one readiness email per site");
-    let replicas = |m: &Manifests| m.deployment.spec.as_ref().unwrap().replicas;
+    let replicas = |m: &Manifests| m.deployment().spec.as_ref().unwrap().replicas;
     assert_eq!(replicas(&site.suspended), Some(0));
     assert_eq!(replicas(&site.running), Some(1));
 }
@@ -292,7 +292,7 @@ async fn an_update_is_a_new_configmap_and_a_rollout_and_the_old_content_goes_onc
     assert_ne!(old_content.metadata.name, new_content.metadata.name);
     assert_eq!(new_content.immutable, Some(true));
     let mounted = updated
-        .deployment
+        .deployment()
         .spec
         .as_ref()
         .unwrap()
@@ -707,7 +707,8 @@ async fn a_template_change_rolls_out_site_by_site_and_a_site_that_fails_goes_bac
         .each_ref()
         .map(|site| Expected::build_on(&changed, site.name, HTML, Scale::Running));
     assert_ne!(
-        sites[0].running.deployment, new[0].deployment,
+        sites[0].running.deployment(),
+        new[0].deployment(),
         "the new image reaches the Deployment"
     );
     // The second site's new Deployment is refused; its previous spec is applied again.
@@ -802,5 +803,180 @@ async fn a_template_change_rolls_out_site_by_site_and_a_site_that_fails_goes_bac
         r#"berth_rollout_wave{tenant="kube"} 2"#,
     ] {
         assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+}
+
+/// A store: MariaDB keeping its data, and the app in front of it that needs it.
+fn store(settings: &mut berth::configuration::Settings) {
+    use berth::configuration::{ComponentSettings, VolumeSettings, WorkloadKind, WorkloadSettings};
+    let tenant = settings
+        .tenants
+        .iter_mut()
+        .find(|t| t.name == "kube")
+        .unwrap();
+    tenant.workload = WorkloadSettings {
+        kind: WorkloadKind::Stack,
+        expose: "app".into(),
+        secrets: vec!["db_password".into()],
+        components: vec![
+            ComponentSettings {
+                depends_on: vec!["db".into()],
+                env: [("DB_PASSWORD".to_owned(), "${secret:db_password}".to_owned())].into(),
+                ..ComponentSettings::new("app", "registry.example/shop:2", 8080)
+            },
+            ComponentSettings {
+                env: [(
+                    "MARIADB_PASSWORD".to_owned(),
+                    "${secret:db_password}".to_owned(),
+                )]
+                .into(),
+                volume: Some(VolumeSettings {
+                    size: "5Gi".into(),
+                    mount_path: "/var/lib/mysql".into(),
+                    storage_class: String::new(),
+                }),
+                ..ComponentSettings::new("db", "registry.example/mariadb:11", 3306)
+            },
+        ],
+        ..WorkloadSettings::default()
+    };
+}
+
+impl Expected {
+    fn object(manifests: &Manifests, kind: &str, name: &str) -> manifests::Object {
+        manifests
+            .objects()
+            .into_iter()
+            .find(|o| o.resource.kind == kind && o.name == name)
+            .unwrap_or_else(|| panic!("no {kind}/{name}"))
+    }
+
+    /// The read of the stack's Secret, answered with the keys it holds.
+    fn read_secrets(&self, keys: &[&str]) -> Exchange {
+        let data: serde_json::Map<String, Value> = keys
+            .iter()
+            .map(|k| ((*k).to_owned(), json!("c2VjcmV0")))
+            .collect();
+        Exchange {
+            method: Method::GET,
+            uri: format!("/api/v1/namespaces/{}/secrets/site-secrets", self.namespace),
+            body: None,
+            reply: Reply::Json(
+                StatusCode::OK,
+                json!({"apiVersion": "v1", "kind": "Secret",
+                       "metadata": {"name": "site-secrets", "namespace": self.namespace,
+                                    "resourceVersion": "7"},
+                       "data": data}),
+            ),
+        }
+    }
+
+    /// A stack applied: the foundation, the generated secrets (when `fresh`), the database,
+    /// then, once the database is ready, the app, then the Ingress.
+    fn stack_applies(&self, fresh: bool) -> Vec<Exchange> {
+        let m = &self.running;
+        let ns = &self.namespace;
+        let mut exchanges: Vec<Exchange> = m.foundation().iter().map(mock::apply).collect();
+        if fresh {
+            exchanges.push(self.read_secrets(&[]));
+            exchanges.push(Exchange {
+                method: Method::PATCH,
+                uri: format!(
+                    "/api/v1/namespaces/{ns}/secrets/site-secrets?&fieldManager=berth-secrets"
+                ),
+                body: Some(json!({"apiVersion": "v1", "kind": "Secret",
+                                  "metadata": {"resourceVersion": "7"},
+                                  "data": {"db_password": mock::GENERATED}})),
+                reply: Reply::Json(
+                    StatusCode::OK,
+                    json!({"apiVersion": "v1", "kind": "Secret",
+                                                          "metadata": {"name": "site-secrets"}}),
+                ),
+            });
+        } else {
+            exchanges.push(self.read_secrets(&["db_password"]));
+        }
+        exchanges.extend([
+            mock::apply(&Self::object(m, "StatefulSet", "db")),
+            mock::list(
+                &mock::stateful_sets(ns),
+                "db",
+                "StatefulSet",
+                vec![mock::stateful_set_ready(ns, "db")],
+            ),
+            mock::apply(&Self::object(m, "Deployment", "app")),
+            mock::apply(&Self::object(m, "Ingress", "site")),
+        ]);
+        exchanges
+    }
+
+    /// Every component ready, then the Ingress's address.
+    fn stack_ready(&self) -> Vec<Exchange> {
+        let ns = &self.namespace;
+        vec![
+            mock::list(
+                &mock::stateful_sets(ns),
+                "db",
+                "StatefulSet",
+                vec![mock::stateful_set_ready(ns, "db")],
+            ),
+            mock::list(
+                &mock::deployments(ns),
+                "app",
+                "Deployment",
+                vec![mock::deployment_named(ns, "app", 1, 1)],
+            ),
+            mock::list(
+                &mock::ingresses(ns),
+                "site",
+                "Ingress",
+                vec![mock::ingress(ns, Some(ADDRESS))],
+            ),
+        ]
+    }
+}
+
+#[tokio::test]
+async fn a_stack_starts_its_database_first_and_keeps_its_generated_secret_for_life() {
+    let (app, site, server) = start("stack-shop", store, |site| {
+        let ns = &site.namespace;
+        let suspended = &site.suspended;
+        [
+            vec![site.absent()],
+            site.stack_applies(true),
+            site.stack_ready(),
+            // Suspend: the app stops first, then the database.
+            vec![
+                site.owned(),
+                mock::apply(&Expected::object(suspended, "Deployment", "app")),
+                mock::apply(&Expected::object(suspended, "StatefulSet", "db")),
+            ],
+            // Resume: the same objects again; the secret is there, so nothing writes it.
+            vec![site.owned()],
+            site.stack_applies(false),
+            site.stack_ready(),
+            // Delete: the namespace, and with it the database's volume.
+            vec![
+                site.owned(),
+                mock::delete_namespace(ns, Reply::Json(StatusCode::OK, json!({}))),
+                mock::list(mock::NAMESPACES, ns, "Namespace", vec![]),
+            ],
+        ]
+        .concat()
+    })
+    .await;
+    let id = provisioned(&app, &site).await;
+    admin_action(&app, Method::POST, format!("/admin/sites/{id}/suspend")).await;
+    app.drain_jobs().await;
+    assert_eq!(app.status("kube", &id).await["state"], "suspended");
+    admin_action(&app, Method::POST, format!("/admin/sites/{id}/resume")).await;
+    app.drain_jobs().await;
+    assert_eq!(app.status("kube", &id).await["state"], "ready");
+    admin_action(&app, Method::DELETE, format!("/admin/sites/{id}")).await;
+    app.drain_jobs().await;
+    mock::finish(server).await;
+    assert_eq!(app.status("kube", &id).await["state"], "deleted");
+    for workload in &site.suspended.workloads {
+        assert_eq!(workload.replicas(), Some(0), "{}", workload.name());
     }
 }

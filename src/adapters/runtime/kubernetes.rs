@@ -165,9 +165,42 @@ impl Runtime for KubernetesRuntime {
             let manifests = self.manifests(site, Scale::Running)?;
             let client = self.connection.client().await?;
             self.owned_namespace(&client, site).await?;
-            let objects = manifests.objects();
-            apply::apply_all(&client, &objects, self.request_timeout()).await?;
-            tracing::info!(objects = objects.len(), "applied the site's objects");
+            let timeout = self.request_timeout();
+            let namespace = manifests.namespace_name();
+            apply::apply_all(&client, &manifests.foundation(), timeout).await?;
+            if !manifests.generated_secrets.is_empty() {
+                apply::generate_secrets(
+                    &client,
+                    namespace,
+                    names::SECRETS,
+                    &manifests.generated_secrets,
+                    timeout,
+                )
+                .await?;
+            }
+            // Each component starts once what it depends on is ready (they come in that order).
+            let start = Duration::from_secs(self.template.kube.start_timeout_secs);
+            for workload in &manifests.workloads {
+                let needs = manifests.dependencies.get(workload.name());
+                for dependency in manifests
+                    .workloads
+                    .iter()
+                    .filter(|w| needs.is_some_and(|n| n.iter().any(|d| d == w.name())))
+                {
+                    apply::wait_rollout(&client, namespace, dependency, start).await?;
+                }
+                apply::apply_all(&client, &[workload.object()], timeout).await?;
+            }
+            apply::apply_all(
+                &client,
+                &[manifests::Object::of(&manifests.ingress)],
+                timeout,
+            )
+            .await?;
+            tracing::info!(
+                objects = manifests.objects().len(),
+                "applied the site's objects"
+            );
             Ok(())
         })
         .await
@@ -181,12 +214,16 @@ impl Runtime for KubernetesRuntime {
     ) -> anyhow::Result<Option<String>> {
         measured("ready", async {
             let started = Instant::now();
+            let manifests = self.manifests(site, Scale::Running)?;
             let client = self.connection.client().await?;
-            let namespace = names::namespace(&site.tenant, &site.name);
-            apply::wait_rollout(&client, &namespace, timeout).await?;
+            let namespace = manifests.namespace_name();
+            for workload in &manifests.workloads {
+                let left = timeout.saturating_sub(started.elapsed());
+                apply::wait_rollout(&client, namespace, workload, left).await?;
+            }
             let address = if self.address_from_ingress {
                 let left = timeout.saturating_sub(started.elapsed());
-                Some(apply::wait_ingress_address(&client, &namespace, left).await?)
+                Some(apply::wait_ingress_address(&client, namespace, left).await?)
             } else {
                 None
             };
@@ -232,15 +269,19 @@ impl Runtime for KubernetesRuntime {
         measured("suspend", async {
             let manifests = self.manifests(site, Scale::Suspended)?;
             let client = self.connection.client().await?;
-            let deployment = manifests::Object::of(&manifests.deployment);
             let timeout = self.request_timeout();
-            if self.owned_namespace(&client, site).await?.is_some()
-                && apply::apply_if_namespace_exists(&client, &deployment, timeout).await?
-            {
-                tracing::info!("scaled the site to zero");
-            } else {
+            if self.owned_namespace(&client, site).await?.is_none() {
                 tracing::info!("the site's namespace does not exist; nothing to suspend");
+                return Ok(());
             }
+            // The last to start stops first.
+            for workload in manifests.workloads.iter().rev() {
+                if !apply::apply_if_namespace_exists(&client, &workload.object(), timeout).await? {
+                    tracing::info!("the site's namespace does not exist; nothing to suspend");
+                    return Ok(());
+                }
+            }
+            tracing::info!("scaled the site to zero");
             Ok(())
         })
         .await
@@ -375,10 +416,13 @@ users:
 
     /// `deploy/components/kubernetes-runtime/clusterrole.yaml` grants exactly what the
     /// runtime uses: create and patch (server-side apply) on every kind it applies, list and
-    /// watch on what it waits for, get (the ownership check) and delete on namespaces.
+    /// watch on what it waits for, get (the ownership check) and delete on namespaces, get on
+    /// a stack's generated secrets.
     #[test]
     fn the_cluster_role_in_deploy_grants_exactly_what_the_runtime_uses() {
-        use crate::configuration::{VolumeSettings, WorkloadKind, WorkloadSettings};
+        use crate::configuration::{
+            ComponentSettings, VolumeSettings, WorkloadKind, WorkloadSettings,
+        };
         use std::collections::BTreeSet;
 
         let mut needed = BTreeSet::new();
@@ -392,6 +436,26 @@ users:
                     mount_path: "/data".into(),
                     storage_class: String::new(),
                 }),
+                ..WorkloadSettings::default()
+            },
+            WorkloadSettings {
+                kind: WorkloadKind::Stack,
+                expose: "app".into(),
+                secrets: vec!["key".into()],
+                components: vec![
+                    ComponentSettings {
+                        volume: Some(VolumeSettings {
+                            size: "1Gi".into(),
+                            mount_path: "/data".into(),
+                            storage_class: String::new(),
+                        }),
+                        ..ComponentSettings::new("db", "db", 5432)
+                    },
+                    ComponentSettings {
+                        depends_on: vec!["db".into()],
+                        ..ComponentSettings::new("app", "app", 8080)
+                    },
+                ],
                 ..WorkloadSettings::default()
             },
         ];
@@ -425,6 +489,8 @@ users:
         }
         for (group, plural, verbs) in [
             ("apps", "deployments", &["list", "watch"][..]),
+            ("apps", "statefulsets", &["list", "watch"]),
+            ("", "secrets", &["get"]),
             ("networking.k8s.io", "ingresses", &["list", "watch"]),
             ("", "namespaces", &["delete", "get", "list", "watch"]),
             ("", "configmaps", &["deletecollection"]),

@@ -4,14 +4,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::ByteString;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
 use kube::runtime::wait::{await_condition, Condition};
 use kube::{Api, Client};
 
-use super::manifests::Object;
+use super::manifests::{Object, WorkloadObject};
 use super::names;
 use crate::error::Permanent;
 
@@ -105,32 +106,121 @@ pub async fn check_owner(
     Ok(Some(found))
 }
 
-/// Waits until the site's Deployment has rolled out (see [`rollout_status`]).
-#[tracing::instrument(name = "kubernetes.wait_rollout", skip_all, fields(k8s.namespace = namespace))]
+/// Waits until `workload` has rolled out (see [`rollout_status`] and [`stateful_set_status`]).
+#[tracing::instrument(name = "kubernetes.wait_rollout", skip_all, fields(k8s.namespace = namespace, k8s.object = workload.name()))]
 pub async fn wait_rollout(
     client: &Client,
     namespace: &str,
+    workload: &WorkloadObject,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let name = workload.name();
+    match workload {
+        WorkloadObject::Deployment(_) => {
+            let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+            wait_status(api, namespace, name, "Deployment", rollout_status, timeout).await
+        }
+        WorkloadObject::StatefulSet(_) => {
+            let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+            wait_status(
+                api,
+                namespace,
+                name,
+                "StatefulSet",
+                stateful_set_status,
+                timeout,
+            )
+            .await
+        }
+    }
+}
+
+/// Watches `kind` `name` until `status` says it is done; on time out, says what it last said.
+async fn wait_status<K>(
+    api: Api<K>,
+    namespace: &str,
+    name: &str,
+    kind: &str,
+    status: fn(&K) -> Result<(), String>,
+    timeout: Duration,
+) -> anyhow::Result<()>
+where
+    K: Clone + std::fmt::Debug + Send + serde::de::DeserializeOwned + kube::Resource + 'static,
+{
     let last = Arc::new(Mutex::new(String::from("nothing seen yet")));
     let seen = last.clone();
-    let rolled_out = move |deployment: Option<&Deployment>| {
-        let status = match deployment {
-            None => Err("the Deployment does not exist".to_owned()),
-            Some(deployment) => rollout_status(deployment),
-        };
-        let done = status.is_ok();
-        if let Err(why) = status {
+    let missing = format!("the {kind} does not exist");
+    let done = move |object: Option<&K>| {
+        let outcome = object.map_or_else(|| Err(missing.clone()), status);
+        let done = outcome.is_ok();
+        if let Err(why) = outcome {
             *seen.lock().expect("status lock") = why;
         }
         done
     };
-    let what = format!("waiting for Deployment {namespace}/{}", names::SITE);
-    wait_for(api, names::SITE, rolled_out, timeout, &what, || {
+    let what = format!("waiting for {kind} {namespace}/{name}");
+    wait_for(api, name, done, timeout, &what, || {
         last.lock().expect("status lock").clone()
     })
     .await?;
+    Ok(())
+}
+
+/// Gives the Secret `name` of `namespace` a random value for each of `keys` it lacks, and
+/// leaves every value it has as it is: a generated secret never changes (the app would be
+/// locked out of its own database). Values are 64 hex characters, written with a merge patch
+/// that carries the `resourceVersion` read, so two writers can never both add one (the second
+/// gets a conflict and retries, then finds it). berth never logs, stores or returns them.
+#[tracing::instrument(name = "kubernetes.generate_secrets", skip_all, fields(k8s.namespace = namespace))]
+pub async fn generate_secrets(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    keys: &[String],
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let what = format!("reading Secret {namespace}/{name}");
+    let found = within(timeout, &what, api.get_opt(name))
+        .await?
+        .map_err(|e| job_error(e, &what))?
+        .ok_or_else(|| anyhow::anyhow!("{what}: it does not exist (it was applied just now)"))?;
+    let held = found.data.unwrap_or_default();
+    let missing: Vec<&String> = keys.iter().filter(|k| !held.contains_key(*k)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let patch = Secret {
+        metadata: kube::api::ObjectMeta {
+            resource_version: found.metadata.resource_version,
+            ..kube::api::ObjectMeta::default()
+        },
+        data: Some(
+            missing
+                .iter()
+                .map(|key| ((*key).clone(), ByteString(random_text().into_bytes())))
+                .collect(),
+        ),
+        ..Secret::default()
+    };
+    let what = format!("generating the secrets {missing:?} in Secret {namespace}/{name}");
+    within(
+        timeout,
+        &what,
+        // Under a manager of its own: the Secret's server-side apply (manager `berth`) never
+        // owns its data, so re-applying it can never remove a value.
+        api.patch(
+            name,
+            &PatchParams {
+                field_manager: Some(names::SECRETS_FIELD_MANAGER.into()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(&patch),
+        ),
+    )
+    .await?
+    .map_err(|e| job_error(e, &what))?;
+    tracing::info!(keys = ?missing, "generated the site's secrets");
     Ok(())
 }
 
@@ -284,6 +374,46 @@ pub fn rollout_status(deployment: &Deployment) -> Result<(), String> {
     }
     if available != desired {
         return Err(format!("{available} of {desired} replicas available"));
+    }
+    Ok(())
+}
+
+/// 256 random bits as 64 hex characters: safe in a URL, a connection string or a config file.
+fn random_text() -> String {
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// `Ok` when the StatefulSet has rolled out: the controller has seen the latest spec, and
+/// every desired replica runs the current revision and is ready. Else why not.
+pub fn stateful_set_status(set: &StatefulSet) -> Result<(), String> {
+    let desired = set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let generation = set.metadata.generation.unwrap_or(0);
+    let status = set.status.clone().unwrap_or_default();
+    let observed = status.observed_generation.unwrap_or(0);
+    if observed < generation {
+        return Err(format!(
+            "the controller has not seen generation {generation} yet (observed {observed})"
+        ));
+    }
+    let updated = status.updated_replicas.unwrap_or(0);
+    let ready = status.ready_replicas.unwrap_or(0);
+    if desired > 0
+        && status.update_revision.is_some()
+        && status.current_revision != status.update_revision
+    {
+        return Err(format!("{updated} of {desired} replicas updated"));
+    }
+    if status.replicas > desired {
+        return Err(format!(
+            "{} old replicas still terminating",
+            status.replicas - desired
+        ));
+    }
+    if ready != desired {
+        return Err(format!("{ready} of {desired} replicas ready"));
     }
     Ok(())
 }

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment, StatefulSet,
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
@@ -42,6 +42,8 @@ use sha2::{Digest, Sha256};
 
 use super::names;
 use crate::adapters::runtime::SiteSpec;
+
+mod stack;
 use crate::configuration::{
     find_plan, KubernetesSettings, PlanSettings, TenantSettings, VolumeSettings, WorkloadKind,
     WorkloadSettings,
@@ -96,6 +98,15 @@ pub enum Scale {
     Running,
     /// Zero replicas; everything else stays, so resuming is applying `Running` again.
     Suspended,
+}
+
+impl Scale {
+    fn replicas(self) -> i32 {
+        match self {
+            Self::Running => 1,
+            Self::Suspended => 0,
+        }
+    }
 }
 
 /// Why a site's manifests cannot be built. Retrying cannot fix any of these.
@@ -233,15 +244,70 @@ pub struct Manifests {
     pub content: Option<ConfigMap>,
     /// Container workloads: the environment.
     pub env: Option<Secret>,
+    /// Stacks: the Secret that holds the site's generated secrets. Built without its values,
+    /// which the runtime generates once in the cluster and never reads back into berth.
+    pub secrets: Option<Secret>,
     pub volume: Option<PersistentVolumeClaim>,
-    pub service: Service,
-    pub deployment: Deployment,
+    /// One per component (a static or container site has one, `site`).
+    pub services: Vec<Service>,
+    /// One per component, in the order they start.
+    pub workloads: Vec<WorkloadObject>,
     pub ingress: Ingress,
+    /// Stacks: the components each component waits for before it starts, by name.
+    pub dependencies: BTreeMap<String, Vec<String>>,
+    /// Stacks: the keys of [`Manifests::secrets`] the runtime generates.
+    pub generated_secrets: Vec<String>,
+}
+
+/// What runs a component: a Deployment, or a StatefulSet when it keeps data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkloadObject {
+    Deployment(Deployment),
+    StatefulSet(StatefulSet),
+}
+
+impl WorkloadObject {
+    pub fn object(&self) -> Object {
+        match self {
+            Self::Deployment(deployment) => Object::of(deployment),
+            Self::StatefulSet(set) => Object::of(set),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        let meta = match self {
+            Self::Deployment(deployment) => &deployment.metadata,
+            Self::StatefulSet(set) => &set.metadata,
+        };
+        meta.name.as_deref().unwrap_or_default()
+    }
+
+    pub fn replicas(&self) -> Option<i32> {
+        match self {
+            Self::Deployment(deployment) => deployment.spec.as_ref()?.replicas,
+            Self::StatefulSet(set) => set.spec.as_ref()?.replicas,
+        }
+    }
+
+    pub fn pod_spec(&self) -> Option<&PodSpec> {
+        match self {
+            Self::Deployment(deployment) => deployment.spec.as_ref()?.template.spec.as_ref(),
+            Self::StatefulSet(set) => set.spec.as_ref()?.template.spec.as_ref(),
+        }
+    }
 }
 
 impl Manifests {
     pub fn namespace_name(&self) -> &str {
         self.namespace.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    /// The Deployment of a static or container site (its only workload).
+    pub fn deployment(&self) -> &Deployment {
+        match self.workloads.as_slice() {
+            [WorkloadObject::Deployment(deployment)] => deployment,
+            _ => panic!("a site with one Deployment"),
+        }
     }
 
     /// Every object in apply order: the namespace first, then its guard rails (quota, limits,
@@ -257,10 +323,20 @@ impl Manifests {
         objects.push(Object::of(&self.service_account));
         objects.extend(self.content.iter().map(Object::of));
         objects.extend(self.env.iter().map(Object::of));
+        objects.extend(self.secrets.iter().map(Object::of));
         objects.extend(self.volume.iter().map(Object::of));
-        objects.push(Object::of(&self.service));
-        objects.push(Object::of(&self.deployment));
+        objects.extend(self.services.iter().map(Object::of));
+        objects.extend(self.workloads.iter().map(WorkloadObject::object));
         objects.push(Object::of(&self.ingress));
+        objects
+    }
+
+    /// What is applied before the workloads: the namespace, its guard rails, what the pods
+    /// mount and the Services.
+    pub fn foundation(&self) -> Vec<Object> {
+        let workloads = self.workloads.len() + 1;
+        let mut objects = self.objects();
+        objects.truncate(objects.len() - workloads);
         objects
     }
 
@@ -303,24 +379,51 @@ pub fn build(
     let workload = match template.workload.kind {
         WorkloadKind::Static => ctx.static_workload()?,
         WorkloadKind::Container => ctx.container_workload()?,
+        WorkloadKind::Stack => return ctx.stack(cpu, memory, scale),
     };
-    let volume_size = match &workload.volume {
-        Some(volume) => Some(Bytes::parse(&volume.size).map_err(ManifestError::BadQuantity)?),
-        None => None,
+    let (claims, storage) = match &workload.volume {
+        Some(volume) => (
+            1,
+            Bytes::parse(&volume.size).map_err(ManifestError::BadQuantity)?,
+        ),
+        None => (0, Bytes::ZERO),
+    };
+    // Room for two pods of the plan: a rolling update surges by one, or cert-manager runs its
+    // ACME solver.
+    let room = Room {
+        pods: 2,
+        cpu: cpu.times(2),
+        memory: memory.times(2),
+        claims,
+        storage,
     };
     Ok(Manifests {
         namespace: ctx.namespace_object(),
-        quota: ctx.quota(cpu, memory, volume_size),
-        limits: ctx.limits(cpu, memory),
+        quota: ctx.quota(&room),
+        limits: ctx.limits(cpu, memory, cpu, memory),
         network_policies: ctx.network_policies(workload.port),
         service_account: ctx.service_account(),
         volume: workload.volume.as_ref().map(|v| ctx.claim(v)),
-        service: ctx.service(),
-        deployment: ctx.deployment(&workload, cpu, memory, scale),
-        ingress: ctx.ingress(),
+        services: vec![ctx.service()],
+        workloads: vec![WorkloadObject::Deployment(
+            ctx.deployment(&workload, cpu, memory, scale),
+        )],
+        ingress: ctx.ingress(names::SITE, PORT_NAME),
         content: workload.content,
         env: workload.env,
+        secrets: None,
+        dependencies: BTreeMap::new(),
+        generated_secrets: Vec::new(),
     })
+}
+
+/// What a site's ResourceQuota allows in all.
+struct Room {
+    pods: u64,
+    cpu: Cpu,
+    memory: Bytes,
+    claims: u64,
+    storage: Bytes,
 }
 
 /// The container part of a site, which differs by workload kind.
@@ -378,23 +481,19 @@ impl Context<'_> {
         }
     }
 
-    /// Room for two pods of the plan (a rolling update surges by one, or cert-manager runs its
-    /// ACME solver), no load balancers or node ports, and storage only for the configured volume.
-    fn quota(&self, cpu: Cpu, memory: Bytes, volume: Option<Bytes>) -> ResourceQuota {
-        let (claims, storage) = match volume {
-            Some(size) => ("1".to_owned(), size.to_string()),
-            None => ("0".to_owned(), "0".to_owned()),
-        };
+    /// The site's `room`, no load balancers or node ports, and storage only for the configured
+    /// volumes.
+    fn quota(&self, room: &Room) -> ResourceQuota {
         let hard = quantities([
-            ("pods", "2".to_owned()),
-            ("requests.cpu", cpu.times(2).to_string()),
-            ("limits.cpu", cpu.times(2).to_string()),
-            ("requests.memory", memory.times(2).to_string()),
-            ("limits.memory", memory.times(2).to_string()),
+            ("pods", room.pods.to_string()),
+            ("requests.cpu", room.cpu.to_string()),
+            ("limits.cpu", room.cpu.to_string()),
+            ("requests.memory", room.memory.to_string()),
+            ("limits.memory", room.memory.to_string()),
             ("services.loadbalancers", "0".to_owned()),
             ("services.nodeports", "0".to_owned()),
-            ("persistentvolumeclaims", claims),
-            ("requests.storage", storage),
+            ("persistentvolumeclaims", room.claims.to_string()),
+            ("requests.storage", room.storage.to_string()),
         ]);
         ResourceQuota {
             metadata: self.meta(names::SITE),
@@ -406,14 +505,16 @@ impl Context<'_> {
         }
     }
 
-    /// Containers default to, and may not exceed, the plan.
-    fn limits(&self, cpu: Cpu, memory: Bytes) -> LimitRange {
-        let plan = || {
+    /// Containers default to the plan and may not exceed `max_cpu` and `max_memory` (the plan,
+    /// or a stack's largest component).
+    fn limits(&self, cpu: Cpu, memory: Bytes, max_cpu: Cpu, max_memory: Bytes) -> LimitRange {
+        let amounts = |cpu: Cpu, memory: Bytes| {
             Some(quantities([
                 ("cpu", cpu.to_string()),
                 ("memory", memory.to_string()),
             ]))
         };
+        let plan = || amounts(cpu, memory);
         LimitRange {
             metadata: self.meta(names::SITE),
             spec: Some(LimitRangeSpec {
@@ -421,7 +522,7 @@ impl Context<'_> {
                     type_: "Container".into(),
                     default: plan(),
                     default_request: plan(),
-                    max: plan(),
+                    max: amounts(max_cpu, max_memory),
                     ..LimitRangeItem::default()
                 }],
             }),
@@ -436,26 +537,19 @@ impl Context<'_> {
         if !self.template.kube.tls_issuer.is_empty() {
             ports.push(ACME_SOLVER_PORT);
         }
-        let namespace_selector = |name: &str| {
-            Some(LabelSelector {
-                match_labels: Some(BTreeMap::from([(
-                    "kubernetes.io/metadata.name".to_owned(),
-                    name.to_owned(),
-                )])),
-                ..LabelSelector::default()
-            })
-        };
-        let port_of = |protocol: &str, port: i32| NetworkPolicyPort {
-            protocol: Some(protocol.to_owned()),
-            port: Some(IntOrString::Int(port)),
-            ..NetworkPolicyPort::default()
-        };
-        let policy = |name: &str, spec: NetworkPolicySpec| NetworkPolicy {
-            metadata: self.meta(name),
-            spec: Some(spec),
-        };
+        let mut policies = self.guard_policies();
+        policies.push(self.reachable_from_ingress(
+            names::ALLOW_INGRESS,
+            LabelSelector::default(),
+            &ports,
+        ));
+        policies
+    }
+
+    /// Default deny both ways, and DNS to the cluster's resolver.
+    fn guard_policies(&self) -> Vec<NetworkPolicy> {
         vec![
-            policy(
+            self.policy(
                 names::DEFAULT_DENY,
                 NetworkPolicySpec {
                     pod_selector: Some(LabelSelector::default()),
@@ -463,7 +557,7 @@ impl Context<'_> {
                     ..NetworkPolicySpec::default()
                 },
             ),
-            policy(
+            self.policy(
                 names::ALLOW_DNS,
                 NetworkPolicySpec {
                     pod_selector: Some(LabelSelector::default()),
@@ -471,13 +565,7 @@ impl Context<'_> {
                     egress: Some(vec![NetworkPolicyEgressRule {
                         to: Some(vec![NetworkPolicyPeer {
                             namespace_selector: namespace_selector("kube-system"),
-                            pod_selector: Some(LabelSelector {
-                                match_labels: Some(BTreeMap::from([(
-                                    "k8s-app".to_owned(),
-                                    "kube-dns".to_owned(),
-                                )])),
-                                ..LabelSelector::default()
-                            }),
+                            pod_selector: Some(match_labels([("k8s-app", "kube-dns")])),
                             ..NetworkPolicyPeer::default()
                         }]),
                         ports: Some(vec![port_of("UDP", 53), port_of("TCP", 53)]),
@@ -485,24 +573,40 @@ impl Context<'_> {
                     ..NetworkPolicySpec::default()
                 },
             ),
-            policy(
-                names::ALLOW_INGRESS,
-                NetworkPolicySpec {
-                    pod_selector: Some(LabelSelector::default()),
-                    policy_types: Some(vec!["Ingress".into()]),
-                    ingress: Some(vec![NetworkPolicyIngressRule {
-                        from: Some(vec![NetworkPolicyPeer {
-                            namespace_selector: namespace_selector(
-                                &self.template.kube.ingress_namespace,
-                            ),
-                            ..NetworkPolicyPeer::default()
-                        }]),
-                        ports: Some(ports.into_iter().map(|p| port_of("TCP", p)).collect()),
-                    }]),
-                    ..NetworkPolicySpec::default()
-                },
-            ),
         ]
+    }
+
+    /// `pods` may be reached on `ports` from the ingress controller's namespace.
+    fn reachable_from_ingress(
+        &self,
+        name: &str,
+        pods: LabelSelector,
+        ports: &[i32],
+    ) -> NetworkPolicy {
+        self.policy(
+            name,
+            NetworkPolicySpec {
+                pod_selector: Some(pods),
+                policy_types: Some(vec!["Ingress".into()]),
+                ingress: Some(vec![NetworkPolicyIngressRule {
+                    from: Some(vec![NetworkPolicyPeer {
+                        namespace_selector: namespace_selector(
+                            &self.template.kube.ingress_namespace,
+                        ),
+                        ..NetworkPolicyPeer::default()
+                    }]),
+                    ports: Some(ports.iter().map(|p| port_of("TCP", *p)).collect()),
+                }]),
+                ..NetworkPolicySpec::default()
+            },
+        )
+    }
+
+    fn policy(&self, name: &str, spec: NetworkPolicySpec) -> NetworkPolicy {
+        NetworkPolicy {
+            metadata: self.meta(name),
+            spec: Some(spec),
+        }
     }
 
     /// The pods' identity: no token, no role bindings.
@@ -678,20 +782,7 @@ impl Context<'_> {
     }
 
     fn claim(&self, volume: &VolumeSettings) -> PersistentVolumeClaim {
-        PersistentVolumeClaim {
-            metadata: self.meta(names::DATA),
-            spec: Some(PersistentVolumeClaimSpec {
-                access_modes: Some(vec!["ReadWriteOnce".into()]),
-                storage_class_name: (!volume.storage_class.is_empty())
-                    .then(|| volume.storage_class.clone()),
-                resources: Some(VolumeResourceRequirements {
-                    requests: Some(quantities([("storage", volume.size.clone())])),
-                    ..VolumeResourceRequirements::default()
-                }),
-                ..PersistentVolumeClaimSpec::default()
-            }),
-            ..PersistentVolumeClaim::default()
-        }
+        claim(self.meta(names::DATA), volume)
     }
 
     fn service(&self) -> Service {
@@ -714,34 +805,16 @@ impl Context<'_> {
     }
 
     fn deployment(&self, workload: &Workload, cpu: Cpu, memory: Bytes, scale: Scale) -> Deployment {
-        let resources = quantities([("cpu", cpu.to_string()), ("memory", memory.to_string())]);
-        let container = Container {
-            name: names::SITE.into(),
-            ports: Some(vec![ContainerPort {
-                name: Some(PORT_NAME.into()),
-                container_port: i32::from(workload.port),
-                protocol: Some("TCP".into()),
-                ..ContainerPort::default()
-            }]),
-            resources: Some(ResourceRequirements {
-                requests: Some(resources.clone()),
-                limits: Some(resources),
-                ..ResourceRequirements::default()
-            }),
-            security_context: Some(SecurityContext {
-                allow_privilege_escalation: Some(false),
-                privileged: Some(false),
-                read_only_root_filesystem: Some(true),
-                run_as_non_root: Some(true),
-                capabilities: Some(Capabilities {
-                    drop: Some(vec!["ALL".into()]),
-                    ..Capabilities::default()
-                }),
-                seccomp_profile: Some(runtime_default()),
-                ..SecurityContext::default()
-            }),
-            ..workload.container.clone()
-        };
+        let container = hardened(
+            Container {
+                name: names::SITE.into(),
+                ..workload.container.clone()
+            },
+            PORT_NAME,
+            workload.port,
+            cpu,
+            memory,
+        );
         // A volume can only be attached to one node: stop the old pod before starting the new.
         let strategy = if workload.volume.is_some() {
             DeploymentStrategy {
@@ -749,64 +822,76 @@ impl Context<'_> {
                 ..DeploymentStrategy::default()
             }
         } else {
-            DeploymentStrategy {
-                type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_surge: Some(IntOrString::Int(1)),
-                    max_unavailable: Some(IntOrString::Int(0)),
-                }),
-            }
+            rolling_update()
         };
-        let mut pod_labels = self.labels.clone();
-        pod_labels.extend(names::selector(&self.site.name));
+        let selector = names::selector(&self.site.name);
+        let annotations = BTreeMap::from([(
+            CONFIG_HASH_ANNOTATION.to_owned(),
+            workload.config_hash.clone(),
+        )]);
         Deployment {
             metadata: self.meta(names::SITE),
             spec: Some(DeploymentSpec {
-                replicas: Some(match scale {
-                    Scale::Running => 1,
-                    Scale::Suspended => 0,
-                }),
+                replicas: Some(scale.replicas()),
                 revision_history_limit: Some(3),
                 selector: LabelSelector {
-                    match_labels: Some(names::selector(&self.site.name)),
+                    match_labels: Some(selector.clone()),
                     ..LabelSelector::default()
                 },
                 strategy: Some(strategy),
-                template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta {
-                        labels: Some(pod_labels),
-                        annotations: Some(BTreeMap::from([(
-                            CONFIG_HASH_ANNOTATION.to_owned(),
-                            workload.config_hash.clone(),
-                        )])),
-                        ..ObjectMeta::default()
-                    }),
-                    spec: Some(PodSpec {
-                        service_account_name: Some(names::SITE.into()),
-                        automount_service_account_token: Some(false),
-                        enable_service_links: Some(false),
-                        security_context: Some(PodSecurityContext {
-                            run_as_non_root: Some(true),
-                            run_as_user: Some(workload.uid),
-                            run_as_group: Some(workload.uid),
-                            fs_group: Some(workload.uid),
-                            seccomp_profile: Some(runtime_default()),
-                            ..PodSecurityContext::default()
-                        }),
-                        containers: vec![container],
-                        volumes: Some(workload.volumes.clone()),
-                        ..PodSpec::default()
-                    }),
-                },
+                template: self.pod_template(
+                    selector,
+                    Some(annotations),
+                    workload.uid,
+                    container,
+                    workload.volumes.clone(),
+                ),
                 ..DeploymentSpec::default()
             }),
             ..Deployment::default()
         }
     }
 
+    /// A pod of the site: its labels and `selector`, no service-account token or service
+    /// links, and the `restricted` pod security context as `uid`.
+    fn pod_template(
+        &self,
+        selector: BTreeMap<String, String>,
+        annotations: Option<BTreeMap<String, String>>,
+        uid: i64,
+        container: Container,
+        volumes: Vec<Volume>,
+    ) -> PodTemplateSpec {
+        let mut pod_labels = self.labels.clone();
+        pod_labels.extend(selector);
+        PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some(pod_labels),
+                annotations,
+                ..ObjectMeta::default()
+            }),
+            spec: Some(PodSpec {
+                service_account_name: Some(names::SITE.into()),
+                automount_service_account_token: Some(false),
+                enable_service_links: Some(false),
+                security_context: Some(PodSecurityContext {
+                    run_as_non_root: Some(true),
+                    run_as_user: Some(uid),
+                    run_as_group: Some(uid),
+                    fs_group: Some(uid),
+                    seccomp_profile: Some(runtime_default()),
+                    ..PodSecurityContext::default()
+                }),
+                containers: vec![container],
+                volumes: Some(volumes),
+                ..PodSpec::default()
+            }),
+        }
+    }
+
     /// The hostname routed to the Service through the configured ingress class; with a
     /// ClusterIssuer, cert-manager issues its certificate into `site-tls`.
-    fn ingress(&self) -> Ingress {
+    fn ingress(&self, service: &str, port_name: &str) -> Ingress {
         let kube = &self.template.kube;
         let mut metadata = self.meta(names::SITE);
         let tls = (!kube.tls_issuer.is_empty()).then(|| {
@@ -833,9 +918,9 @@ impl Context<'_> {
                             path_type: "Prefix".into(),
                             backend: IngressBackend {
                                 service: Some(IngressServiceBackend {
-                                    name: names::SITE.into(),
+                                    name: service.into(),
                                     port: Some(ServiceBackendPort {
-                                        name: Some(PORT_NAME.into()),
+                                        name: Some(port_name.into()),
                                         ..ServiceBackendPort::default()
                                     }),
                                 }),
@@ -849,6 +934,98 @@ impl Context<'_> {
             }),
             ..Ingress::default()
         }
+    }
+}
+
+/// `container` as every berth pod runs it: its one named port, requests equal to limits, and
+/// the `restricted` security context with a read-only root filesystem.
+fn hardened(
+    container: Container,
+    port_name: &str,
+    port: u16,
+    cpu: Cpu,
+    memory: Bytes,
+) -> Container {
+    let resources = quantities([("cpu", cpu.to_string()), ("memory", memory.to_string())]);
+    Container {
+        ports: Some(vec![ContainerPort {
+            name: Some(port_name.into()),
+            container_port: i32::from(port),
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        resources: Some(ResourceRequirements {
+            requests: Some(resources.clone()),
+            limits: Some(resources),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            privileged: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Capabilities::default()
+            }),
+            seccomp_profile: Some(runtime_default()),
+            ..SecurityContext::default()
+        }),
+        ..container
+    }
+}
+
+fn match_labels<const N: usize>(pairs: [(&str, &str); N]) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        ),
+        ..LabelSelector::default()
+    }
+}
+
+/// The namespace called `name`.
+fn namespace_selector(name: &str) -> Option<LabelSelector> {
+    Some(match_labels([("kubernetes.io/metadata.name", name)]))
+}
+
+fn port_of(protocol: &str, port: i32) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        protocol: Some(protocol.to_owned()),
+        port: Some(IntOrString::Int(port)),
+        ..NetworkPolicyPort::default()
+    }
+}
+
+/// A `ReadWriteOnce` claim of `volume`'s size and StorageClass.
+fn claim(metadata: ObjectMeta, volume: &VolumeSettings) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata,
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: (!volume.storage_class.is_empty())
+                .then(|| volume.storage_class.clone()),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(quantities([("storage", volume.size.clone())])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    }
+}
+
+/// One pod at a time more during an update, none fewer.
+fn rolling_update() -> DeploymentStrategy {
+    DeploymentStrategy {
+        type_: Some("RollingUpdate".into()),
+        rolling_update: Some(RollingUpdateDeployment {
+            max_surge: Some(IntOrString::Int(1)),
+            max_unavailable: Some(IntOrString::Int(0)),
+        }),
     }
 }
 

@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 
 /// The server-side apply field manager of every object berth writes.
 pub const FIELD_MANAGER: &str = "berth";
+/// The field manager of the values of a stack's generated secrets (a merge patch).
+pub const SECRETS_FIELD_MANAGER: &str = "berth-secrets";
 
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "berth";
@@ -33,6 +35,13 @@ pub const CONTENT_LABEL: &str = "berth.dev/content";
 pub const ENV: &str = "site-env";
 /// A container workload's PersistentVolumeClaim.
 pub const DATA: &str = "site-data";
+/// The Secret with a stack's generated secrets.
+pub const SECRETS: &str = "site-secrets";
+/// The label that tells a stack's components apart (with the site's selector).
+pub const COMPONENT_LABEL: &str = "berth.dev/component";
+/// The label cert-manager gives its ACME HTTP-01 solver pods.
+pub const ACME_SOLVER_LABEL: &str = "acme.cert-manager.io/http01-solver";
+pub const ALLOW_ACME_SOLVER: &str = "allow-acme-solver";
 /// The Secret cert-manager writes the site's certificate into.
 pub const TLS: &str = "site-tls";
 pub const DEFAULT_DENY: &str = "default-deny";

@@ -1,11 +1,11 @@
 use super::*;
-use crate::configuration::{PlanSettings, VolumeSettings};
+use crate::configuration::{ComponentSettings, PlanSettings, VolumeSettings};
 
-fn kube() -> KubernetesSettings {
+pub(super) fn kube() -> KubernetesSettings {
     KubernetesSettings::default()
 }
 
-fn static_template() -> Template {
+pub(super) fn static_template() -> Template {
     Template {
         kube: kube(),
         tenant: "acme".into(),
@@ -40,7 +40,7 @@ fn container_template(volume: bool) -> Template {
     }
 }
 
-fn site(plan: Option<&str>) -> SiteSpec {
+pub(super) fn site(plan: Option<&str>) -> SiteSpec {
     SiteSpec {
         id: "site_test".into(),
         tenant: "acme".into(),
@@ -49,6 +49,53 @@ fn site(plan: Option<&str>) -> SiteSpec {
         html: Some("<h1>Hello</h1>".into()),
         plan: plan.map(str::to_owned),
         workload: None,
+    }
+}
+
+/// A store: a database that keeps its data, and the app in front of it.
+pub(super) fn stack_template() -> Template {
+    let app = ComponentSettings {
+        env: BTreeMap::from([
+            ("DB_HOST".to_owned(), "${component:db}".to_owned()),
+            ("DB_PASSWORD".to_owned(), "${secret:db_password}".to_owned()),
+            (
+                "DATABASE_URL".to_owned(),
+                "mysql://app:${secret:db_password}@${component:db}:3306/shop".to_owned(),
+            ),
+            ("SITE_URL".to_owned(), "https://${site:hostname}".to_owned()),
+            ("GREETING".to_owned(), "costs $(5), $${x}".to_owned()),
+        ]),
+        depends_on: vec!["db".into()],
+        health_path: Some("/healthz".into()),
+        memory: Some("512Mi".into()),
+        writable: vec!["/var/run/app".into()],
+        ..ComponentSettings::new("app", "registry.example/shop:2", 8080)
+    };
+    let db = ComponentSettings {
+        env: BTreeMap::from([(
+            "MARIADB_PASSWORD".to_owned(),
+            "${secret:db_password}".to_owned(),
+        )]),
+        run_as_user: Some(999),
+        cpu: Some("1".into()),
+        volume: Some(VolumeSettings {
+            size: "5Gi".into(),
+            mount_path: "/var/lib/mysql".into(),
+            storage_class: String::new(),
+        }),
+        writable: vec!["/run/mysqld".into()],
+        ..ComponentSettings::new("db", "registry.example/mariadb:11", 3306)
+    };
+    Template {
+        workload: WorkloadSettings {
+            kind: WorkloadKind::Stack,
+            expose: "app".into(),
+            secrets: vec!["db_password".into(), "session_key".into()],
+            // Listed app first: it still starts after the database it depends on.
+            components: vec![app, db],
+            ..WorkloadSettings::default()
+        },
+        ..static_template()
     }
 }
 
@@ -71,12 +118,17 @@ fn every_kind() -> Vec<(&'static str, Manifests)> {
             )
             .unwrap(),
         ),
+        (
+            "stack",
+            build(&stack_template(), &site(Some("pro")), Scale::Running).unwrap(),
+        ),
     ]
 }
 
+/// The pod of a static or container site.
 fn pod(manifests: &Manifests) -> &PodSpec {
     manifests
-        .deployment
+        .deployment()
         .spec
         .as_ref()
         .unwrap()
@@ -86,13 +138,22 @@ fn pod(manifests: &Manifests) -> &PodSpec {
         .unwrap()
 }
 
+/// Every pod a site runs.
+pub(super) fn pods(manifests: &Manifests) -> Vec<&PodSpec> {
+    manifests
+        .workloads
+        .iter()
+        .map(|w| w.pod_spec().unwrap())
+        .collect()
+}
+
 fn container(manifests: &Manifests) -> &Container {
     &pod(manifests).containers[0]
 }
 
 /// What the Pod Security `restricted` profile (latest) forbids, plus berth's own rule of a
 /// read-only root filesystem. Returns every violation found.
-fn restricted_violations(pod: &PodSpec) -> Vec<String> {
+pub(super) fn restricted_violations(pod: &PodSpec) -> Vec<String> {
     let mut found = Vec::new();
     let pod_sc = pod.security_context.clone().unwrap_or_default();
     for (field, set) in [
@@ -181,15 +242,16 @@ fn restricted_violations(pod: &PodSpec) -> Vec<String> {
 #[test]
 fn every_pod_passes_the_restricted_pod_security_profile() {
     for (kind, manifests) in every_kind() {
-        let violations = restricted_violations(pod(&manifests));
-        assert!(violations.is_empty(), "{kind}: {violations:?}");
-        let pod = pod(&manifests);
-        assert_eq!(pod.automount_service_account_token, Some(false), "{kind}");
-        assert_eq!(pod.service_account_name.as_deref(), Some("site"), "{kind}");
-        assert!(
-            pod.security_context.as_ref().unwrap().run_as_user.unwrap() > 0,
-            "{kind}"
-        );
+        for pod in pods(&manifests) {
+            let violations = restricted_violations(pod);
+            assert!(violations.is_empty(), "{kind}: {violations:?}");
+            assert_eq!(pod.automount_service_account_token, Some(false), "{kind}");
+            assert_eq!(pod.service_account_name.as_deref(), Some("site"), "{kind}");
+            assert!(
+                pod.security_context.as_ref().unwrap().run_as_user.unwrap() > 0,
+                "{kind}"
+            );
+        }
     }
 }
 
@@ -330,13 +392,15 @@ fn every_object_lives_in_the_sites_namespace_with_berths_labels() {
         }
         let kinds: Vec<&str> = objects.iter().map(|o| o.resource.kind.as_str()).collect();
         let position = |k: &str| kinds.iter().position(|x| *x == k).unwrap();
-        assert!(position("ResourceQuota") < position("Deployment"), "{kind}");
-        assert!(position("NetworkPolicy") < position("Deployment"), "{kind}");
-        assert!(
-            position("ServiceAccount") < position("Deployment"),
-            "{kind}"
-        );
-        assert!(position("Deployment") < position("Ingress"), "{kind}");
+        let first_workload = kinds
+            .iter()
+            .position(|x| *x == "Deployment" || *x == "StatefulSet")
+            .unwrap();
+        assert!(position("ResourceQuota") < first_workload, "{kind}");
+        assert!(position("NetworkPolicy") < first_workload, "{kind}");
+        assert!(position("ServiceAccount") < first_workload, "{kind}");
+        assert!(position("Service") < first_workload, "{kind}");
+        assert!(first_workload < position("Ingress"), "{kind}");
     }
 }
 
@@ -396,7 +460,13 @@ fn a_volume_gets_a_claim_a_quota_and_a_recreate_rollout() {
     let hard = manifests.quota.spec.clone().unwrap().hard.unwrap();
     assert_eq!(hard["persistentvolumeclaims"].0, "1");
     assert_eq!(hard["requests.storage"].0, "2Gi");
-    let strategy = manifests.deployment.spec.clone().unwrap().strategy.unwrap();
+    let strategy = manifests
+        .deployment()
+        .spec
+        .clone()
+        .unwrap()
+        .strategy
+        .unwrap();
     assert_eq!(strategy.type_.as_deref(), Some("Recreate"));
     let mounts = container(&manifests).volume_mounts.clone().unwrap();
     assert!(mounts
@@ -474,19 +544,21 @@ fn the_service_account_has_no_token() {
 #[test]
 fn containers_have_probes_requests_and_limits() {
     for (kind, manifests) in every_kind() {
-        let c = container(&manifests);
-        assert!(c.readiness_probe.is_some(), "{kind}");
-        assert!(c.liveness_probe.is_some(), "{kind}");
-        let resources = c.resources.clone().unwrap();
-        for key in ["cpu", "memory"] {
-            assert!(
-                resources.requests.as_ref().unwrap().contains_key(key),
-                "{kind}"
-            );
-            assert!(
-                resources.limits.as_ref().unwrap().contains_key(key),
-                "{kind}"
-            );
+        for c in pods(&manifests).into_iter().map(|p| &p.containers[0]) {
+            assert!(c.readiness_probe.is_some(), "{kind}");
+            assert!(c.liveness_probe.is_some(), "{kind}");
+            let resources = c.resources.clone().unwrap();
+            for key in ["cpu", "memory"] {
+                assert!(
+                    resources.requests.as_ref().unwrap().contains_key(key),
+                    "{kind}"
+                );
+                assert!(
+                    resources.limits.as_ref().unwrap().contains_key(key),
+                    "{kind}"
+                );
+                assert_eq!(resources.requests, resources.limits, "{kind}");
+            }
         }
     }
     let container_site = build(&container_template(false), &site(None), Scale::Running).unwrap();
@@ -609,7 +681,7 @@ fn the_same_site_always_gives_the_same_objects_and_new_html_rolls_the_pods() {
     changed.html = Some("<h1>New</h1>".into());
     let changed = build(&static_template(), &changed, Scale::Running).unwrap();
     let hash = |m: &Manifests| {
-        m.deployment
+        m.deployment()
             .spec
             .clone()
             .unwrap()
@@ -627,11 +699,14 @@ fn the_same_site_always_gives_the_same_objects_and_new_html_rolls_the_pods() {
 fn suspended_differs_only_in_replicas() {
     let running = build(&static_template(), &site(None), Scale::Running).unwrap();
     let suspended = build(&static_template(), &site(None), Scale::Suspended).unwrap();
-    assert_eq!(running.deployment.spec.clone().unwrap().replicas, Some(1));
-    assert_eq!(suspended.deployment.spec.clone().unwrap().replicas, Some(0));
-    let mut resumed = suspended.deployment.clone();
+    assert_eq!(running.deployment().spec.clone().unwrap().replicas, Some(1));
+    assert_eq!(
+        suspended.deployment().spec.clone().unwrap().replicas,
+        Some(0)
+    );
+    let mut resumed = suspended.deployment().clone();
     resumed.spec.as_mut().unwrap().replicas = Some(1);
-    assert_eq!(resumed, running.deployment);
+    assert_eq!(&resumed, running.deployment());
 }
 
 #[test]
@@ -652,6 +727,7 @@ fn every_object_round_trips_through_its_api_type() {
                 "PersistentVolumeClaim" => to_json::<PersistentVolumeClaim>(body),
                 "Service" => to_json::<Service>(body),
                 "Deployment" => to_json::<Deployment>(body),
+                "StatefulSet" => to_json::<StatefulSet>(body),
                 "Ingress" => to_json::<Ingress>(body),
                 other => panic!("{what}: unexpected kind {other}"),
             };
