@@ -47,6 +47,17 @@ pub struct ComponentSettings {
     /// root filesystem is read-only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub writable: Vec<String>,
+    /// In place of the image's entrypoint, and of its arguments (as Kubernetes' `command` and
+    /// `args`); placeholders are not filled in here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Lets the component listen on a port below 1024 without root or capabilities (the
+    /// namespaced sysctl `net.ipv4.ip_unprivileged_port_start=0`, which Pod Security
+    /// `restricted` allows): for images such as WordPress's that listen on port 80.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bind_privileged_ports: bool,
 }
 
 impl ComponentSettings {
@@ -64,6 +75,9 @@ impl ComponentSettings {
             memory: None,
             volume: None,
             writable: Vec::new(),
+            command: Vec::new(),
+            args: Vec::new(),
+            bind_privileged_ports: false,
         }
     }
 }

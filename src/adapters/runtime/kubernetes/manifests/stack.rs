@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Container, EnvVar, EnvVarSource, Probe, Secret, SecretKeySelector, Service, ServicePort,
-    ServiceSpec, TCPSocketAction,
+    ServiceSpec, Sysctl, TCPSocketAction,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -30,6 +30,8 @@ use crate::domain::quantity::{Bytes, Cpu};
 const PORT_NAME: &str = "main";
 /// The volume claim template of a stateful component (its claims: `data-<component>-0`).
 const DATA_VOLUME: &str = "data";
+/// How many startup checks, 5 s apart, a component may fail before it is restarted: 10 minutes.
+const STARTUP_CHECKS: i32 = 120;
 /// The annotation on the secrets' Secret that lists the keys the runtime generates.
 pub const GENERATED_ANNOTATION: &str = "berth.dev/generated-keys";
 
@@ -193,7 +195,15 @@ impl Context<'_> {
                 name: settings.name.clone(),
                 image: Some(settings.image.clone()),
                 env: Some(self.component_env(settings)),
+                command: (!settings.command.is_empty()).then(|| settings.command.clone()),
+                args: (!settings.args.is_empty()).then(|| settings.args.clone()),
                 volume_mounts: Some(mounts),
+                // A first start may take minutes (a database initialising its volume, an app
+                // migrating its schema): liveness waits until the component has started.
+                startup_probe: Some(Probe {
+                    failure_threshold: Some(STARTUP_CHECKS),
+                    ..probe(5)
+                }),
                 readiness_probe: Some(probe(5)),
                 liveness_probe: Some(Probe {
                     failure_threshold: Some(6),
@@ -207,13 +217,21 @@ impl Context<'_> {
             component.memory,
         );
         let selector = self.component_selector(&settings.name);
-        let template = self.pod_template(
+        let mut template = self.pod_template(
             selector.clone(),
             None,
             settings.run_as_user.unwrap_or(DEFAULT_UID),
             container,
             volumes,
         );
+        if settings.bind_privileged_ports {
+            let pod = template.spec.as_mut().expect("a pod template has a spec");
+            let security = pod.security_context.get_or_insert_with(Default::default);
+            security.sysctls = Some(vec![Sysctl {
+                name: "net.ipv4.ip_unprivileged_port_start".into(),
+                value: "0".into(),
+            }]);
+        }
         let selector = LabelSelector {
             match_labels: Some(selector),
             ..LabelSelector::default()

@@ -168,6 +168,24 @@ pub(super) fn restricted_violations(pod: &PodSpec) -> Vec<String> {
     if pod_sc.run_as_user == Some(0) {
         found.push("pod runs as UID 0".into());
     }
+    // Baseline's (and so restricted's) safe sysctls.
+    let safe_sysctls = [
+        "kernel.shm_rmid_forced",
+        "net.ipv4.ip_local_port_range",
+        "net.ipv4.ip_unprivileged_port_start",
+        "net.ipv4.tcp_syncookies",
+        "net.ipv4.ping_group_range",
+        "net.ipv4.ip_local_reserved_ports",
+        "net.ipv4.tcp_keepalive_time",
+        "net.ipv4.tcp_fin_timeout",
+        "net.ipv4.tcp_keepalive_intvl",
+        "net.ipv4.tcp_keepalive_probes",
+    ];
+    for sysctl in pod_sc.sysctls.iter().flatten() {
+        if !safe_sysctls.contains(&sysctl.name.as_str()) {
+            found.push(format!("unsafe sysctl {}", sysctl.name));
+        }
+    }
     let allowed_volumes = [
         "configMap",
         "csi",
@@ -261,6 +279,16 @@ fn the_checker_catches_what_restricted_forbids() {
     let good = pod(&manifests).clone();
     type Breakage = Box<dyn Fn(&mut PodSpec)>;
     let cases: Vec<(&str, Breakage)> = vec![
+        (
+            "an unsafe sysctl",
+            Box::new(|p| {
+                p.security_context.as_mut().unwrap().sysctls =
+                    Some(vec![k8s_openapi::api::core::v1::Sysctl {
+                        name: "kernel.msgmax".into(),
+                        value: "1".into(),
+                    }])
+            }),
+        ),
         (
             "privilege escalation allowed",
             Box::new(|p| {
@@ -736,7 +764,7 @@ fn every_object_round_trips_through_its_api_type() {
     }
 }
 
-fn to_json<K: serde::de::DeserializeOwned + Serialize>(
+pub(super) fn to_json<K: serde::de::DeserializeOwned + Serialize>(
     body: serde_json::Value,
 ) -> serde_json::Value {
     let typed: K = serde_json::from_value(body).unwrap();

@@ -331,3 +331,66 @@ fn every_component_passes_restricted_and_suspending_scales_each_to_zero() {
         "the same site always gives the same objects"
     );
 }
+
+/// The templates in `deploy/examples/` load, and every site they make passes `restricted`,
+/// holds no secret value and survives a round trip through the Kubernetes API types.
+#[test]
+fn the_example_templates_build_sites_that_pass_restricted() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let settings = crate::configuration::Settings::load_from_text(&path, &text, Vec::new())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let tenant = &settings.tenants[0];
+        let template = Template::new(&settings.kubernetes, tenant);
+        let plans = tenant.plans.values().map(|p| Some(p.name.clone()));
+        for plan in std::iter::once(None).chain(plans) {
+            let mut spec = site(plan.as_deref());
+            spec.tenant = tenant.name.clone();
+            let manifests = build(&template, &spec, Scale::Running)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            for pod in pods(&manifests) {
+                assert_eq!(
+                    restricted_violations(pod),
+                    Vec::<String>::new(),
+                    "{}",
+                    path.display()
+                );
+                let probes = &pod.containers[0];
+                assert!(probes.startup_probe.is_some() && probes.liveness_probe.is_some());
+            }
+            assert_eq!(manifests.secrets.as_ref().unwrap().data, None);
+            let yaml = manifests.to_yaml().unwrap();
+            assert!(
+                !yaml.contains("${"),
+                "every placeholder filled in: {}",
+                path.display()
+            );
+            for object in manifests.objects() {
+                let back = match object.resource.kind.as_str() {
+                    "StatefulSet" => super::super::tests::to_json::<
+                        k8s_openapi::api::apps::v1::StatefulSet,
+                    >(object.body.clone()),
+                    "Deployment" => super::super::tests::to_json::<
+                        k8s_openapi::api::apps::v1::Deployment,
+                    >(object.body.clone()),
+                    _ => object.body.clone(),
+                };
+                assert_eq!(
+                    back,
+                    object.body,
+                    "{}: {}",
+                    path.display(),
+                    object.describe()
+                );
+            }
+        }
+        seen += 1;
+    }
+    assert!(seen >= 2, "the example templates are in {dir}");
+}
