@@ -340,7 +340,9 @@ impl Context<'_> {
 
     /// Default deny and DNS as for every site; the ingress controller may reach the exposed
     /// component (and cert-manager's solver, with TLS); each component may reach what it
-    /// depends on, on that component's port, and nothing else.
+    /// depends on, on that component's port, and nothing else. The per-component policies are
+    /// `ingress-to-<name>` and `egress-from-<name>`: no fixed policy name starts that way, so
+    /// no component name can make one collide with another.
     fn stack_policies(&self, components: &[Sized], exposed: &Sized) -> Vec<NetworkPolicy> {
         let mut policies = self.guard_policies();
         let exposed = &exposed.settings;
@@ -374,7 +376,7 @@ impl Context<'_> {
                 .collect();
             if !dependents.is_empty() {
                 policies.push(self.policy(
-                    &format!("allow-to-{}", component.name),
+                    &format!("ingress-to-{}", component.name),
                     NetworkPolicySpec {
                         pod_selector: Some(match_labels([(
                             names::COMPONENT_LABEL,
@@ -402,7 +404,7 @@ impl Context<'_> {
             if !component.depends_on.is_empty() {
                 policies.push(
                     self.policy(
-                        &format!("allow-from-{}", component.name),
+                        &format!("egress-from-{}", component.name),
                         NetworkPolicySpec {
                             pod_selector: Some(match_labels([(
                                 names::COMPONENT_LABEL,

@@ -199,8 +199,8 @@ fn network_policies_let_through_exactly_the_declared_traffic() {
             "default-deny",
             "allow-dns-egress",
             "allow-from-ingress-controller",
-            "allow-to-db",
-            "allow-from-app"
+            "ingress-to-db",
+            "egress-from-app"
         ]
     );
     let json = |p: &NetworkPolicy| serde_json::to_value(p.spec.as_ref().unwrap()).unwrap();
@@ -216,7 +216,7 @@ fn network_policies_let_through_exactly_the_declared_traffic() {
         serde_json::json!([{"port": 8080, "protocol": "TCP"}])
     );
 
-    let to_db = json(policy(&manifests, "allow-to-db"));
+    let to_db = json(policy(&manifests, "ingress-to-db"));
     assert_eq!(
         to_db["podSelector"]["matchLabels"]["berth.dev/component"],
         "db"
@@ -230,7 +230,7 @@ fn network_policies_let_through_exactly_the_declared_traffic() {
             "ports": [{"port": 3306, "protocol": "TCP"}]
         }])
     );
-    let from_app = json(policy(&manifests, "allow-from-app"));
+    let from_app = json(policy(&manifests, "egress-from-app"));
     assert_eq!(from_app["policyTypes"], serde_json::json!(["Egress"]));
     assert_eq!(
         from_app["egress"],
@@ -393,4 +393,22 @@ fn the_example_templates_build_sites_that_pass_restricted() {
         seen += 1;
     }
     assert!(seen >= 2, "the example templates are in {dir}");
+}
+
+/// Component names are the template's to choose; none may make two objects share a name.
+#[test]
+fn no_component_name_makes_two_objects_share_a_name() {
+    let mut template = stack_template();
+    let components = &mut template.workload.components;
+    components[0].name = "ingress-controller".into(); // the app
+    components[0].depends_on = vec!["dns".into()];
+    components[0].env.clear();
+    components[1].name = "dns".into(); // the database
+    template.workload.expose = "ingress-controller".into();
+    let manifests = build(&template, &site(None), Scale::Running).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for object in manifests.objects() {
+        let key = (object.resource.kind.clone(), object.name.clone());
+        assert!(seen.insert(key), "two objects named {}", object.describe());
+    }
 }
