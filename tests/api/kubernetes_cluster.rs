@@ -102,6 +102,17 @@ async fn sign_up(app: &TestApp, name: &str) -> String {
     id
 }
 
+/// Deletes the site: the job ends once its namespace (and all in it) is gone.
+async fn delete(app: &TestApp, client: &Client, id: &str, namespace: &str) {
+    act(app, Method::DELETE, &format!("/admin/sites/{id}")).await;
+    assert_eq!(state(app, id).await, "deleted");
+    let gone = Api::<Namespace>::all(client.clone())
+        .get_opt(namespace)
+        .await
+        .unwrap();
+    assert!(gone.is_none(), "namespace {namespace} still exists");
+}
+
 #[tokio::test]
 #[ignore = "needs a real cluster: set BERTH_TEST_KUBECONFIG and run with -- --ignored"]
 async fn a_stack_lives_its_whole_life_on_a_real_cluster() {
@@ -176,16 +187,7 @@ async fn a_stack_lives_its_whole_life_on_a_real_cluster() {
     assert_eq!(state(&app, &id).await, "ready");
     assert_eq!(password().await, first, "a generated secret never changes");
 
-    act(&app, Method::DELETE, &format!("/admin/sites/{id}")).await;
-    assert_eq!(state(&app, &id).await, "deleted");
-    let gone = Api::<Namespace>::all(client)
-        .get_opt(&namespace)
-        .await
-        .unwrap();
-    assert!(
-        gone.is_none(),
-        "namespace {namespace} and its volume claims still exist"
-    );
+    delete(&app, &client, &id, &namespace).await;
 }
 
 #[tokio::test]
@@ -248,11 +250,5 @@ async fn a_site_lives_its_whole_life_on_a_real_cluster() {
     );
 
     // Deprovisioning returns once the namespace is gone.
-    act(&app, Method::DELETE, &format!("/admin/sites/{id}")).await;
-    assert_eq!(state(&app, &id).await, "deleted");
-    let gone = Api::<Namespace>::all(client)
-        .get_opt(&namespace)
-        .await
-        .unwrap();
-    assert!(gone.is_none(), "namespace {namespace} still exists");
+    delete(&app, &client, &id, &namespace).await;
 }
