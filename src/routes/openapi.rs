@@ -8,7 +8,10 @@ use utoipa::{Modify, OpenApi};
 
 use super::admin;
 use super::registry::Routes;
-use super::schemas::{ErrorBody, SignupForm, SignupJson, SignupMultipart, StripeEventIn};
+use super::schemas::{
+    ContentForm, ContentJson, ContentMultipart, ErrorBody, SignupForm, SignupJson, SignupMultipart,
+    StripeEventIn,
+};
 
 pub fn routes(routes: &mut Routes) {
     routes.add(document);
@@ -41,10 +44,11 @@ impl Modify for BearerAuth {
     }
 }
 
-/// What the signup schemas allow beyond their fields: berth ignores unknown fields, but reads
-/// each as one string (a JSON member may also be `null`), so a repeated form field or a JSON
-/// member of another type is a `400`; multipart part names must be header-safe. utoipa's
-/// attributes can only say "anything" or "nothing" here.
+/// What the signup and content schemas allow beyond their fields (both bodies are read by one
+/// reader): berth ignores unknown fields, but reads each as one string (a JSON member may also
+/// be `null`), so a repeated form field or a JSON member of another type is a `400`; multipart
+/// part names must be header-safe. utoipa's attributes can only say "anything" or "nothing"
+/// here.
 struct SignupExtras;
 
 impl Modify for SignupExtras {
@@ -58,6 +62,9 @@ impl Modify for SignupExtras {
             ("SignupJson", vec![Type::String, Type::Null]),
             ("SignupForm", vec![Type::String]),
             ("SignupMultipart", vec![Type::String]),
+            ("ContentJson", vec![Type::String, Type::Null]),
+            ("ContentForm", vec![Type::String]),
+            ("ContentMultipart", vec![Type::String]),
         ] {
             if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) {
                 let extra = ObjectBuilder::new()
@@ -66,12 +73,12 @@ impl Modify for SignupExtras {
                 object.additional_properties = Some(Box::new(AdditionalProperties::RefOr(
                     RefOr::T(Schema::Object(extra)),
                 )));
-                if name == "SignupMultipart" {
+                if name.ends_with("Multipart") {
                     // A part's name travels in a quoted header parameter: printable ASCII but `"`
-                    // and `\`.
+                    // and `\` (an empty name is a part berth ignores, like any unknown one).
                     let names = ObjectBuilder::new()
                         .schema_type(Type::String)
-                        .pattern(Some(r#"^[ !#-\[\]-~]+$"#))
+                        .pattern(Some(r#"^[ !#-\[\]-~]*$"#))
                         .build();
                     object.property_names = Some(Box::new(Schema::Object(names)));
                 }
@@ -88,12 +95,16 @@ impl Modify for SignupExtras {
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     servers((url = "/", description = "The berth that serves this document")),
-    // The bodies of responses declared as enums (`IntoResponses`), which utoipa does not collect.
+    // The bodies of responses declared as enums (`IntoResponses`), which utoipa does not collect,
+    // and the request bodies `SignupExtras` amends (it runs before the routes add theirs).
     components(schemas(
         ErrorBody,
         SignupJson,
         SignupForm,
         SignupMultipart,
+        ContentJson,
+        ContentForm,
+        ContentMultipart,
         StripeEventIn,
         admin::sites::SiteList,
         admin::jobs::JobList,

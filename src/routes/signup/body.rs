@@ -250,6 +250,17 @@ async fn read_parts(headers: &HeaderMap, body: web::Bytes) -> Result<RawForm, Ap
             .ok_or_else(|| {
                 ApiError::bad_request("malformed_body", "a multipart part has no field name")
             })?;
+        // What a header's quoted string carries plainly, as the OpenAPI document says: no
+        // escapes, no control or non-ASCII characters (no field berth reads has any).
+        if !name
+            .chars()
+            .all(|c| matches!(c, ' '..='~') && c != '"' && c != '\\')
+        {
+            return Err(ApiError::bad_request(
+                "malformed_body",
+                format!("multipart field name {name:?} must be printable ASCII without \" or \\"),
+            ));
+        }
         let mut value = Vec::new();
         while let Some(chunk) = field.next().await {
             value.extend_from_slice(&chunk.map_err(malformed)?);
@@ -415,6 +426,30 @@ mod tests {
                 .build()
                 .unwrap()
                 .block_on(parse_multipart(req.headers(), web::Bytes::from(body)))
+        }
+
+        #[test]
+        fn multipart_field_names_are_printable_ascii() {
+            let part = |name: &[u8]| {
+                let mut body = b"--XyZw\r\nContent-Disposition: form-data; name=\"".to_vec();
+                body.extend_from_slice(name);
+                body.extend_from_slice(b"\"\r\n\r\nvalue\r\n--XyZw--\r\n");
+                multipart(body)
+            };
+            assert_eq!(part(b"html").unwrap().get("html"), Some(&b"value"[..]));
+            assert!(part(b"").is_ok(), "an empty name is a part nobody reads");
+            for name in [&b"\xc2\x84"[..], b"a\x01b", b"caf\xc3\xa9"] {
+                assert!(
+                    matches!(
+                        part(name),
+                        Err(ApiError::BadRequest {
+                            code: "malformed_body",
+                            ..
+                        })
+                    ),
+                    "{name:?}"
+                );
+            }
         }
 
         proptest! {
