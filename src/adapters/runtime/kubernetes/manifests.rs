@@ -714,15 +714,7 @@ impl Context<'_> {
             ),
             ..Secret::default()
         };
-        let probe = |period: i32| Probe {
-            http_get: settings.health_path.as_deref().map(http_get),
-            tcp_socket: settings.health_path.is_none().then(|| TCPSocketAction {
-                port: IntOrString::String(PORT_NAME.into()),
-                ..TCPSocketAction::default()
-            }),
-            period_seconds: Some(period),
-            ..Probe::default()
-        };
+        let probe = |period: i32| probe(settings.health_path.as_deref(), PORT_NAME, period);
         let mut volumes = vec![scratch("tmp")];
         let mut mounts = vec![mount("tmp", "/tmp", false)];
         if let Some(volume) = &settings.volume {
@@ -1015,6 +1007,20 @@ fn claim(metadata: ObjectMeta, volume: &VolumeSettings) -> PersistentVolumeClaim
             ..PersistentVolumeClaimSpec::default()
         }),
         ..PersistentVolumeClaim::default()
+    }
+}
+
+/// A check every `period` seconds: `GET health_path`, or a TCP connection to port `port_name`
+/// when there is none.
+fn probe(health_path: Option<&str>, port_name: &str, period: i32) -> Probe {
+    Probe {
+        http_get: health_path.map(http_get),
+        tcp_socket: health_path.is_none().then(|| TCPSocketAction {
+            port: IntOrString::String(port_name.into()),
+            ..TCPSocketAction::default()
+        }),
+        period_seconds: Some(period),
+        ..Probe::default()
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Container, EnvVar, EnvVarSource, Probe, Secret, SecretKeySelector, Service, ServicePort,
-    ServiceSpec, Sysctl, TCPSocketAction,
+    ServiceSpec, Sysctl,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -20,8 +20,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    claim, hardened, http_get, match_labels, mount, names, port_of, rolling_update, scratch,
-    Context, ManifestError, Manifests, Room, Scale, WorkloadObject, ACME_SOLVER_PORT, DEFAULT_UID,
+    claim, hardened, match_labels, mount, names, port_of, rolling_update, scratch, Context,
+    ManifestError, Manifests, Room, Scale, WorkloadObject, ACME_SOLVER_PORT, DEFAULT_UID,
 };
 use crate::configuration::{parse_value, start_order, ComponentSettings, Piece, Placeholder};
 use crate::domain::quantity::{Bytes, Cpu};
@@ -181,15 +181,7 @@ impl Context<'_> {
         if let Some(volume) = &settings.volume {
             mounts.push(mount(DATA_VOLUME, &volume.mount_path, false));
         }
-        let probe = |period: i32| Probe {
-            http_get: settings.health_path.as_deref().map(http_get),
-            tcp_socket: settings.health_path.is_none().then(|| TCPSocketAction {
-                port: IntOrString::String(PORT_NAME.into()),
-                ..TCPSocketAction::default()
-            }),
-            period_seconds: Some(period),
-            ..Probe::default()
-        };
+        let probe = |period: i32| super::probe(settings.health_path.as_deref(), PORT_NAME, period);
         let container = hardened(
             Container {
                 name: settings.name.clone(),
