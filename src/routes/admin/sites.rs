@@ -128,12 +128,20 @@ pub(crate) async fn list(
         search,
         after: None,
     };
-    let before = query.before;
-    let cursor = match &before {
+    let cursor = match &query.before {
         Some(id) => Some(SiteId::parse(id).map_err(|_| {
             ApiError::bad_request("invalid_cursor", "before must be a site id, a page's next")
         })?),
         None => None,
+    };
+    let unknown_cursor = || {
+        ApiError::bad_request(
+            "invalid_cursor",
+            format!(
+                "before: no site {}; list from the first page again",
+                query.before.as_deref().unwrap_or_default()
+            ),
+        )
     };
     let page = state
         .db
@@ -153,15 +161,7 @@ pub(crate) async fn list(
             Ok(Some((rows, more)))
         })
         .await?;
-    let Some((rows, more)) = page else {
-        return Err(ApiError::bad_request(
-            "invalid_cursor",
-            format!(
-                "before: no site {}; list from the first page again",
-                before.expect("only a cursor can be unknown")
-            ),
-        ));
-    };
+    let (rows, more) = page.ok_or_else(unknown_cursor)?;
     let next = more.then(|| rows.last().map(|s| s.id.clone())).flatten();
     let sites: Vec<_> = rows.into_iter().map(|s| site_out(&state, s)).collect();
     Ok(json_ok(StatusCode::OK, &SiteList { sites, next }))
