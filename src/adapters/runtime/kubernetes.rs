@@ -181,12 +181,12 @@ impl Runtime for KubernetesRuntime {
             // Each component starts once what it depends on is ready (they come in that order).
             let start = Duration::from_secs(self.template.kube.start_timeout_secs);
             for workload in &manifests.workloads {
-                let needs = manifests.dependencies.get(workload.name());
-                for dependency in manifests
-                    .workloads
-                    .iter()
-                    .filter(|w| needs.is_some_and(|n| n.iter().any(|d| d == w.name())))
-                {
+                let needs = manifests
+                    .dependencies
+                    .get(workload.name())
+                    .into_iter()
+                    .flatten();
+                for dependency in needs.filter_map(|d| manifests.workload(d)) {
                     apply::wait_rollout(&client, namespace, dependency, start).await?;
                 }
                 apply::apply_all(&client, &[workload.object()], timeout).await?;

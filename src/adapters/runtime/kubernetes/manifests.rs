@@ -302,6 +302,11 @@ impl Manifests {
         self.namespace.metadata.name.as_deref().unwrap_or_default()
     }
 
+    /// The workload of component `name`.
+    pub fn workload(&self, name: &str) -> Option<&WorkloadObject> {
+        self.workloads.iter().find(|w| w.name() == name)
+    }
+
     /// The Deployment of a static or container site (its only workload).
     pub fn deployment(&self) -> &Deployment {
         match self.workloads.as_slice() {

@@ -13,9 +13,7 @@ fn store() -> Manifests {
 
 fn pod<'a>(manifests: &'a Manifests, component: &str) -> &'a PodSpec {
     manifests
-        .workloads
-        .iter()
-        .find(|w| w.name() == component)
+        .workload(component)
         .and_then(WorkloadObject::pod_spec)
         .unwrap()
 }
