@@ -460,6 +460,9 @@ async function dashboard(page, { allow, context }) {
   assert(shown.includes(site.id) && shown.includes(email) && shown.includes("ready"),
     `a site's row has its id, email and state: ${shown}`);
   assert(await row.locator(`a[href="${site.status_url}"]`).count() === 1, "and links its status page");
+  // The sites show first; the sections below them fill in as the rest of the refresh answers,
+  // and the scope line is the last thing it writes.
+  await until("the whole first refresh", async () => (await text(page, "#scope")).includes("global token"));
   assert(await page.isVisible("#stripe-section"), "a tenant with Stripe has the Stripe section");
   assert((await text(page, "#events")).includes("No Stripe events need a look"), "an empty list says so");
 
